@@ -1,0 +1,137 @@
+"""libcni_py: the runtime side of the Container Network Interface, in Python.
+
+What Go's ``libcni`` is to containerd and CRI-O: load network configurations,
+run plugin chains (ADD, CHECK, DEL, GC, STATUS) exactly as Go libcni does,
+keep the result cache interchangeable with Go's -- and hold up where Go's
+does not (crash-safe records, locks, timeouts that kill what plugins start).
+
+Public names are importable from here; they are loaded on first use, so that
+``import libcni_py`` stays cheap for one-shot tools::
+
+    from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
+
+See :mod:`libcni_py.api` for the operations, :mod:`libcni_py.conf` for
+configuration, :mod:`libcni_py.result` for results and
+:mod:`libcni_py.errors` for the error tree.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .api import CNI, AsyncCNI
+    from .cache import AttachmentKey, CacheRecord
+    from .conf import NetworkConfigList, PluginConf, load_any_file, load_network, parse_conflist
+    from .errors import (
+        ArgsError,
+        CacheError,
+        CNIError,
+        ConfigError,
+        InvalidNameError,
+        InvalidResultError,
+        MultiError,
+        NetnsError,
+        NetworkNotFoundError,
+        PluginError,
+        PluginExecError,
+        PluginNotFoundError,
+        PluginTimeoutError,
+        UnsupportedOperationError,
+        VersionError,
+    )
+    from .plan import GCReport, RuntimeConf
+    from .request import TraceContext
+    from .result import DNS, Interface, IPConfig, LegacyResult, Result, Route
+    from .version import PluginInfo
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "CNI": "api",
+    "AsyncCNI": "api",
+    "AttachmentKey": "cache",
+    "CacheRecord": "cache",
+    "NetworkConfigList": "conf",
+    "PluginConf": "conf",
+    "load_any_file": "conf",
+    "load_network": "conf",
+    "parse_conflist": "conf",
+    "ArgsError": "errors",
+    "CacheError": "errors",
+    "CNIError": "errors",
+    "ConfigError": "errors",
+    "InvalidNameError": "errors",
+    "InvalidResultError": "errors",
+    "MultiError": "errors",
+    "NetnsError": "errors",
+    "NetworkNotFoundError": "errors",
+    "PluginError": "errors",
+    "PluginExecError": "errors",
+    "PluginNotFoundError": "errors",
+    "PluginTimeoutError": "errors",
+    "UnsupportedOperationError": "errors",
+    "VersionError": "errors",
+    "GCReport": "plan",
+    "RuntimeConf": "plan",
+    "TraceContext": "request",
+    "DNS": "result",
+    "Interface": "result",
+    "IPConfig": "result",
+    "LegacyResult": "result",
+    "Result": "result",
+    "Route": "result",
+    "PluginInfo": "version",
+}
+
+__all__ = [
+    "CNI",
+    "AsyncCNI",
+    "AttachmentKey",
+    "CacheRecord",
+    "NetworkConfigList",
+    "PluginConf",
+    "load_any_file",
+    "load_network",
+    "parse_conflist",
+    "ArgsError",
+    "CacheError",
+    "CNIError",
+    "ConfigError",
+    "InvalidNameError",
+    "InvalidResultError",
+    "MultiError",
+    "NetnsError",
+    "NetworkNotFoundError",
+    "PluginError",
+    "PluginExecError",
+    "PluginNotFoundError",
+    "PluginTimeoutError",
+    "UnsupportedOperationError",
+    "VersionError",
+    "GCReport",
+    "RuntimeConf",
+    "TraceContext",
+    "DNS",
+    "Interface",
+    "IPConfig",
+    "LegacyResult",
+    "Result",
+    "Route",
+    "PluginInfo",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'libcni_py' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,242 @@
+"""The library's entry points: one set of operations, two forms.
+
+* :class:`CNI` -- blocking, for callers without an event loop (and the CLI);
+* :class:`AsyncCNI` -- the same methods as ``async`` functions, for trio.
+
+Both run the same plans (:mod:`libcni_py.plan`); only the driver differs.
+Importing this module imports neither trio nor pyroute2; :class:`AsyncCNI`
+imports trio when first used.
+
+Example::
+
+    from libcni_py import CNI, RuntimeConf, load_network
+
+    net = load_network("/etc/cni/net.d", "mynet")
+    cni = CNI(plugin_path=["/usr/lib/cni"])
+    rt = RuntimeConf(container_id="abc123", netns="/var/run/netns/blue", ifname="eth0")
+    result = cni.add(net, rt)
+    cni.check(net, rt)
+    cni.delete(net, rt)
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import cache, plan, result
+from .cachestore import DEFAULT_CACHE_DIR, CacheStore
+from .driver import stderr_to_terminal
+from .exec_sync import SyncDriver
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
+
+    from .cache import CacheRecord
+    from .conf import NetworkConfigList
+    from .driver import Tracer
+    from .invoke import ExecRequest
+    from .plan import GCReport, RuntimeConf
+    from .request import TraceContext
+    from .result import AnyResult
+    from .version import PluginInfo
+
+__all__ = ["DEFAULT_PLUGIN_PATH", "DEFAULT_TIMEOUT", "AsyncCNI", "CNI"]
+
+#: Where plugins are looked for when no path is given (Go cnitool's default).
+DEFAULT_PLUGIN_PATH = ("/opt/cni/bin",)
+
+#: Seconds one plugin call may take before it and its process group are killed.
+DEFAULT_TIMEOUT = 300.0
+
+
+class _Base:
+    """Settings shared by :class:`CNI` and :class:`AsyncCNI`.
+
+    Args:
+        plugin_path: directories searched for plugin binaries, in order.
+        cache_dir: the result cache (Go's ``CacheDir``).
+        timeout: seconds a single plugin call may take (None: unlimited).
+        env: the environment plugins inherit (default: this process's, as
+            Go libcni passes it).
+        trace_context: a W3C trace context passed as TRACEPARENT/TRACESTATE.
+        on_notice: receives notes worth a person's attention (a damaged cache
+            file that DEL worked around, say).  Default: ignored.
+        tracer: observes every step (see :mod:`libcni_py.trace`).
+        on_stderr: receives a successful plugin's stderr; the default copies
+            it to this process's stderr as Go does; None drops it.
+        durable: fsync cache records (and their directory) when written.
+    """
+
+    def __init__(
+        self,
+        *,
+        plugin_path: Iterable[str] = DEFAULT_PLUGIN_PATH,
+        cache_dir: str = DEFAULT_CACHE_DIR,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        env: Mapping[str, str] | None = None,
+        trace_context: TraceContext | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        tracer: Tracer | None = None,
+        on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
+        durable: bool = True,
+    ) -> None:
+        self.plugin_path = tuple(plugin_path)
+        self.store = CacheStore(cache_dir, durable=durable)
+        self.timeout = timeout
+        self.env = dict(os.environ if env is None else env)
+        self.trace_context = trace_context
+        self.on_notice = on_notice
+        self.tracer = tracer
+        self.on_stderr = on_stderr
+
+    @property
+    def cache_dir(self) -> str:
+        """The cache directory."""
+        return self.store.cache_dir
+
+    def options(self) -> plan.Options:
+        """The :class:`~libcni_py.plan.Options` plans run with."""
+        return plan.Options(plugin_path=self.plugin_path, base_env=self.env, trace=self.trace_context)
+
+    def _driver_kwargs(self) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout,
+            "on_notice": self.on_notice,
+            "tracer": self.tracer,
+            "on_stderr": self.on_stderr,
+        }
+
+    # -- cache reads (no plugin runs; the same in both forms) ----------------
+
+    def cached_record(self, netlist: NetworkConfigList, rt: RuntimeConf) -> CacheRecord | None:
+        """The attachment's cache record, or None (Go's ``GetNetworkListCachedConfig``).
+
+        Raises:
+            InvalidNameError: a name that is not valid.
+            CacheError: the record exists but is damaged.
+        """
+        key = cache.AttachmentKey(network=netlist.name, container_id=rt.container_id, ifname=rt.ifname)
+        data = self.store.read(key)
+        return None if data is None else cache.decode_record(data, self.store.path_for(key))
+
+    def cached_result(self, netlist: NetworkConfigList, rt: RuntimeConf) -> AnyResult | None:
+        """The attachment's cached result in the list's version, or None
+        (Go's ``GetNetworkListCachedResult``)."""
+        record = self.cached_record(netlist, rt)
+        if record is None or record.result is None:
+            return None
+        own = record.result.get("cniVersion")
+        parsed = result.parse(record.result, own if isinstance(own, str) and own else "0.1.0")
+        return result.convert(parsed, netlist.cni_version)
+
+    def cached_attachments(self, container_id: str = "") -> list[CacheRecord]:
+        """Every usable cached attachment, optionally of one container (Go's
+        ``GetCachedAttachments``: sorted by file, unusable files skipped)."""
+        records, _ = plan.cached_attachments(self.store.iter_files(container_id), container_id)
+        return records
+
+
+class CNI(_Base):
+    """Blocking CNI operations (Go's ``CNIConfig``).  See :class:`_Base` for the
+    settings.  Each call runs to completion in the calling thread; Ctrl-C
+    (``KeyboardInterrupt``) while a plugin runs kills its process group first.
+    """
+
+    def _run(self, steps: plan.Plan) -> Any:
+        return SyncDriver(self.store, **self._driver_kwargs()).run(steps)
+
+    def add(self, netlist: NetworkConfigList, rt: RuntimeConf) -> AnyResult:
+        """ADD the attachment: run the list's plugins in order; cache and
+        return the final result.
+
+        Raises:
+            InvalidNameError, PluginNotFoundError: before any plugin runs.
+            PluginError: the plugin that failed; the attachment's record is
+                kept (marked failed) so that DEL or GC can undo what was made.
+        """
+        value: AnyResult = self._run(plan.add(netlist, rt, self.options()))
+        return value
+
+    def check(self, netlist: NetworkConfigList, rt: RuntimeConf) -> None:
+        """CHECK the attachment against its cached result (spec >= 0.4.0)."""
+        self._run(plan.check(netlist, rt, self.options()))
+
+    def delete(self, netlist: NetworkConfigList, rt: RuntimeConf) -> None:
+        """DEL the attachment: plugins in reverse order, then the record."""
+        self._run(plan.delete(netlist, rt, self.options()))
+
+    def gc(self, netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]]) -> GCReport:
+        """GC: delete every cached attachment of the network that is not in
+        ``valid_attachments`` (``(container_id, ifname)`` pairs), then send
+        plugins GC (spec >= 1.1.0).
+
+        Raises:
+            MultiError: some deletions or plugin GCs failed; ``.report`` says
+                what was done.
+        """
+        report: GCReport = self._run(plan.gc(netlist, valid_attachments, self.options()))
+        return report
+
+    def status(self, netlist: NetworkConfigList) -> None:
+        """STATUS (spec >= 1.1.0); raises the first plugin's error."""
+        self._run(plan.status(netlist, self.options()))
+
+    def validate(self, netlist: NetworkConfigList) -> tuple[str, ...]:
+        """Check every plugin exists and supports the version; returns the
+        union of capabilities."""
+        caps: tuple[str, ...] = self._run(plan.validate(netlist, self.options()))
+        return caps
+
+    def version_info(self, plugin_type: str) -> PluginInfo:
+        """Ask a plugin which spec versions it supports (VERSION)."""
+        info: PluginInfo = self._run(plan.version_info(plugin_type, self.options()))
+        return info
+
+
+class AsyncCNI(_Base):
+    """The same operations as :class:`CNI`, for trio.
+
+    Calls started from different tasks run concurrently; the plugins of one
+    call run in order.  Cancel a call with trio's cancel scopes (for example
+    ``with trio.fail_after(10): await cni.add(...)``): the running plugin's
+    process group is killed and reaped before the cancellation propagates.
+    """
+
+    async def _run(self, steps: plan.Plan) -> Any:
+        from .exec_trio import TrioDriver
+
+        return await TrioDriver(self.store, **self._driver_kwargs()).run(steps)
+
+    async def add(self, netlist: NetworkConfigList, rt: RuntimeConf) -> AnyResult:
+        """See :meth:`CNI.add`."""
+        value: AnyResult = await self._run(plan.add(netlist, rt, self.options()))
+        return value
+
+    async def check(self, netlist: NetworkConfigList, rt: RuntimeConf) -> None:
+        """See :meth:`CNI.check`."""
+        await self._run(plan.check(netlist, rt, self.options()))
+
+    async def delete(self, netlist: NetworkConfigList, rt: RuntimeConf) -> None:
+        """See :meth:`CNI.delete`."""
+        await self._run(plan.delete(netlist, rt, self.options()))
+
+    async def gc(self, netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]]) -> GCReport:
+        """See :meth:`CNI.gc`."""
+        report: GCReport = await self._run(plan.gc(netlist, valid_attachments, self.options()))
+        return report
+
+    async def status(self, netlist: NetworkConfigList) -> None:
+        """See :meth:`CNI.status`."""
+        await self._run(plan.status(netlist, self.options()))
+
+    async def validate(self, netlist: NetworkConfigList) -> tuple[str, ...]:
+        """See :meth:`CNI.validate`."""
+        caps: tuple[str, ...] = await self._run(plan.validate(netlist, self.options()))
+        return caps
+
+    async def version_info(self, plugin_type: str) -> PluginInfo:
+        """See :meth:`CNI.version_info`."""
+        info: PluginInfo = await self._run(plan.version_info(plugin_type, self.options()))
+        return info

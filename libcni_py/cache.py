@@ -1,0 +1,279 @@
+"""Attachment records of the result cache: their format, pure.
+
+A record lives in ``<cacheDir>/results/<network>-<containerID>-<ifname>`` and
+is Go libcni's ``cniCacheV1`` JSON, written in Go's field order::
+
+    {"kind":"cniCacheV1","containerId":...,"config":<base64 of the conflist>,
+     "ifName":...,"networkName":...,"netns":...,"cniArgs":[[k,v],...],
+     "capabilityArgs":{...},"result":{...}}
+
+``netns`` is written as libcni >= 1.2 writes it (GC needs it to DEL a stale
+attachment).  ``cniArgs``, ``capabilityArgs`` and ``result`` are left out
+when empty, as Go's ``omitempty`` does.
+
+libcni_py also writes the record **before** the first plugin of an ADD runs
+and after each plugin, so that a crash at any point leaves something a DEL or
+GC can find.  Such records carry one more key, ``libcniPy``::
+
+    "libcniPy": {"state": "adding", "done": 1, "plugins": 3}
+
+with ``state`` "adding" (or "failed" after a plugin error), ``done`` the
+number of plugins that succeeded, and ``result`` the last of their results
+(absent before the first).  Go ignores unknown keys, so Go libcni can read,
+list, CHECK (and fail) and DEL such records; the record written after the
+last plugin has no ``libcniPy`` key and is byte-identical to Go's.
+
+Reading falls back to the oldest format (a bare result) as Go does.
+"""
+
+from __future__ import annotations
+
+import binascii
+
+from . import gojson, names, schema
+from ._values import Value
+from .errors import CacheError, DecodeError, InvalidNameError
+from .gojson import Struct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
+
+__all__ = [
+    "CACHE_KIND",
+    "AttachmentKey",
+    "CacheRecord",
+    "Progress",
+    "decode_record",
+    "encode_record",
+]
+
+CACHE_KIND = "cniCacheV1"
+
+
+class AttachmentKey(Value):
+    """Which attachment a record is for: (network, container ID, ifname).
+
+    The constructor validates all three names, so a key can always be turned
+    into a path safely.
+    """
+
+    __slots__ = ("network", "container_id", "ifname")
+    network: str
+    container_id: str
+    ifname: str
+
+    def __init__(self, *, network: str, container_id: str, ifname: str) -> None:
+        names.check_network_name(network)
+        names.check_container_id(container_id)
+        names.check_ifname(ifname)
+        self._set(network=network, container_id=container_id, ifname=ifname)
+
+    @property
+    def filename(self) -> str:
+        """``<network>-<containerID>-<ifname>``, Go's cache file name."""
+        return f"{self.network}-{self.container_id}-{self.ifname}"
+
+
+class Progress(Value):
+    """How far an ADD got: ``done`` of ``plugins`` succeeded."""
+
+    __slots__ = ("state", "done", "plugins")
+    state: str
+    done: int
+    plugins: int
+
+    def __init__(self, *, state: str, done: int, plugins: int) -> None:
+        self._set(state=state, done=done, plugins=plugins)
+
+
+class CacheRecord(Value):
+    """A decoded attachment record.
+
+    Attributes:
+        container_id, ifname, network, netns: the attachment.
+        config: the network configuration bytes it was added with.
+        cni_args: the CNI_ARGS pairs it was added with.
+        capability_args: the capability arguments it was added with.
+        result: the cached result as a JSON map (None if there is none).
+        progress: set while (or if) an ADD did not complete.
+        legacy: the file held only a bare result (the pre-cniCacheV1 format).
+    """
+
+    __slots__ = (
+        "container_id",
+        "ifname",
+        "network",
+        "netns",
+        "config",
+        "cni_args",
+        "capability_args",
+        "result",
+        "progress",
+        "legacy",
+    )
+    container_id: str
+    ifname: str
+    network: str
+    netns: str
+    config: bytes
+    cni_args: tuple[tuple[str, str], ...]
+    capability_args: Mapping[str, Any]
+    result: Mapping[str, Any] | None
+    progress: Progress | None
+    legacy: bool
+
+    def __init__(
+        self,
+        *,
+        container_id: str,
+        ifname: str,
+        network: str,
+        config: bytes = b"",
+        netns: str = "",
+        cni_args: Iterable[tuple[str, str]] = (),
+        capability_args: Mapping[str, Any] | None = None,
+        result: Mapping[str, Any] | None = None,
+        progress: Progress | None = None,
+        legacy: bool = False,
+    ) -> None:
+        self._set(
+            container_id=container_id,
+            ifname=ifname,
+            network=network,
+            netns=netns,
+            config=config,
+            cni_args=tuple((k, v) for k, v in cni_args),
+            capability_args=dict(capability_args or {}),
+            result=result,
+            progress=progress,
+            legacy=legacy,
+        )
+
+    @property
+    def complete(self) -> bool:
+        """True when the ADD that wrote it finished (no progress marker)."""
+        return self.progress is None
+
+    def key(self) -> AttachmentKey:
+        """The record's key.
+
+        Raises:
+            InvalidNameError: the record holds names that are not valid (a
+                hostile or corrupted file): never build a path from them.
+        """
+        return AttachmentKey(network=self.network, container_id=self.container_id, ifname=self.ifname)
+
+
+def encode_record(
+    *,
+    container_id: str,
+    ifname: str,
+    network: str,
+    config: bytes,
+    netns: str,
+    cni_args: Sequence[tuple[str, str]],
+    capability_args: Mapping[str, Any] | None,
+    result: Mapping[str, Any] | None,
+    progress: Progress | None = None,
+) -> bytes:
+    """The record's bytes, as Go's ``cacheAdd`` writes them.
+
+    Args:
+        result: the result as Go marshals it (a typed result through
+            :func:`libcni_py.result.to_json`); written with sorted keys, as Go
+            writes it after its map round trip.
+        progress: for a record written while an ADD is under way.
+    """
+    record = Struct(
+        kind=CACHE_KIND,
+        containerId=container_id,
+        config=binascii.b2a_base64(config, newline=False).decode("ascii"),
+        ifName=ifname,
+        networkName=network,
+    )
+    if netns:
+        record["netns"] = netns
+    if cni_args:
+        record["cniArgs"] = [[k, v] for k, v in cni_args]
+    if capability_args:
+        record["capabilityArgs"] = dict(capability_args)
+    if result:
+        record["result"] = _plain(result)
+    if progress is not None:
+        record["libcniPy"] = Struct(state=progress.state, done=progress.done, plugins=progress.plugins)
+    return gojson.dumps_bytes(record)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def decode_record(data: bytes, path: str) -> CacheRecord:
+    """Decode a cache file.
+
+    Args:
+        data: the file's bytes.
+        path: the file's path, for messages.
+
+    Raises:
+        CacheError: empty, truncated, not JSON, or neither a ``cniCacheV1``
+            record nor a bare result.
+    """
+    if not data.strip():
+        raise CacheError(path, "is empty (a crash while Go libcni wrote it leaves such files)")
+    try:
+        doc = gojson.loads(data)
+    except DecodeError as exc:
+        raise CacheError(path, f"is damaged: {exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise CacheError(path, "is damaged: expected a JSON object")
+    if doc.get("kind") != CACHE_KIND:
+        if "cniVersion" in doc or "ips" in doc or "ip4" in doc or "interfaces" in doc:
+            # the oldest format: the file is the bare result
+            return CacheRecord(container_id="", ifname="", network="", result=doc, legacy=True)
+        raise CacheError(path, f"is not a {CACHE_KIND} record (kind {doc.get('kind')!r})")
+    fault = schema.first_error(doc, "cache")
+    if fault is not None:
+        raise CacheError(path, f"is damaged: {fault[0]}: {fault[1]}")
+    config_text = doc.get("config") or ""
+    try:
+        config = binascii.a2b_base64(config_text.replace("\n", "").replace("\r", ""), strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise CacheError(path, "is damaged: config: not valid base64") from None
+    progress = None
+    marker = doc.get("libcniPy")
+    if isinstance(marker, dict):
+        progress = Progress(
+            state=_str(marker.get("state")) or "adding",
+            done=int(marker.get("done") or 0),
+            plugins=int(marker.get("plugins") or 0),
+        )
+    return CacheRecord(
+        container_id=_str(doc.get("containerId")),
+        ifname=_str(doc.get("ifName")),
+        network=_str(doc.get("networkName")),
+        netns=_str(doc.get("netns")),
+        config=config,
+        cni_args=[(k, v) for k, v in doc.get("cniArgs") or ()],
+        capability_args=doc.get("capabilityArgs") or {},
+        result=doc.get("result") or None,
+        progress=progress,
+    )
+
+
+def key_or_none(record: CacheRecord) -> AttachmentKey | None:
+    """The record's key, or None if its names are not valid."""
+    try:
+        return record.key()
+    except InvalidNameError:
+        return None

@@ -1,0 +1,224 @@
+"""``cnitool``: the command line.  Entry point, global options, dispatch, and
+the one place where errors become messages and exit codes.
+
+Compatible with Go's ``cnitool``: the same commands (``add``, ``check``,
+``del``, ``gc``, ``status``), the same environment (``NETCONFPATH``,
+``CNI_PATH``, ``CNI_IFNAME``, ``CNI_ARGS``, ``CAP_ARGS``), the same container
+ID derivation and the same result printed by ``add``; plus flags for each of
+those and more commands.  Every expected failure is one line on stderr and a
+non-zero exit status; tracebacks only with ``--debug``.
+
+Exit status: 0 success; 1 an operation failed (a plugin reported an error);
+2 bad usage; 3 bad configuration or arguments; 4 a plugin could not be found
+or run; 5 the cache directory; 6 a network namespace; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from ._argv import Opt, UsageError, format_opt, parse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ..api import CNI
+
+__all__ = ["COMMANDS", "Context", "main"]
+
+PROG = "cnitool"
+
+GLOBAL_OPTIONS = (
+    Opt(
+        "--conf-dir",
+        dest="conf_dir",
+        metavar="DIR",
+        env="NETCONFPATH",
+        help="network configuration directory (default /etc/cni/net.d)",
+    ),
+    Opt(
+        "--plugin-path",
+        dest="plugin_path",
+        metavar="DIRS",
+        env="CNI_PATH",
+        help="plugin directories, ':'-separated (default /opt/cni/bin)",
+    ),
+    Opt(
+        "--cache-dir", dest="cache_dir", metavar="DIR", env="CNI_CACHE_DIR", help="result cache (default /var/lib/cni)"
+    ),
+    Opt("--timeout", dest="timeout", metavar="SECONDS", help="limit for each plugin call (default 300; 0: none)"),
+    Opt("--debug", dest="debug", help="show tracebacks of errors"),
+    Opt("-h", "--help", dest="help", help="show help"),
+)
+
+# name -> (module under libcni_py.cli, one-line summary); modules are imported
+# only when their command runs, so each command pays only for what it uses.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "add": ("ops", "add a container to a network (ADD); prints the result"),
+    "check": ("ops", "check a container's attachment against its cached result (CHECK)"),
+    "del": ("ops", "remove a container from a network (DEL)"),
+    "gc": ("ops", "delete cached attachments that are no longer valid (GC)"),
+    "status": ("ops", "ask a network's plugins whether they are ready (STATUS)"),
+    "version": ("ops", "ask a plugin which spec versions it supports (VERSION)"),
+    "validate": ("ops", "check that a network's plugins exist and support its version"),
+}
+
+
+class Context:
+    """Settings of one CLI run, from flags and environment (flags win)."""
+
+    def __init__(self, values: dict[str, object], env: dict[str, str]) -> None:
+        self.env = env
+        self.debug = bool(values.get("debug"))
+        self.conf_dir = str(values.get("conf_dir") or env.get("NETCONFPATH") or "/etc/cni/net.d")
+        path = str(values.get("plugin_path") or env.get("CNI_PATH") or "/opt/cni/bin")
+        self.plugin_path = [p for p in path.split(":") if p]
+        self.cache_dir = str(values.get("cache_dir") or env.get("CNI_CACHE_DIR") or "/var/lib/cni")
+        timeout = values.get("timeout")
+        self.timeout: float | None = 300.0
+        if timeout is not None:
+            try:
+                seconds = float(str(timeout))
+            except ValueError:
+                raise UsageError(f"--timeout: {timeout!r} is not a number of seconds") from None
+            self.timeout = seconds if seconds > 0 else None
+        self.values = values
+        self.notices: list[str] = []
+
+    def notice(self, text: str) -> None:
+        """Print a note worth a person's attention on stderr."""
+        err(f"{PROG}: note: {text}")
+
+    def cni(self, **extra: object) -> CNI:
+        """The blocking CNI object for these settings."""
+        from ..api import CNI
+
+        return CNI(
+            plugin_path=self.plugin_path,
+            cache_dir=self.cache_dir,
+            timeout=self.timeout,
+            env=self.env,
+            on_notice=self.notice,
+            **extra,  # type: ignore[arg-type]
+        )
+
+
+def err(text: str) -> None:
+    """Write one line on stderr."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _split_command(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """Find the command word; global options may stand before it."""
+    takes_value = {name for opt in GLOBAL_OPTIONS if opt.metavar for name in opt.names}
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            break
+        if token.startswith("-"):
+            rest.append(token)
+            if token in takes_value:
+                index += 1
+                if index < len(argv):
+                    rest.append(argv[index])
+            index += 1
+            continue
+        return token, rest + list(argv[index + 1 :])
+    return None, rest + list(argv[index:])
+
+
+def general_help() -> str:
+    """The help shown by ``cnitool --help``."""
+    lines = [
+        f"usage: {PROG} [global options] COMMAND [options] ARGS...",
+        "",
+        "The runtime side of CNI: run plugin chains like Go libcni, and show what they do.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "global options:"]
+    lines += [format_opt(opt) for opt in GLOBAL_OPTIONS]
+    lines += ["", f"Run '{PROG} COMMAND --help' for a command's options."]
+    return "\n".join(lines) + "\n"
+
+
+def _exit_code(exc: BaseException) -> int:
+    from .. import errors
+
+    if isinstance(exc, errors.NetnsError):
+        return 6
+    if isinstance(exc, errors.CacheError):
+        return 5
+    if isinstance(exc, (errors.PluginNotFoundError, errors.PluginExecError)):
+        return 4
+    if isinstance(exc, errors.PluginError | errors.MultiError):
+        return 1
+    if isinstance(
+        exc,
+        errors.ConfigError
+        | errors.InvalidNameError
+        | errors.ArgsError
+        | errors.VersionError
+        | errors.UnsupportedOperationError,
+    ):
+        return 3
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``cnitool`` with ``argv`` (default ``sys.argv[1:]``); returns the
+    exit status (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, rest = _split_command(argv)
+    debug = "--debug" in argv
+    if command is None:
+        if "-h" in rest or "--help" in rest or not rest:
+            sys.stdout.write(general_help())
+            return 0 if rest else 2
+        err(f"{PROG}: error: no command given (run '{PROG} --help')")
+        return 2
+    entry = COMMANDS.get(command)
+    if entry is None:
+        err(f"{PROG}: error: unknown command {command!r} (run '{PROG} --help' for the list)")
+        return 2
+    module = importlib.import_module(f".{entry[0]}", __package__)
+    spec = module.spec(command)
+    run: Callable[[Context, str, dict[str, object], list[str]], int] = module.run
+    try:
+        values, positionals = parse(rest, (*GLOBAL_OPTIONS, *spec.options))
+        if values.get("help"):
+            sys.stdout.write(spec.help(PROG))
+            return 0
+        ctx = Context(values, dict(os.environ))
+        return run(ctx, command, values, positionals)
+    except UsageError as exc:
+        err(f"{PROG} {command}: error: {exc}")
+        err(spec.usage(PROG))
+        return 2
+    except KeyboardInterrupt:
+        err(f"{PROG}: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as exc:
+        from ..errors import CNIError
+
+        if debug:
+            raise
+        if isinstance(exc, CNIError):
+            err(f"{PROG}: error: {exc.one_line()}")
+            return _exit_code(exc)
+        err(f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return 70
+
+
+def console() -> None:
+    """The console-script entry point."""
+    raise SystemExit(main())

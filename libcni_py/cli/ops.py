@@ -1,0 +1,246 @@
+"""The Go-cnitool commands: ``add``, ``check``, ``del``, ``gc``, ``status``, and
+``version`` / ``validate``.
+
+``add``/``check``/``del`` take ``NETWORK NETNS`` as Go's cnitool does: the
+network is looked up by name in the conf dir, the container ID is derived
+from the netns path (``cnitool-`` + 20 hex digits of its SHA-512) unless
+``--container-id`` is given, and ``add`` prints the result as Go prints it.
+A NETNS without ``/`` that names a namespace under ``/var/run/netns`` means
+that namespace (Go would take it as a relative path).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ._argv import Command, Opt, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..conf import NetworkConfigList
+    from ..plan import GCReport, RuntimeConf
+    from .main import Context
+
+__all__ = ["run", "spec"]
+
+_IFNAME = Opt("--ifname", dest="ifname", metavar="NAME", env="CNI_IFNAME", help="interface name (default eth0)")
+_CID = Opt(
+    "--container-id",
+    dest="container_id",
+    metavar="ID",
+    help="container ID (default: derived from NETNS as Go's cnitool does)",
+)
+_ARGS = Opt("--args", dest="args", metavar="K=V;...", env="CNI_ARGS", help="CNI_ARGS for the plugins")
+_CAPS = Opt(
+    "--capability-args",
+    dest="capability_args",
+    metavar="JSON",
+    env="CAP_ARGS",
+    help="capability arguments, a JSON object",
+)
+_ATTACH = (_IFNAME, _CID, _ARGS, _CAPS)
+
+SPECS = {
+    "add": Command(
+        "add",
+        ("NETWORK", "NETNS"),
+        "Add the container whose network namespace is NETNS to NETWORK; print the result.",
+        _ATTACH,
+    ),
+    "check": Command("check", ("NETWORK", "NETNS"), "Check the attachment against its cached result.", _ATTACH),
+    "del": Command("del", ("NETWORK", "NETNS"), "Remove the container from NETWORK.", _ATTACH),
+    "gc": Command(
+        "gc",
+        ("NETWORK",),
+        "Delete every cached attachment of NETWORK that is not listed as valid, then send plugins GC.",
+        (
+            Opt(
+                "--valid",
+                dest="valid",
+                metavar="CONTAINERID/IFNAME",
+                repeat=True,
+                help="an attachment that is still in use",
+            ),
+            Opt("--all", dest="all", help="no attachment is valid: delete them all (what Go's cnitool gc does)"),
+        ),
+        description="Go's 'cnitool gc' hands libcni no list of valid attachments and so deletes every\n"
+        "attachment of the network; this one refuses to unless --all is given.",
+    ),
+    "status": Command("status", ("NETWORK",), "Ask the network's plugins whether they are ready (spec 1.1.0)."),
+    "version": Command("version", ("PLUGIN",), "Ask a plugin which CNI spec versions it supports."),
+    "validate": Command(
+        "validate",
+        ("NETWORK",),
+        "Check the network's file against the JSON Schemas, and that each plugin exists and "
+        "supports its version; print its capabilities.",
+    ),
+}
+
+
+def spec(command: str) -> Command:
+    """The declaration of ``command``."""
+    return SPECS[command]
+
+
+def _positionals(command: str, positionals: list[str]) -> list[str]:
+    wanted = SPECS[command].args
+    if len(positionals) != len(wanted):
+        got = " ".join(positionals) or "nothing"
+        raise UsageError(f"expected {' '.join(wanted)}, got {got}")
+    return positionals
+
+
+def resolve_netns(netns: str) -> str:
+    """A netns argument as a path: ``blue`` means ``/var/run/netns/blue`` when
+    that exists; anything else is made absolute as Go's ``filepath.Abs``."""
+    if "/" not in netns and os.path.exists(os.path.join("/var/run/netns", netns)):
+        return os.path.join("/var/run/netns", netns)
+    return os.path.abspath(netns)
+
+
+def runtime_conf(ctx: Context, values: dict[str, object], netns_arg: str, *, must_exist: bool) -> RuntimeConf:
+    """The :class:`~libcni_py.plan.RuntimeConf` of an add/check/del."""
+    from .. import args
+    from ..errors import NetnsError
+    from ..plan import RuntimeConf
+
+    netns = resolve_netns(netns_arg)
+    if must_exist and not os.path.exists(netns):
+        raise NetnsError(
+            f"network namespace {netns} does not exist",
+            hint=f"create it first (ip netns add {os.path.basename(netns)}, or cnitool netns add)",
+        )
+    container_id = str(values.get("container_id") or args.cnitool_container_id(netns))
+    cni_args = args.parse_cni_args(
+        str(values["args"]) if "args" in values else ctx.env.get("CNI_ARGS", ""),
+        source="--args" if "args" in values else "CNI_ARGS",
+    )
+    caps = args.parse_capability_args(
+        str(values["capability_args"]) if "capability_args" in values else ctx.env.get("CAP_ARGS", ""),
+        source="--capability-args" if "capability_args" in values else "CAP_ARGS",
+    )
+    ifname = str(values.get("ifname") or ctx.env.get("CNI_IFNAME") or "eth0")
+    return RuntimeConf(container_id=container_id, netns=netns, ifname=ifname, args=cni_args, capability_args=caps)
+
+
+def _network(ctx: Context, name: str) -> NetworkConfigList:
+    from ..conf import load_network
+
+    return load_network(ctx.conf_dir, name)
+
+
+def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
+    """Run one of this module's commands."""
+    return _RUNNERS[command](ctx, values, _positionals(command, positionals))
+
+
+def _add(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
+    from ..result import to_json_bytes
+
+    netlist = _network(ctx, pos[0])
+    rt = runtime_conf(ctx, values, pos[1], must_exist=True)
+    res = ctx.cni().add(netlist, rt)
+    sys.stdout.buffer.write(to_json_bytes(res, indent="    ") + b"\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _check(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
+    netlist = _network(ctx, pos[0])
+    rt = runtime_conf(ctx, values, pos[1], must_exist=True)
+    ctx.cni().check(netlist, rt)
+    return 0
+
+
+def _del(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
+    netlist = _network(ctx, pos[0])
+    rt = runtime_conf(ctx, values, pos[1], must_exist=False)
+    ctx.cni().delete(netlist, rt)
+    return 0
+
+
+def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
+    from .. import names
+
+    valid_args = values.get("valid") or []
+    assert isinstance(valid_args, list)
+    if not valid_args and not values.get("all"):
+        raise UsageError(
+            "refusing to GC without a list of valid attachments: that deletes every cached attachment of "
+            f"network {pos[0]!r} (Go's cnitool gc does exactly that); give --valid CONTAINERID/IFNAME for each "
+            "attachment in use, or --all if none is"
+        )
+    valid: list[tuple[str, str]] = []
+    for item in valid_args:
+        cid, sep, ifname = str(item).partition("/")
+        if not sep:
+            raise UsageError(f"--valid {item!r}: expected CONTAINERID/IFNAME")
+        names.check_container_id(cid, where="--valid")
+        names.check_ifname(ifname, where="--valid")
+        valid.append((cid, ifname))
+    netlist = _network(ctx, pos[0])
+    from ..errors import MultiError
+
+    try:
+        report = ctx.cni().gc(netlist, valid)
+    except MultiError as exc:
+        from ..plan import GCReport
+
+        if isinstance(exc.report, GCReport):
+            _print_gc(exc.report)
+        raise
+    _print_gc(report)
+    return 0
+
+
+def _print_gc(report: GCReport) -> None:
+    if report.skipped:
+        print("gc: skipped (disableGC is set)")
+        return
+    for cid, ifname in report.removed:
+        print(f"removed {cid}/{ifname}")
+    for cid, ifname in report.kept:
+        print(f"kept {cid}/{ifname}")
+    if not report.plugin_gc:
+        print("plugins not asked to GC (needs cniVersion 1.1.0)")
+
+
+def _status(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
+    ctx.cni().status(_network(ctx, pos[0]))
+    return 0
+
+
+def _version(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
+    from .. import gojson
+
+    info = ctx.cni().version_info(pos[0])
+    print(gojson.dumps(info.to_json(), indent="    "))
+    return 0
+
+
+def _validate(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
+    from .. import gojson, schema
+    from ..errors import ConfigError
+
+    netlist = _network(ctx, pos[0])
+    if netlist.path.endswith(".conflist"):
+        faults = schema.validate_with_jsonschema(gojson.loads(netlist.config_bytes), "conflist")
+        if faults:
+            raise ConfigError(netlist.path, faults[0][0], faults[0][1])
+    caps = ctx.cni().validate(netlist)
+    types = ", ".join(p.type for p in netlist.plugins)
+    print(f"network {netlist.name!r} ({netlist.path}) is valid: plugins {types} support version {netlist.cni_version}")
+    print("capabilities: " + (", ".join(caps) if caps else "none"))
+    return 0
+
+
+_RUNNERS = {
+    "add": _add,
+    "check": _check,
+    "del": _del,
+    "gc": _gc,
+    "status": _status,
+    "version": _version,
+    "validate": _validate,
+}

@@ -1,0 +1,294 @@
+"""The one error tree of libcni_py.
+
+Every failure the package reports is a :class:`CNIError`.  Raw ``OSError``,
+``json.JSONDecodeError`` and friends are translated at the edge where they
+happen, so callers catch one root class, and the CLI maps the tree to exit
+codes in one place (:mod:`libcni_py.cli.main`).
+
+Where the CNI specification defines a well-known error code, the exception
+carries it in :attr:`CNIError.code` (see ``CODE_*`` below); plugin errors keep
+the code, ``msg`` and ``details`` the plugin returned, plus its stderr.
+
+Messages are written for a person at a terminal: one line that says what went
+wrong and where (file and JSON path, plugin, container), and ``hint`` says what
+to do about it.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+# Well-known error codes (SPEC.md, "Error" section).
+CODE_INCOMPATIBLE_VERSION = 1
+CODE_UNSUPPORTED_FIELD = 2
+CODE_UNKNOWN_CONTAINER = 3
+CODE_INVALID_ENVIRONMENT = 4
+CODE_IO_FAILURE = 5
+CODE_DECODING_FAILURE = 6
+CODE_INVALID_NETWORK_CONFIG = 7
+CODE_TRY_AGAIN_LATER = 11
+CODE_PLUGIN_NOT_AVAILABLE = 50
+CODE_PLUGIN_NOT_AVAILABLE_LIMITED = 51
+
+__all__ = [
+    "CODE_DECODING_FAILURE",
+    "CODE_INCOMPATIBLE_VERSION",
+    "CODE_INVALID_ENVIRONMENT",
+    "CODE_INVALID_NETWORK_CONFIG",
+    "CODE_IO_FAILURE",
+    "CODE_PLUGIN_NOT_AVAILABLE",
+    "CODE_PLUGIN_NOT_AVAILABLE_LIMITED",
+    "CODE_TRY_AGAIN_LATER",
+    "CODE_UNKNOWN_CONTAINER",
+    "CODE_UNSUPPORTED_FIELD",
+    "ArgsError",
+    "CNIError",
+    "CacheError",
+    "ConfigError",
+    "DecodeError",
+    "InvalidNameError",
+    "InvalidResultError",
+    "MultiError",
+    "NetnsError",
+    "NetworkNotFoundError",
+    "PluginError",
+    "PluginExecError",
+    "PluginNotFoundError",
+    "PluginTimeoutError",
+    "UnsupportedOperationError",
+    "VersionError",
+]
+
+
+class CNIError(Exception):
+    """Root of every error raised by libcni_py.
+
+    Attributes:
+        msg: what went wrong, one line.
+        code: the CNI well-known error code, where one applies, else None.
+        details: extra detail (a plugin's ``details`` field, say).
+        hint: what a person can do about it; may be empty.
+    """
+
+    default_code: int | None = None
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        code: int | None = None,
+        details: str = "",
+        hint: str = "",
+    ) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.code = self.default_code if code is None else code
+        self.details = details
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.details:
+            return f"{self.msg}: {self.details}"
+        return self.msg
+
+    def one_line(self) -> str:
+        """The message and the hint, on one line, for a terminal."""
+        text = " ".join(str(self).split())
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return text
+
+
+class DecodeError(CNIError):
+    """Bytes that are not the JSON they should be (code 6).
+
+    Raised by :mod:`libcni_py.gojson`; callers that know the context (a file,
+    a plugin's stdout, a cache file) re-raise it as a more specific error.
+    """
+
+    default_code = CODE_DECODING_FAILURE
+
+
+class ConfigError(CNIError):
+    """A network configuration that cannot be used (code 7).
+
+    Attributes:
+        file: the file (or other source) the configuration came from.
+        path: the JSON path of the fault inside it (``plugins[1].type``), or "".
+    """
+
+    default_code = CODE_INVALID_NETWORK_CONFIG
+
+    def __init__(self, file: str, path: str, msg: str, *, hint: str = "") -> None:
+        self.file = file
+        self.path = path
+        self.problem = msg
+        where = f"{file}: {path}" if path else file
+        super().__init__(f"{where}: {msg}", hint=hint)
+
+
+class NetworkNotFoundError(ConfigError):
+    """No configuration in the conf dir has the network name asked for."""
+
+    def __init__(self, conf_dir: str, name: str, *, seen: Sequence[str] = ()) -> None:
+        self.conf_dir = conf_dir
+        self.name = name
+        self.seen = tuple(seen)
+        names = ", ".join(sorted(set(self.seen))) or "none"
+        super().__init__(
+            conf_dir,
+            "",
+            f'no network named "{name}" (networks found: {names})',
+            hint='the name is the "name" field inside a .conflist/.conf/.json file, not the file name',
+        )
+
+
+class InvalidNameError(CNIError):
+    """A container ID, network name or interface name that is not allowed.
+
+    These names become parts of cache file paths, so they are checked before
+    any plugin runs and before any path is built, on every operation.
+    """
+
+    def __init__(self, field: str, value: str, problem: str, *, code: int, where: str = "") -> None:
+        self.field = field
+        self.value = value
+        prefix = f"{where}: " if where else ""
+        super().__init__(
+            f"{prefix}{field} {value!r}: {problem}",
+            code=code,
+            hint="allowed: letters, digits, '_', '.', '-', starting with a letter or digit"
+            if field != "interface name"
+            else "1 to 15 bytes, not '.' or '..', no '/', ':' or white space",
+        )
+
+
+class VersionError(CNIError):
+    """A CNI spec version that is unknown, malformed or not supported (code 1)."""
+
+    default_code = CODE_INCOMPATIBLE_VERSION
+
+
+class UnsupportedOperationError(CNIError):
+    """An operation the configuration's version does not have (CHECK < 0.4.0)."""
+
+    default_code = CODE_INCOMPATIBLE_VERSION
+
+
+class ArgsError(CNIError):
+    """Malformed CNI_ARGS or capability arguments (code 4).
+
+    Messages never quote capability-argument values: they may hold secrets.
+    """
+
+    default_code = CODE_INVALID_ENVIRONMENT
+
+
+class PluginNotFoundError(CNIError):
+    """The plugin binary named by ``type`` is in none of the plugin directories."""
+
+    def __init__(self, plugin_type: str, dirs: Sequence[str], *, reason: str = "") -> None:
+        self.plugin_type = plugin_type
+        self.dirs = tuple(dirs)
+        searched = ":".join(self.dirs) if self.dirs else "(no directories)"
+        msg = reason or f'plugin "{plugin_type}" not found in {searched}'
+        super().__init__(
+            msg,
+            hint="install it there, or point CNI_PATH / --plugin-path at the directory that has it",
+        )
+
+
+class PluginError(CNIError):
+    """A plugin ran and reported failure.
+
+    Attributes:
+        plugin_type: the plugin's ``type``.
+        plugin_name: the plugin object's own ``name``, if it had one.
+        command: ADD, CHECK, DEL, GC, STATUS or VERSION.
+        code: the error code the plugin returned (0 when it gave none).
+        stderr: what the plugin wrote on stderr (bounded).
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        plugin_type: str,
+        command: str,
+        code: int | None = None,
+        details: str = "",
+        stderr: bytes = b"",
+        plugin_name: str = "",
+        hint: str = "",
+    ) -> None:
+        self.plugin_type = plugin_type
+        self.plugin_name = plugin_name
+        self.command = command
+        self.stderr = stderr
+        self.plugin_msg = msg
+        desc = f'type="{plugin_type}"'
+        if plugin_name:
+            desc += f' name="{plugin_name}"'
+        super().__init__(
+            f"plugin {desc} failed ({command.lower()}): {msg}",
+            code=code,
+            details=details,
+            hint=hint,
+        )
+
+    @property
+    def retryable(self) -> bool:
+        """True when the plugin said "try again later" (code 11)."""
+        return self.code == CODE_TRY_AGAIN_LATER
+
+    @property
+    def not_ready(self) -> bool:
+        """True for the STATUS codes 50 and 51 ("plugin not available")."""
+        return self.code in (CODE_PLUGIN_NOT_AVAILABLE, CODE_PLUGIN_NOT_AVAILABLE_LIMITED)
+
+
+class PluginExecError(PluginError):
+    """The plugin could not be run, or did not finish properly.
+
+    Not started, killed by a signal, wrote too much, closed its output early
+    and so on.  ``code`` is None: these errors come from the runtime, not from
+    an error object the plugin wrote.
+    """
+
+
+class PluginTimeoutError(PluginExecError):
+    """The plugin did not finish within the per-call deadline; it and every
+    process it started were killed."""
+
+
+class InvalidResultError(PluginError):
+    """The plugin exited 0 but its output is not a valid result (code 6)."""
+
+    default_code = CODE_DECODING_FAILURE
+
+
+class CacheError(CNIError):
+    """A cache file that cannot be read, written or trusted (code 5)."""
+
+    default_code = CODE_IO_FAILURE
+
+    def __init__(self, path: str, problem: str, *, hint: str = "") -> None:
+        self.path = path
+        super().__init__(f"{path}: {problem}", hint=hint)
+
+
+class NetnsError(CNIError):
+    """A network namespace that cannot be created, opened, used or deleted."""
+
+
+class MultiError(CNIError):
+    """Several independent failures of one operation (GC and validate collect
+    them); ``report`` holds what the operation did manage, if anything."""
+
+    def __init__(self, msg: str, errors: Sequence[CNIError], *, report: object = None) -> None:
+        self.errors = tuple(errors)
+        self.report = report
+        parts = "; ".join(e.one_line() for e in self.errors)
+        super().__init__(f"{msg}: {parts}" if parts else msg)

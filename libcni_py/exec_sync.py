@@ -1,0 +1,181 @@
+"""The blocking driver: runs plans with plain system calls.
+
+Used by the one-shot CLI and by :class:`libcni_py.CNI`.  It imports nothing
+heavy (no trio, no subprocess module): a CLI call pays for Python's start and
+the plugins, little else.
+
+Plugins run one at a time, in the order the plan asks.  Each runs under a
+deadline (``timeout``); at the deadline, or on ``KeyboardInterrupt`` or any
+other exception while it runs, the plugin's whole process group is killed and
+reaped before the exception goes on, so no plugin outlives the call.  A
+plugin binary that is being replaced (``ETXTBSY``) is started again, up to 5
+times, 1 s apart -- a fresh start each time (Go's retry reuses a spent
+command object and can never succeed).
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import time
+
+from . import plan, spawn
+from .driver import DriverBase
+from .invoke import ExecOutcome
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .invoke import ExecRequest
+
+__all__ = ["SyncDriver", "run_plugin"]
+
+#: Attempts to start a binary that is busy being written (Go: 6 in total).
+TEXT_BUSY_RETRIES = 5
+TEXT_BUSY_DELAY = 1.0
+
+
+def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
+    """Run one plugin to completion; never raises for a failing plugin.
+
+    Args:
+        req: what to run and with which stdin and environment.
+        timeout: seconds before the plugin and its process group are killed.
+
+    Returns:
+        What happened, including "could not be started" and "timed out".
+    """
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            child = spawn.start(req.path, req.stdin, req.env)
+            break
+        except OSError as exc:
+            if exc.errno == errno.ETXTBSY and attempt < TEXT_BUSY_RETRIES:
+                attempt += 1
+                time.sleep(TEXT_BUSY_DELAY)
+                continue
+            return ExecOutcome(returncode=-1, started=False, error=spawn.start_error(exc))
+    deadline = None if timeout is None else started + timeout
+    timed_out = False
+    try:
+        poller = select.poll()
+        watched: dict[int, str] = {}
+
+        def watch(fd: int, what: str, events: int) -> None:
+            if fd >= 0:
+                poller.register(fd, events)
+                watched[fd] = what
+
+        def unwatch(fd: int) -> None:
+            poller.unregister(fd)
+            del watched[fd]
+
+        watch(child.stdin_fd, "stdin", select.POLLOUT)
+        watch(child.stdout_fd, "stdout", select.POLLIN)
+        watch(child.stderr_fd, "stderr", select.POLLIN)
+        watch(child.pidfd, "exit", select.POLLIN)
+        exited_at: float | None = None
+        while True:
+            if exited_at is None and child.pidfd < 0 and child.reap(block=False):
+                exited_at = time.monotonic()  # no pidfd: polled below
+            if exited_at is not None and not child.pipes_open:
+                break
+            now = time.monotonic()
+            limits = []
+            if deadline is not None and exited_at is None:
+                limits.append(deadline - now)
+            if exited_at is not None:
+                limits.append(exited_at + spawn.GRACE_AFTER_EXIT - now)
+            if child.pidfd < 0 and exited_at is None:
+                limits.append(0.01)
+            wait = min(limits) if limits else None
+            if wait is not None and wait <= 0:
+                if exited_at is None and deadline is not None and now >= deadline:
+                    timed_out = True
+                    child.kill_group()
+                    child.reap(block=True)
+                break
+            for fd, _events in poller.poll(None if wait is None else max(1, int(wait * 1000))):
+                what = watched.get(fd)
+                if what == "stdin":
+                    if child.write_stdin():
+                        unwatch(fd)
+                elif what == "stdout":
+                    if child.read_stdout():
+                        unwatch(fd)
+                        if child.overflow:
+                            child.kill_group()
+                            child.reap(block=True)
+                            exited_at = exited_at or time.monotonic()
+                elif what == "stderr":
+                    if child.read_stderr():
+                        unwatch(fd)
+                elif what == "exit":
+                    unwatch(fd)
+                    child.reap(block=True)
+                    exited_at = time.monotonic()
+                    if child.stdin_fd >= 0:
+                        unwatch(child.stdin_fd)
+                        child.close_stdin()
+    finally:
+        if child.returncode is None:
+            child.kill_group()
+            child.reap(block=True)
+        child.close()
+    return ExecOutcome(
+        returncode=child.returncode if child.returncode is not None else -9,
+        stdout=child.stdout,
+        stderr=child.stderr,
+        stderr_dropped=child.stderr_dropped,
+        duration=time.monotonic() - started,
+        timed_out=timed_out,
+        overflow=child.overflow,
+        pid=child.pid,
+    )
+
+
+class SyncDriver(DriverBase):
+    """Runs plans with blocking calls (see :class:`~libcni_py.driver.DriverBase`)."""
+
+    def perform(self, effect: plan.Effect) -> Any:
+        """Perform one effect and return its outcome."""
+        if isinstance(effect, plan.Exec):
+            outcome = run_plugin(effect.request, self.timeout)
+            self.after_exec(effect.request, outcome)
+            return outcome
+        if isinstance(effect, plan.Acquire):
+            if effect.key not in self.held:
+                self.held[effect.key] = self.store.lock(effect.key)
+            return None
+        return self.perform_simple(effect)
+
+    def run(self, steps: plan.Plan) -> Any:
+        """Drive a plan to its end and return its value (or raise its error).
+
+        Locks the plan still holds when it ends -- by error, interrupt or
+        success -- are released.
+        """
+        tracer = self.tracer
+        try:
+            effect = next(steps)
+            while True:
+                if tracer is not None:
+                    tracer.before(effect)
+                try:
+                    outcome = self.perform(effect)
+                except Exception as exc:
+                    if tracer is not None:
+                        tracer.after(effect, None, exc)
+                    effect = steps.throw(exc)
+                    continue
+                if tracer is not None:
+                    tracer.after(effect, outcome, None)
+                effect = steps.send(outcome)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            steps.close()
+            self.release_all()

@@ -1,0 +1,224 @@
+"""JSON the way Go's ``encoding/json`` writes it, and a strict reader.
+
+Plugins must receive byte-for-byte what Go libcni would hand them, and cache
+files must be interchangeable with Go's, so encoding follows ``encoding/json``:
+
+* maps (plain ``dict``) are written with their keys sorted; structs are
+  written in field order -- use :class:`Struct` (an insertion-ordered dict)
+  for those;
+* strings escape ``<``, ``>``, ``&``, U+2028 and U+2029 (Go's HTML-safe
+  default) and control characters as ``\\u00XX`` except ``\\n``, ``\\r``,
+  ``\\t``; invalid UTF-16 surrogates become U+FFFD;
+* every number is a float64 when it went through ``interface{}``: integers
+  beyond 2**53 lose precision as in Go, and floats are formatted like
+  ``strconv.FormatFloat(f, 'f'|'e', -1, 64)`` (``1e+21``, ``1e-7``, ``2``).
+
+Reading is stricter than Go on purpose: a UTF-8 byte-order mark, bytes that
+are not UTF-8, ``NaN``/``Infinity`` and absurd nesting are refused with a
+:class:`~libcni_py.errors.DecodeError` that says where.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from .errors import DecodeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["Struct", "dumps", "dumps_bytes", "loads", "MAX_DEPTH"]
+
+#: Deepest nesting accepted by :func:`loads` (Go's own limit is 10000).
+MAX_DEPTH = 512
+
+
+class Struct(dict):  # type: ignore[type-arg]
+    """A dict written in insertion order, as Go writes a struct's fields."""
+
+    __slots__ = ()
+
+
+_ESCAPE = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029\ud800-\udfff]')
+_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    ch = match.group()
+    short = _SHORT.get(ch)
+    if short is not None:
+        return short
+    code = ord(ch)
+    if 0xD800 <= code <= 0xDFFF:
+        return "\ufffd"
+    return f"\\u{code:04x}"
+
+
+def _string(s: str) -> str:
+    return '"' + _ESCAPE.sub(_escape_char, s) + '"'
+
+
+def _float(f: float) -> str:
+    if not math.isfinite(f):
+        raise ValueError("JSON cannot represent NaN or infinity")
+    text = repr(f)  # shortest round-tripping digits: Python and Go agree on those
+    sign = ""
+    if text.startswith("-"):
+        sign, text = "-", text[1:]
+    if f == 0:
+        return sign + "0"
+    mantissa, _, exp_text = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    all_digits = whole + frac
+    digits = all_digits.lstrip("0")
+    # number of digits before the decimal point, counted from `digits`
+    point = len(whole) - (len(all_digits) - len(digits)) + (int(exp_text) if exp_text else 0)
+    digits = digits.rstrip("0")
+    if abs(f) < 1e-6 or abs(f) >= 1e21:
+        exp = point - 1
+        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        # strconv writes at least two exponent digits; encoding/json then
+        # shortens "e-07" to "e-7" (but leaves "e+21").
+        return f"{sign}{body}e-{-exp}" if exp < 0 else f"{sign}{body}e+{exp:02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def _number(n: int | float) -> str:
+    if isinstance(n, int):
+        if -(2**53) <= n <= 2**53:
+            return str(n)
+        return _float(float(n))
+    return _float(n)
+
+
+def _encode(value: Any, out: list[str], indent: str | None, level: int) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(_string(value))
+    elif isinstance(value, (int, float)):
+        out.append(_number(value))
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        keys = list(value) if isinstance(value, Struct) else sorted(value)
+        out.append("{")
+        for i, key in enumerate(keys):
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+            if i:
+                out.append(",")
+            if indent is not None:
+                out.append("\n" + indent * (level + 1))
+            out.append(_string(key))
+            out.append(": " if indent is not None else ":")
+            _encode(value[key], out, indent, level + 1)
+        if indent is not None:
+            out.append("\n" + indent * level)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            if indent is not None:
+                out.append("\n" + indent * (level + 1))
+            _encode(item, out, indent, level + 1)
+        if indent is not None:
+            out.append("\n" + indent * level)
+        out.append("]")
+    else:
+        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(value: Any, *, indent: str | None = None) -> str:
+    """Encode like Go's ``json.Marshal`` (or ``json.MarshalIndent(v, "", indent)``).
+
+    Plain dicts are written with sorted keys, :class:`Struct` in order.
+    """
+    out: list[str] = []
+    _encode(value, out, indent, 0)
+    return "".join(out)
+
+
+def dumps_bytes(value: Any, *, indent: str | None = None) -> bytes:
+    """:func:`dumps` as UTF-8 bytes."""
+    return dumps(value, indent=indent).encode("utf-8")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth_ok(data: str) -> bool:
+    """Cheap pre-check so pathological nesting fails cleanly, not by recursion."""
+    if data.count("[") + data.count("{") <= MAX_DEPTH:
+        return True
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON strictly.
+
+    Raises:
+        DecodeError: not UTF-8, a byte-order mark, not JSON, NaN/Infinity,
+            or nested deeper than :data:`MAX_DEPTH`.  The message says where.
+    """
+    if isinstance(data, bytes):
+        if data.startswith(b"\xef\xbb\xbf"):
+            raise DecodeError(
+                "starts with a UTF-8 byte-order mark, which JSON does not allow",
+                hint="save the file as UTF-8 without BOM",
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"not valid UTF-8 (bad byte at offset {exc.start})") from None
+    else:
+        text = data
+    if not text.strip():
+        raise DecodeError("empty, expected a JSON document")
+    if not _depth_ok(text):
+        raise DecodeError(f"nested more than {MAX_DEPTH} levels deep")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise DecodeError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise DecodeError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise DecodeError("nested too deeply to decode") from None

@@ -1,0 +1,70 @@
+"""Validation of the names that become parts of cache paths.
+
+Container IDs and network names must match ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``;
+interface names must be 1-15 bytes, not ``.`` or ``..``, without ``/``, ``:``
+or white space (the kernel's rules, as Go's ``utils`` package checks them).
+Go libcni checks these on ADD only; libcni_py checks them before every
+operation, before any plugin runs and before any path is built, so that a DEL
+or GC can never be steered outside the cache directory.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import (
+    CODE_INVALID_ENVIRONMENT,
+    CODE_INVALID_NETWORK_CONFIG,
+    CODE_UNKNOWN_CONTAINER,
+    InvalidNameError,
+)
+
+__all__ = ["check_container_id", "check_ifname", "check_network_name", "is_valid_name"]
+
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
+_MAX_IFNAME = 15
+
+
+def is_valid_name(text: str) -> bool:
+    """True if ``text`` is a valid container ID or network name."""
+    return _NAME.fullmatch(text) is not None and text.isascii()
+
+
+def check_container_id(container_id: str, *, where: str = "") -> None:
+    """Raise :class:`InvalidNameError` unless ``container_id`` is valid."""
+    if not container_id:
+        raise InvalidNameError("container ID", container_id, "missing", code=CODE_UNKNOWN_CONTAINER, where=where)
+    if not is_valid_name(container_id):
+        raise InvalidNameError(
+            "container ID",
+            container_id,
+            "invalid characters",
+            code=CODE_INVALID_ENVIRONMENT,
+            where=where,
+        )
+
+
+def check_network_name(name: str, *, where: str = "") -> None:
+    """Raise :class:`InvalidNameError` unless ``name`` is a valid network name."""
+    if not name:
+        raise InvalidNameError("network name", name, "missing", code=CODE_INVALID_NETWORK_CONFIG, where=where)
+    if not is_valid_name(name):
+        raise InvalidNameError(
+            "network name", name, "invalid characters", code=CODE_INVALID_NETWORK_CONFIG, where=where
+        )
+
+
+def check_ifname(ifname: str, *, where: str = "") -> None:
+    """Raise :class:`InvalidNameError` unless ``ifname`` is a valid interface name."""
+    size = len(ifname.encode("utf-8", "surrogateescape"))
+    problem = ""
+    if size == 0:
+        problem = "is empty"
+    elif size > _MAX_IFNAME:
+        problem = f"is too long ({size} bytes, at most {_MAX_IFNAME})"
+    elif ifname in (".", ".."):
+        problem = "must not be . or .."
+    elif any(ch in "/:" or ch.isspace() for ch in ifname):
+        problem = "contains '/', ':' or white space"
+    if problem:
+        raise InvalidNameError("interface name", ifname, problem, code=CODE_INVALID_ENVIRONMENT, where=where)
