@@ -1,0 +1,173 @@
+"""Shared fixtures, and the sandbox the root tests run in.
+
+Tiers (see ``pyproject.toml`` markers):
+
+* ``tests/unit`` -- pure code, no processes;
+* ``tests/integration`` -- real test-plugin processes (``testdata/plugins``),
+  no root needed;
+* ``tests/root`` -- Debian's real plugins in network namespaces; marked
+  ``root``.  CI runs as root, so there they must run: when ``CI`` is set, a
+  missing privilege or plugin is a failure, not a skip.
+
+**Sandbox.**  When the suite runs as root, the whole test process first
+moves into a network namespace of its own (``lcpy-node-<pid>``), the "node".
+Bridges, veths on the host side, iptables rules (and the chains portmap
+leaves behind by design) are made there, never in the machine's own
+namespace; the node is deleted at the end, which removes all of it even if a
+test failed half-way.  Pod namespaces are ordinary named namespaces under
+``/var/run/netns`` with unique names, removed by the fixtures that made them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from support import DEBIAN_PLUGINS, IN_CI, unique
+
+CLONE_NEWNET = 0x40000000
+
+_node_name: str | None = None
+
+
+def _setns(path: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({path}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_nodes() -> None:
+    """Delete node namespaces of earlier runs whose process is gone."""
+    base = Path("/var/run/netns")
+    if not base.is_dir():
+        return
+    for entry in base.glob("lcpy-node-*"):
+        pid = entry.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", entry.name], check=False, capture_output=True)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _node_name
+    if os.geteuid() != 0 or os.environ.get("LIBCNI_PY_NO_NODE"):
+        return
+    _remove_stale_nodes()
+    name = f"lcpy-node-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    _setns(f"/var/run/netns/{name}")
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    _node_name = name
+    os.environ["LIBCNI_PY_TEST_NODE"] = name
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _node_name is not None:
+        subprocess.run(["ip", "netns", "del", _node_name], check=False, capture_output=True)
+
+
+def _root_problem() -> str:
+    if os.geteuid() != 0:
+        return "needs root"
+    if not (DEBIAN_PLUGINS / "bridge").exists():
+        return "needs Debian's containernetworking-plugins in /usr/lib/cni"
+    if not shutil.which("iptables"):
+        return "needs iptables"
+    return ""
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Root tests skip on a developer's machine without root; in CI they fail."""
+    if "root" not in item.keywords:
+        return
+    problem = _root_problem()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI must run the root tests, but this machine {problem}")
+        pytest.skip(problem)
+
+
+@pytest.fixture
+def node() -> str:
+    """The node namespace the root tests run in (fails if not isolated)."""
+    if _node_name is None:
+        pytest.fail("root tests must run inside the test node namespace (is LIBCNI_PY_NO_NODE set?)")
+    return _node_name
+
+
+# --------------------------------------------------------------------------
+# plain fixtures
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A private result cache."""
+    path = tmp_path / "cache"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def conf_dir(tmp_path: Path) -> Path:
+    """A private conf dir."""
+    path = tmp_path / "net.d"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def record_file(tmp_path: Path) -> Path:
+    """Where the recorder test plugin writes its calls."""
+    return tmp_path / "calls.jsonl"
+
+
+class NetnsFactory:
+    """Creates named network namespaces and removes them at teardown."""
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+
+    def __call__(self, prefix: str = "lcpy") -> str:
+        name = unique(prefix)
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        self.made.append(name)
+        return name
+
+    def cleanup(self) -> None:
+        for name in reversed(self.made):
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+@pytest.fixture
+def make_netns(node: str) -> object:
+    """``make_netns(prefix) -> name``: a pod namespace, deleted afterwards."""
+    factory = NetnsFactory()
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def v4only_path(tmp_path: Path) -> str:
+    """A PATH for plugins on which ``ip6tables`` cannot be found.
+
+    Debian's portmap 1.1.1 CHECK looks for IPv4 rules in ip6tables whenever
+    ip6tables exists (an upstream bug: "could not check ipv6 dnat"), so CHECK
+    of an IPv4-only portmap attachment always fails.  Without ip6tables on
+    its PATH the plugin checks IPv4 only, which is what the tests need; the
+    bug itself is pinned by ``test_debian_portmap_check_bug``.
+    """
+    shim = tmp_path / "v4only-bin"
+    shim.mkdir()
+    for binary in ("iptables", "iptables-save", "iptables-restore"):
+        target = shutil.which(binary, path="/usr/sbin:/sbin:/usr/bin")
+        assert target, binary
+        (shim / binary).symlink_to(target)
+    return f"{shim}:/usr/bin:/bin"

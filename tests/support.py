@@ -1,0 +1,54 @@
+"""Helpers shared by the test modules (``from support import ...``)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGINS = REPO / "testdata" / "plugins"
+DEBIAN_PLUGINS = Path("/usr/lib/cni")
+CNITOOL = REPO / "cmd" / "cnitool.py"
+IN_CI = bool(os.environ.get("CI"))
+
+_counter = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A short name unique to this test run (fits a 15-byte interface name)."""
+    return f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
+
+
+def write_conf(directory: Path, filename: str, doc: object) -> Path:
+    """Write a configuration file (a dict is JSON-encoded)."""
+    path = directory / filename
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return path
+
+
+def read_calls(path: Path) -> list[dict[str, object]]:
+    """The calls the recorder plugin recorded."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_cnitool(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd/cnitool.py`` (the CLI from this checkout) and capture it."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(CNITOOL), *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        check=False,
+    )
