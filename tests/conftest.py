@@ -27,7 +27,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import DEBIAN_PLUGINS, IN_CI, unique
+from support import DEBIAN_PLUGINS, IN_CI, build_gopeer, gopeer_problem, unique
 
 CLONE_NEWNET = 0x40000000
 
@@ -171,3 +171,14 @@ def v4only_path(tmp_path: Path) -> str:
         assert target, binary
         (shim / binary).symlink_to(target)
     return f"{shim}:/usr/bin:/bin"
+
+
+@pytest.fixture(scope="session")
+def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/gopeer, built on the system's Go libcni (fails in CI if it cannot be)."""
+    problem = gopeer_problem()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI must run the Go comparison: {problem}")
+        pytest.skip(problem)
+    return build_gopeer(tmp_path_factory.mktemp("gopeer"))

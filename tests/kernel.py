@@ -65,7 +65,9 @@ def routes(netns: str | None = None, family: int = 2) -> set[tuple[str, str | No
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         for route in ipr.get_routes(family=family, table=254):
             dst = route.get_attr("RTA_DST") or ("0.0.0.0" if family == 2 else "::")
-            out.add((f"{dst}/{route['dst_len']}", route.get_attr("RTA_GATEWAY"), names.get(route.get_attr("RTA_OIF"), "?")))
+            out.add(
+                (f"{dst}/{route['dst_len']}", route.get_attr("RTA_GATEWAY"), names.get(route.get_attr("RTA_OIF"), "?"))
+            )
     return out
 
 

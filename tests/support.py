@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +54,29 @@ def run_cnitool(
         input=stdin,
         check=False,
     )
+
+
+GOPEER_SRC = REPO / "tests" / "gopeer" / "main.go"
+GO_LIBCNI = Path("/usr/share/gocode/src/github.com/containernetworking/cni/libcni")
+
+
+def gopeer_problem() -> str:
+    """Why tests/gopeer cannot be built here, or ""."""
+    if not shutil.which("go") or not GO_LIBCNI.is_dir():
+        return "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer"
+    return ""
+
+
+def build_gopeer(work: Path) -> Path:
+    """Build tests/gopeer (a cnitool on the system's Go libcni); cached in /tmp
+    by the source's hash, so a session builds it at most once."""
+    digest = hashlib.sha256(GOPEER_SRC.read_bytes()).hexdigest()[:12]
+    out = Path(f"/tmp/libcni-py-gopeer-{digest}")
+    if out.exists():
+        return out
+    shutil.copy(GOPEER_SRC, work / "main.go")
+    env = dict(os.environ, GO111MODULE="off", GOPATH=f"/usr/share/gocode:{work}/gopath", GOCACHE=str(work / "cache"))
+    tmp = Path(f"{out}.{os.getpid()}.tmp")
+    subprocess.run(["go", "build", "-o", str(tmp), "."], cwd=work, env=env, check=True, timeout=600)
+    os.replace(tmp, out)
+    return out

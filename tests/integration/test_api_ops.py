@@ -34,7 +34,12 @@ def two_recorders(version: str = "1.0.0", **extra: object) -> dict[str, object]:
         "name": "recnet",
         "plugins": [
             {"type": "recorder", "address": "10.1.0.5/24"},
-            {"type": "recorder", "interfaceName": "rec1", "address": "10.2.0.5/24", "capabilities": {"portMappings": True}},
+            {
+                "type": "recorder",
+                "interfaceName": "rec1",
+                "address": "10.2.0.5/24",
+                "capabilities": {"portMappings": True},
+            },
         ],
         **extra,
     }
@@ -208,7 +213,9 @@ def test_gc_deletes_only_stale_attachments(conf_dir: Path, cache_dir: Path, reco
     assert gcs[0]["env"]["CNI_CONTAINERID"] == "" and gcs[0]["env"]["CNI_NETNS"] == ""  # type: ignore[index]
 
 
-def test_gc_below_1_1_0_sends_no_plugin_gc_and_disable_gc_skips(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
+def test_gc_below_1_1_0_sends_no_plugin_gc_and_disable_gc_skips(
+    conf_dir: Path, cache_dir: Path, record_file: Path
+) -> None:
     write_conf(conf_dir, "10-rec.conflist", two_recorders("1.0.0"))
     net = load_network(str(conf_dir), "recnet")
     cni = make_cni(cache_dir, record_file)
@@ -241,10 +248,15 @@ def test_status(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
     cni = make_cni(cache_dir, record_file)
     cni.status(load_network(str(conf_dir), "recnet"))
     assert [c["command"] for c in read_calls(record_file)] == ["STATUS", "STATUS"]
-    write_conf(conf_dir, "20-bad.conflist", {
-        "cniVersion": "1.1.0", "name": "sick",
-        "plugins": [{"type": "failer", "code": 50, "msg": "no network yet"}, {"type": "recorder"}],
-    })
+    write_conf(
+        conf_dir,
+        "20-bad.conflist",
+        {
+            "cniVersion": "1.1.0",
+            "name": "sick",
+            "plugins": [{"type": "failer", "code": 50, "msg": "no network yet"}, {"type": "recorder"}],
+        },
+    )
     with pytest.raises(PluginError) as info:
         cni.status(load_network(str(conf_dir), "sick"))
     assert info.value.code == 50 and info.value.not_ready
@@ -273,7 +285,10 @@ def test_validate_and_version_info(conf_dir: Path, cache_dir: Path, record_file:
 def test_single_conf_is_up_converted(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
     write_conf(conf_dir, "10-single.conf", {"cniVersion": "0.4.0", "name": "solo", "type": "recorder", "z": 1, "a": 2})
     net = load_network(str(conf_dir), "solo")
-    assert net.config_bytes == b'{"cniVersion":"0.4.0","name":"solo","plugins":[{"a":2,"cniVersion":"0.4.0","name":"solo","type":"recorder","z":1}]}'
+    assert (
+        net.config_bytes
+        == b'{"cniVersion":"0.4.0","name":"solo","plugins":[{"a":2,"cniVersion":"0.4.0","name":"solo","type":"recorder","z":1}]}'
+    )
     cni = make_cni(cache_dir, record_file)
     res = cni.add(net, RT)
     assert res.cni_version == "0.4.0"
@@ -281,10 +296,20 @@ def test_single_conf_is_up_converted(conf_dir: Path, cache_dir: Path, record_fil
 
 
 def test_delegation_through_cni_path(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
-    write_conf(conf_dir, "10-del.conflist", {
-        "cniVersion": "1.0.0", "name": "delnet",
-        "plugins": [{"type": "delegator", "ipam": {"type": "fakeipam", "addresses": [{"address": "10.7.0.9/16", "gateway": "10.7.0.1"}]}}],
-    })
+    write_conf(
+        conf_dir,
+        "10-del.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "delnet",
+            "plugins": [
+                {
+                    "type": "delegator",
+                    "ipam": {"type": "fakeipam", "addresses": [{"address": "10.7.0.9/16", "gateway": "10.7.0.1"}]},
+                }
+            ],
+        },
+    )
     cni = make_cni(cache_dir, record_file)
     net = load_network(str(conf_dir), "delnet")
     res = cni.add(net, RT)
@@ -312,7 +337,11 @@ def test_cached_views(conf_dir: Path, cache_dir: Path, record_file: Path) -> Non
 
 
 def test_bad_conf_names_file_and_path(conf_dir: Path) -> None:
-    write_conf(conf_dir, "10-flannel.conflist", {"cniVersion": "1.0.0", "name": "cbr0", "plugins": [{"type": "flannel"}, {"type": 7}]})
+    write_conf(
+        conf_dir,
+        "10-flannel.conflist",
+        {"cniVersion": "1.0.0", "name": "cbr0", "plugins": [{"type": "flannel"}, {"type": 7}]},
+    )
     with pytest.raises(ConfigError) as info:
         load_network(str(conf_dir), "cbr0")
     assert str(info.value).endswith("10-flannel.conflist: plugins[1].type: expected a string")

@@ -13,10 +13,18 @@ from libcni_py.args import cnitool_container_id
 
 @pytest.fixture
 def env(conf_dir: Path, cache_dir: Path, record_file: Path) -> dict[str, str]:
-    write_conf(conf_dir, "10-rec.conflist", {
-        "cniVersion": "1.0.0", "name": "recnet",
-        "plugins": [{"type": "recorder"}, {"type": "recorder", "interfaceName": "rec1", "capabilities": {"portMappings": True}}],
-    })
+    write_conf(
+        conf_dir,
+        "10-rec.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "recnet",
+            "plugins": [
+                {"type": "recorder"},
+                {"type": "recorder", "interfaceName": "rec1", "capabilities": {"portMappings": True}},
+            ],
+        },
+    )
     return {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(PLUGINS),
@@ -53,11 +61,24 @@ def test_add_check_del(env: dict[str, str], netns: Path, cache_dir: Path, record
     assert calls[0]["env"]["CNI_CONTAINERID"] == cid  # type: ignore[index]
 
 
-def test_flags_override_environment(env: dict[str, str], netns: Path, cache_dir: Path, record_file: Path, tmp_path: Path) -> None:
+def test_flags_override_environment(
+    env: dict[str, str], netns: Path, cache_dir: Path, record_file: Path, tmp_path: Path
+) -> None:
     other_cache = tmp_path / "other-cache"
     proc = run_cnitool(
-        "add", "recnet", str(netns), "--ifname", "net7", "--container-id", "abc", "--cache-dir", str(other_cache),
-        "--args", "X=1", "--capability-args", '{"portMappings":[{"hostPort":1,"containerPort":2}]}',
+        "add",
+        "recnet",
+        str(netns),
+        "--ifname",
+        "net7",
+        "--container-id",
+        "abc",
+        "--cache-dir",
+        str(other_cache),
+        "--args",
+        "X=1",
+        "--capability-args",
+        '{"portMappings":[{"hostPort":1,"containerPort":2}]}',
         env=env | {"CNI_IFNAME": "eth9", "CNI_ARGS": "Y=2"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -95,7 +116,11 @@ def test_errors_are_one_clear_line(
 
 
 def test_bad_conf_file_is_named_with_its_json_path(env: dict[str, str], conf_dir: Path, netns: Path) -> None:
-    write_conf(conf_dir, "05-broken.conflist", {"cniVersion": "1.0.0", "name": "other", "plugins": [{"type": "x"}, {"type": ["no"]}]})
+    write_conf(
+        conf_dir,
+        "05-broken.conflist",
+        {"cniVersion": "1.0.0", "name": "other", "plugins": [{"type": "x"}, {"type": ["no"]}]},
+    )
     proc = run_cnitool("add", "recnet", str(netns), env=env)
     assert proc.returncode == 3
     no_traceback(proc)
@@ -104,8 +129,15 @@ def test_bad_conf_file_is_named_with_its_json_path(env: dict[str, str], conf_dir
 
 
 def test_failing_plugin(env: dict[str, str], conf_dir: Path, netns: Path) -> None:
-    write_conf(conf_dir, "20-fail.conflist", {"cniVersion": "1.0.0", "name": "failnet",
-               "plugins": [{"type": "failer", "code": 7, "msg": "bad subnet", "details": "10.0.0.0/33"}]})
+    write_conf(
+        conf_dir,
+        "20-fail.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "failnet",
+            "plugins": [{"type": "failer", "code": 7, "msg": "bad subnet", "details": "10.0.0.0/33"}],
+        },
+    )
     proc = run_cnitool("add", "failnet", str(netns), env=env)
     assert proc.returncode == 1
     no_traceback(proc)

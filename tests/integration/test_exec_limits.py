@@ -43,10 +43,15 @@ def wait_gone(pid: int, seconds: float = 5.0) -> bool:
 
 def test_timeout_kills_the_plugin_and_what_it_started(conf_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
-    write_conf(conf_dir, "10-hang.conflist", {
-        "cniVersion": "1.0.0", "name": "hang",
-        "plugins": [{"type": "hanger", "pidFile": str(pid_file)}],
-    })
+    write_conf(
+        conf_dir,
+        "10-hang.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "hang",
+            "plugins": [{"type": "hanger", "pidFile": str(pid_file)}],
+        },
+    )
     cni = CNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), timeout=2.0, on_stderr=None)
     started = time.monotonic()
     with pytest.raises(PluginTimeoutError) as info:
@@ -60,7 +65,7 @@ def test_timeout_kills_the_plugin_and_what_it_started(conf_dir: Path, cache_dir:
 
 def test_text_file_busy_is_retried_with_a_fresh_exec(tmp_path: Path) -> None:
     binary = tmp_path / "busy"
-    binary.write_text("#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\"}'\n")
+    binary.write_text('#!/bin/sh\necho \'{"cniVersion":"1.0.0"}\'\n')
     binary.chmod(0o755)
     writer = os.open(binary, os.O_WRONLY)  # a writer makes exec fail with ETXTBSY
 
@@ -70,7 +75,9 @@ def test_text_file_busy_is_retried_with_a_fresh_exec(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=release)
     thread.start()
-    req = ExecRequest(plugin_type="busy", path=str(binary), command="VERSION", stdin=b"{}", env={"PATH": "/usr/bin:/bin"})
+    req = ExecRequest(
+        plugin_type="busy", path=str(binary), command="VERSION", stdin=b"{}", env={"PATH": "/usr/bin:/bin"}
+    )
     started = time.monotonic()
     outcome = run_plugin(req, 30)
     thread.join()
@@ -92,10 +99,17 @@ def test_not_executable_is_a_clear_error(conf_dir: Path, cache_dir: Path, tmp_pa
 
 
 def test_plugin_stderr_is_kept_in_errors_and_passed_on_success(conf_dir: Path, cache_dir: Path) -> None:
-    write_conf(conf_dir, "10-x.conflist", {
-        "cniVersion": "1.0.0", "name": "x",
-        "plugins": [{"type": "failer", "failOn": ["DEL"], "stderr": "warning: something odd\n", "msg": "del failed"}],
-    })
+    write_conf(
+        conf_dir,
+        "10-x.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "x",
+            "plugins": [
+                {"type": "failer", "failOn": ["DEL"], "stderr": "warning: something odd\n", "msg": "del failed"}
+            ],
+        },
+    )
     seen: list[bytes] = []
     cni = CNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), on_stderr=lambda req, data: seen.append(data))
     net = load_network(str(conf_dir), "x")
@@ -128,6 +142,8 @@ def test_many_stdin_bytes_to_a_plugin_that_never_reads(tmp_path: Path) -> None:
     binary = tmp_path / "deaf"
     binary.write_text("#!/bin/sh\necho '{}'\nexit 0\n")
     binary.chmod(0o755)
-    req = ExecRequest(plugin_type="deaf", path=str(binary), command="ADD", stdin=b"x" * (4 << 20), env={"PATH": "/usr/bin:/bin"})
+    req = ExecRequest(
+        plugin_type="deaf", path=str(binary), command="ADD", stdin=b"x" * (4 << 20), env={"PATH": "/usr/bin:/bin"}
+    )
     outcome = run_plugin(req, 20)
     assert outcome.returncode == 0 and outcome.stdout == b"{}\n"

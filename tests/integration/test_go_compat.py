@@ -15,67 +15,107 @@ Differences kept on purpose (asserted here, explained in the README):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from support import IN_CI, PLUGINS, REPO, read_calls, run_cnitool, write_conf
+from support import PLUGINS, read_calls, run_cnitool, write_conf
 
 from libcni_py.args import cnitool_container_id
 
-GOPEER_SRC = REPO / "tests" / "gopeer" / "main.go"
-GO_LIBCNI = Path("/usr/share/gocode/src/github.com/containernetworking/cni/libcni")
-
-
-@pytest.fixture(scope="session")
-def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not shutil.which("go") or not GO_LIBCNI.is_dir():
-        message = "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer"
-        if IN_CI:
-            pytest.fail(f"CI must run the Go comparison: {message}")
-        pytest.skip(message)
-    digest = hashlib.sha256(GOPEER_SRC.read_bytes()).hexdigest()[:12]
-    out = Path(f"/tmp/libcni-py-gopeer-{digest}")
-    if out.exists():
-        return out
-    work = tmp_path_factory.mktemp("gopeer")
-    shutil.copy(GOPEER_SRC, work / "main.go")
-    env = dict(os.environ, GO111MODULE="off", GOPATH=f"/usr/share/gocode:{work}/gopath", GOCACHE=str(work / "cache"))
-    subprocess.run(["go", "build", "-o", str(out) + ".tmp", "."], cwd=work, env=env, check=True, timeout=600)
-    os.replace(str(out) + ".tmp", out)
-    return out
-
-
 CASES = {
-    "list-0.3.1": ("10-x.conflist", {"cniVersion": "0.3.1", "name": "cmpnet", "plugins": [
-        {"type": "recorder", "address": "10.1.0.5/24", "gateway": "10.1.0.1"},
-        {"type": "recorder", "interfaceName": "rec1", "address": "fd00::5/64", "capabilities": {"portMappings": True}}]}),
-    "list-0.4.0": ("10-x.conflist", {"cniVersion": "0.4.0", "name": "cmpnet", "plugins": [
-        {"type": "recorder", "address": "10.1.0.5/24", "mtu": 1450, "html<&>": "a\u2028b", "nested": {"z": 1, "a": [1.5, 2e21]}},
-        {"type": "recorder", "interfaceName": "rec1", "capabilities": {"portMappings": True, "bandwidth": False}}]}),
-    "list-1.0.0": ("10-x.conflist", {"cniVersion": "1.0.0", "name": "cmpnet", "plugins": [
-        {"type": "recorder", "address": "10.1.0.5/24", "gateway": "10.1.0.1"},
-        {"type": "delegator", "ipam": {"type": "fakeipam", "addresses": [{"address": "fd00::7/64"}], "routes": [{"dst": "::/0"}]}},
-        {"type": "recorder", "interfaceName": "rec2", "capabilities": {"portMappings": True, "dns": True}}]}),
-    "conf-0.4.0": ("10-x.conf", {"cniVersion": "0.4.0", "name": "cmpnet", "type": "recorder", "capabilities": {"portMappings": True}, "b": 1, "a": 2}),
+    "list-0.3.1": (
+        "10-x.conflist",
+        {
+            "cniVersion": "0.3.1",
+            "name": "cmpnet",
+            "plugins": [
+                {"type": "recorder", "address": "10.1.0.5/24", "gateway": "10.1.0.1"},
+                {
+                    "type": "recorder",
+                    "interfaceName": "rec1",
+                    "address": "fd00::5/64",
+                    "capabilities": {"portMappings": True},
+                },
+            ],
+        },
+    ),
+    "list-0.4.0": (
+        "10-x.conflist",
+        {
+            "cniVersion": "0.4.0",
+            "name": "cmpnet",
+            "plugins": [
+                {
+                    "type": "recorder",
+                    "address": "10.1.0.5/24",
+                    "mtu": 1450,
+                    "html<&>": "a\u2028b",
+                    "nested": {"z": 1, "a": [1.5, 2e21]},
+                },
+                {
+                    "type": "recorder",
+                    "interfaceName": "rec1",
+                    "capabilities": {"portMappings": True, "bandwidth": False},
+                },
+            ],
+        },
+    ),
+    "list-1.0.0": (
+        "10-x.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "cmpnet",
+            "plugins": [
+                {"type": "recorder", "address": "10.1.0.5/24", "gateway": "10.1.0.1"},
+                {
+                    "type": "delegator",
+                    "ipam": {"type": "fakeipam", "addresses": [{"address": "fd00::7/64"}], "routes": [{"dst": "::/0"}]},
+                },
+                {"type": "recorder", "interfaceName": "rec2", "capabilities": {"portMappings": True, "dns": True}},
+            ],
+        },
+    ),
+    "conf-0.4.0": (
+        "10-x.conf",
+        {
+            "cniVersion": "0.4.0",
+            "name": "cmpnet",
+            "type": "recorder",
+            "capabilities": {"portMappings": True},
+            "b": 1,
+            "a": 2,
+        },
+    ),
     "conf-1.0.0": ("10-x.json", {"cniVersion": "1.0.0", "name": "cmpnet", "type": "recorder"}),
 }
 
 ENV_EXTRA = {
     "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;IgnoreUnknown=1",
-    "CAP_ARGS": json.dumps({"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}],
-                            "dns": {"servers": ["10.96.0.10"]}, "bandwidth": {"ingressRate": 1000}}),
+    "CAP_ARGS": json.dumps(
+        {
+            "portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}],
+            "dns": {"servers": ["10.96.0.10"]},
+            "bandwidth": {"ingressRate": 1000},
+        }
+    ),
 }
 
 
-def run_tool(tool: str, gopeer: Path, command: str, netns: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_tool(
+    tool: str, gopeer: Path, command: str, netns: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     if tool == "go":
-        return subprocess.run([str(gopeer), command, "cmpnet", str(netns)], env=dict(os.environ) | env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [str(gopeer), command, "cmpnet", str(netns)],
+            env=dict(os.environ) | env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     return run_cnitool(command, "cmpnet", str(netns), env=env)
 
 
@@ -92,8 +132,13 @@ def test_same_stdin_env_and_cache(case: str, gopeer: Path, tmp_path: Path) -> No
     for tool in ("go", "py"):
         cache = tmp_path / f"cache-{tool}"
         record = tmp_path / f"calls-{tool}.jsonl"
-        env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(PLUGINS), "CNI_CACHE_DIR": str(cache),
-               "RECORD_FILE": str(record), "CNI_IFNAME": "eth0"} | ENV_EXTRA
+        env = {
+            "NETCONFPATH": str(conf_dir),
+            "CNI_PATH": str(PLUGINS),
+            "CNI_CACHE_DIR": str(cache),
+            "RECORD_FILE": str(record),
+            "CNI_IFNAME": "eth0",
+        } | ENV_EXTRA
         add = run_tool(tool, gopeer, "add", netns, env)
         assert add.returncode == 0, (tool, add.stderr)
         cache_file = cache / "results" / f"cmpnet-{cid}-eth0"
@@ -135,8 +180,12 @@ def test_each_deletes_what_the_other_added(first: str, gopeer: Path, tmp_path: P
     netns.write_text("")
     cache = tmp_path / "cache"
     record = tmp_path / "calls.jsonl"
-    env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(PLUGINS), "CNI_CACHE_DIR": str(cache),
-           "RECORD_FILE": str(record)} | ENV_EXTRA
+    env = {
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(PLUGINS),
+        "CNI_CACHE_DIR": str(cache),
+        "RECORD_FILE": str(record),
+    } | ENV_EXTRA
     second = "py" if first == "go" else "go"
     assert run_tool(first, gopeer, "add", netns, env).returncode == 0
     check = run_tool(second, gopeer, "check", netns, env)
@@ -161,13 +210,23 @@ def test_go_reads_our_in_progress_record(gopeer: Path, tmp_path: Path) -> None:
     results = tmp_path / "cache" / "results"
     results.mkdir(parents=True)
     data = cachemod.encode_record(
-        container_id=cid, ifname="eth0", network="cmpnet", config=(conf_dir / "10-x.conflist").read_bytes(),
-        netns=str(netns), cni_args=[], capability_args={}, result=None,
+        container_id=cid,
+        ifname="eth0",
+        network="cmpnet",
+        config=(conf_dir / "10-x.conflist").read_bytes(),
+        netns=str(netns),
+        cni_args=[],
+        capability_args={},
+        result=None,
         progress=cachemod.Progress(state="adding", done=0, plugins=3),
     )
     (results / f"cmpnet-{cid}-eth0").write_bytes(data)
-    env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(PLUGINS), "CNI_CACHE_DIR": str(tmp_path / "cache"),
-           "RECORD_FILE": str(tmp_path / "calls.jsonl")}
+    env = {
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(PLUGINS),
+        "CNI_CACHE_DIR": str(tmp_path / "cache"),
+        "RECORD_FILE": str(tmp_path / "calls.jsonl"),
+    }
     proc = run_tool("go", gopeer, "del", netns, env)
     assert proc.returncode == 0, proc.stderr
     assert not (results / f"cmpnet-{cid}-eth0").exists()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import libcni_py
 from support import REPO
+
+import libcni_py
 
 
 def test_every_exported_name_resolves() -> None:

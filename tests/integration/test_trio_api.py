@@ -10,22 +10,32 @@ from pathlib import Path
 import pytest
 import trio
 from support import PLUGINS, read_calls, write_conf
+from test_exec_limits import wait_gone
 
 from libcni_py import AsyncCNI, PluginTimeoutError, RuntimeConf, load_network
-from test_exec_limits import wait_gone
 
 
 def recnet(conf_dir: Path) -> None:
-    write_conf(conf_dir, "10-rec.conflist", {
-        "cniVersion": "1.0.0", "name": "recnet",
-        "plugins": [{"type": "recorder"}, {"type": "recorder", "interfaceName": "rec1"}],
-    })
+    write_conf(
+        conf_dir,
+        "10-rec.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "recnet",
+            "plugins": [{"type": "recorder"}, {"type": "recorder", "interfaceName": "rec1"}],
+        },
+    )
 
 
 def test_concurrent_attachments(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
     recnet(conf_dir)
     net = load_network(str(conf_dir), "recnet")
-    cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), env={"RECORD_FILE": str(record_file), "PATH": "/usr/bin:/bin"}, on_stderr=None)
+    cni = AsyncCNI(
+        plugin_path=[str(PLUGINS)],
+        cache_dir=str(cache_dir),
+        env={"RECORD_FILE": str(record_file), "PATH": "/usr/bin:/bin"},
+        on_stderr=None,
+    )
     count = 12
 
     async def one(i: int) -> None:
@@ -46,9 +56,19 @@ def test_concurrent_attachments(conf_dir: Path, cache_dir: Path, record_file: Pa
     assert len(calls) == count * 6
     # per container, the chain order holds: ADD rec0, ADD rec1, ..., DEL rec1, DEL rec0
     for i in range(count):
-        mine = [(c["command"], json.loads(str(c["stdin"])).get("interfaceName", "rec0")) for c in calls
-                if c["env"]["CNI_CONTAINERID"] == f"c{i}"]  # type: ignore[index]
-        assert mine == [("ADD", "rec0"), ("ADD", "rec1"), ("CHECK", "rec0"), ("CHECK", "rec1"), ("DEL", "rec1"), ("DEL", "rec0")]
+        mine = [
+            (c["command"], json.loads(str(c["stdin"])).get("interfaceName", "rec0"))
+            for c in calls
+            if c["env"]["CNI_CONTAINERID"] == f"c{i}"
+        ]  # type: ignore[index]
+        assert mine == [
+            ("ADD", "rec0"),
+            ("ADD", "rec1"),
+            ("CHECK", "rec0"),
+            ("CHECK", "rec1"),
+            ("DEL", "rec1"),
+            ("DEL", "rec0"),
+        ]
     # the operations overlapped: some container's first ADD came before another's last DEL
     order = [c["env"]["CNI_CONTAINERID"] for c in calls]  # type: ignore[index]
     assert order != sorted(order, key=lambda cid: int(str(cid)[1:])), "ran strictly one after another"
@@ -57,9 +77,15 @@ def test_concurrent_attachments(conf_dir: Path, cache_dir: Path, record_file: Pa
 
 def test_cancellation_kills_the_running_plugin(conf_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
-    write_conf(conf_dir, "10-hang.conflist", {
-        "cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hanger", "pidFile": str(pid_file)}],
-    })
+    write_conf(
+        conf_dir,
+        "10-hang.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "hang",
+            "plugins": [{"type": "hanger", "pidFile": str(pid_file)}],
+        },
+    )
     net = load_network(str(conf_dir), "hang")
     cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), on_stderr=None)
 
@@ -77,9 +103,15 @@ def test_cancellation_kills_the_running_plugin(conf_dir: Path, cache_dir: Path, 
 
 
 def test_per_call_timeout_in_trio(conf_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
-    write_conf(conf_dir, "10-hang.conflist", {
-        "cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hanger", "pidFile": str(tmp_path / "p")}],
-    })
+    write_conf(
+        conf_dir,
+        "10-hang.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "hang",
+            "plugins": [{"type": "hanger", "pidFile": str(tmp_path / "p")}],
+        },
+    )
     net = load_network(str(conf_dir), "hang")
     cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), timeout=1.5, on_stderr=None)
 
@@ -95,7 +127,12 @@ def test_per_call_timeout_in_trio(conf_dir: Path, cache_dir: Path, tmp_path: Pat
 def test_lock_serialises_operations_on_one_attachment(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
     recnet(conf_dir)
     net = load_network(str(conf_dir), "recnet")
-    cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), env={"RECORD_FILE": str(record_file), "PATH": "/usr/bin:/bin"}, on_stderr=None)
+    cni = AsyncCNI(
+        plugin_path=[str(PLUGINS)],
+        cache_dir=str(cache_dir),
+        env={"RECORD_FILE": str(record_file), "PATH": "/usr/bin:/bin"},
+        on_stderr=None,
+    )
     rt = RuntimeConf(container_id="same", netns="/x")
 
     async def main() -> None:
@@ -108,5 +145,5 @@ def test_lock_serialises_operations_on_one_attachment(conf_dir: Path, cache_dir:
     trio.run(main)
     commands = [c["command"] for c in read_calls(record_file)]
     # each operation's two plugin calls stay together: no interleaving
-    pairs = [commands[i:i + 2] for i in range(0, len(commands), 2)]
+    pairs = [commands[i : i + 2] for i in range(0, len(commands), 2)]
     assert all(p[0] == p[1] for p in pairs), commands

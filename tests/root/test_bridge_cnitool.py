@@ -22,22 +22,34 @@ def bridge_portmap(name: str, bridge: str, subnet: str, data_dir: Path) -> dict[
         "name": name,
         "plugins": [
             {
-                "type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": True,
-                "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir), "routes": [{"dst": "0.0.0.0/0"}]},
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": True,
+                "ipMasq": True,
+                "ipam": {
+                    "type": "host-local",
+                    "subnet": subnet,
+                    "dataDir": str(data_dir),
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }
 
 
-def test_bridge_hostlocal_portmap_add_check_del(make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str) -> None:
+def test_bridge_hostlocal_portmap_add_check_del(
+    make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
+) -> None:
     pod = make_netns("pod")
     bridge = unique("br")
     network = unique("net")
     data_dir = tmp_path / "ipam"
     write_conf(conf_dir, "10-bridge.conflist", bridge_portmap(network, bridge, "10.240.7.0/24", data_dir))
     env = {
-        "NETCONFPATH": str(conf_dir), "CNI_PATH": str(DEBIAN_PLUGINS), "CNI_CACHE_DIR": str(cache_dir),
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(DEBIAN_PLUGINS),
+        "CNI_CACHE_DIR": str(cache_dir),
         "CAP_ARGS": json.dumps({"portMappings": [{"hostPort": 18081, "containerPort": 80, "protocol": "tcp"}]}),
         "PATH": v4only_path,
     }
@@ -83,11 +95,20 @@ def test_bridge_hostlocal_portmap_add_check_del(make_netns, tmp_path: Path, conf
     assert not (cache_dir / "results" / f"{network}-{cid}-eth0").exists()
 
 
-def test_check_fails_after_breaking_the_interface(make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str) -> None:
+def test_check_fails_after_breaking_the_interface(
+    make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
+) -> None:
     pod = make_netns("pod")
     network = unique("net")
-    write_conf(conf_dir, "10-bridge.conflist", bridge_portmap(network, unique("br"), "10.240.8.0/24", tmp_path / "ipam"))
-    env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(DEBIAN_PLUGINS), "CNI_CACHE_DIR": str(cache_dir), "PATH": v4only_path}
+    write_conf(
+        conf_dir, "10-bridge.conflist", bridge_portmap(network, unique("br"), "10.240.8.0/24", tmp_path / "ipam")
+    )
+    env = {
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(DEBIAN_PLUGINS),
+        "CNI_CACHE_DIR": str(cache_dir),
+        "PATH": v4only_path,
+    }
     netns = f"/var/run/netns/{pod}"
     assert run_cnitool("add", network, netns, env=env).returncode == 0
     import subprocess
@@ -108,9 +129,15 @@ def test_debian_portmap_check_bug(make_netns, tmp_path: Path, conf_dir: Path, ca
     the work-around can go."""
     pod = make_netns("pod")
     network = unique("net")
-    write_conf(conf_dir, "10-bridge.conflist", bridge_portmap(network, unique("br"), "10.240.9.0/24", tmp_path / "ipam"))
-    env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(DEBIAN_PLUGINS), "CNI_CACHE_DIR": str(cache_dir),
-           "CAP_ARGS": json.dumps({"portMappings": [{"hostPort": 18082, "containerPort": 80, "protocol": "tcp"}]})}
+    write_conf(
+        conf_dir, "10-bridge.conflist", bridge_portmap(network, unique("br"), "10.240.9.0/24", tmp_path / "ipam")
+    )
+    env = {
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(DEBIAN_PLUGINS),
+        "CNI_CACHE_DIR": str(cache_dir),
+        "CAP_ARGS": json.dumps({"portMappings": [{"hostPort": 18082, "containerPort": 80, "protocol": "tcp"}]}),
+    }
     netns = f"/var/run/netns/{pod}"
     assert run_cnitool("add", network, netns, env=env).returncode == 0
     try:
