@@ -127,8 +127,7 @@ class _Base:
         record = self.cached_record(netlist, rt)
         if record is None or record.result is None:
             return None
-        own = record.result.get("cniVersion")
-        parsed = result.parse(record.result, own if isinstance(own, str) and own else "0.1.0")
+        parsed = result.parse(record.result, result.declared_version(record.result))
         return result.convert(parsed, netlist.cni_version)
 
     def cached_attachments(self, container_id: str = "") -> list[CacheRecord]:

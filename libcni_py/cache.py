@@ -214,6 +214,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _go_base64(text: str) -> bytes | None:
+    """Decode as Go decodes a ``[]byte`` field (StdEncoding; CR/LF ignored;
+    padding exactly as long as needed), or None."""
+    text = text.replace("\n", "").replace("\r", "")
+    if len(text) % 4 or "=" in text.rstrip("="):
+        return None
+    if len(text) - len(text.rstrip("=")) > 2:
+        return None
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -245,11 +259,9 @@ def decode_record(data: bytes, path: str) -> CacheRecord:
     fault = schema.first_error(doc, "cache")
     if fault is not None:
         raise CacheError(path, f"is damaged: {fault[0]}: {fault[1]}")
-    config_text = doc.get("config") or ""
-    try:
-        config = binascii.a2b_base64(config_text.replace("\n", "").replace("\r", ""), strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise CacheError(path, "is damaged: config: not valid base64") from None
+    config = _go_base64(doc.get("config") or "")
+    if config is None:
+        raise CacheError(path, "is damaged: config: not valid base64")
     progress = None
     marker = doc.get("libcniPy")
     if isinstance(marker, dict):

@@ -217,18 +217,35 @@ def parse_plugin(obj: Any, source: str, *, prefix: tuple[str | int, ...] = ()) -
     Raises:
         ConfigError: naming ``source`` and the JSON path of the fault.
     """
-    fault = schema.first_error(obj, "plugin", prefix=prefix)
+    view = _netconf_view(obj)
+    fault = schema.first_error(view, "plugin", prefix=prefix)
     if fault is not None:
         raise ConfigError(source, fault[0], fault[1])
     where = f"{source}: {schema.format_path(list(prefix))}" if prefix else source
     return PluginConf(
-        type=obj["type"],
-        name=_str_or_empty(obj.get("name")),
-        cni_version=_str_or_empty(obj.get("cniVersion")),
-        capabilities=obj.get("capabilities") or {},
+        type=view["type"],
+        name=_str_or_empty(view.get("name")),
+        cni_version=_str_or_empty(view.get("cniVersion")),
+        capabilities=view.get("capabilities") or {},
         raw=obj,
         source=where,
     )
+
+
+_NETCONF_FIELDS = ("cniVersion", "name", "type", "capabilities", "ipam", "dns", "prevResult", "runtimeConfig", "args")
+
+
+def _netconf_view(obj: Any) -> Any:
+    """The plugin object as libcni reads it: Go decodes it into ``types.NetConf``,
+    whose fields match keys case-insensitively (``"Type"`` is the type).  Only
+    reading uses this view; plugins get the object as written."""
+    if not isinstance(obj, dict):
+        return obj
+    view = gojson.struct_fields(obj, _NETCONF_FIELDS)
+    for key, fields in (("ipam", ("type",)), ("dns", ("nameservers", "domain", "search", "options"))):
+        if isinstance(view.get(key), dict):
+            view[key] = gojson.struct_fields(view[key], fields)
+    return view
 
 
 def parse_conflist(data: bytes, source: str, *, strict: bool = True) -> NetworkConfigList:
@@ -404,7 +421,8 @@ def conf_files(conf_dir: str, extensions: Sequence[str]) -> list[str]:
             is_dir = False
         if is_dir:
             continue
-        if os.path.splitext(entry.name)[1] in extensions:
+        dot = entry.name.rfind(".")
+        if dot >= 0 and entry.name[dot:] in extensions:  # Go's filepath.Ext, leading dot included
             found.append(os.path.join(conf_dir, entry.name))
     found.sort()
     return found

@@ -28,9 +28,10 @@ from .errors import DecodeError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
-__all__ = ["Struct", "dumps", "dumps_bytes", "loads", "MAX_DEPTH"]
+__all__ = ["Struct", "dumps", "dumps_bytes", "loads", "struct_fields", "MAX_DEPTH"]
 
 #: Deepest nesting accepted by :func:`loads` (Go's own limit is 10000).
 MAX_DEPTH = 512
@@ -165,6 +166,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _go_float(text: str) -> float:
+    """A JSON number as Go's float64: out of range is an error, not infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _go_int(text: str) -> int | float:
+    """``-0`` is float64 negative zero in Go and is written back as ``-0``."""
+    return -0.0 if text == "-0" else int(text)
+
+
 def _depth_ok(data: str) -> bool:
     """Cheap pre-check so pathological nesting fails cleanly, not by recursion."""
     if data.count("[") + data.count("{") <= MAX_DEPTH:
@@ -215,6 +229,8 @@ def loads(data: bytes | str) -> Any:
     if not _depth_ok(text):
         raise DecodeError(f"nested more than {MAX_DEPTH} levels deep")
     try:
+        if "-0" in text or "e" in text or "E" in text:
+            return json.loads(text, parse_constant=_reject_constant, parse_float=_go_float, parse_int=_go_int)
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise DecodeError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
@@ -222,3 +238,16 @@ def loads(data: bytes | str) -> Any:
         raise DecodeError(f"not valid JSON: {exc}") from None
     except RecursionError:
         raise DecodeError("nested too deeply to decode") from None
+
+
+def struct_fields(obj: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The members of a JSON object that Go's decoder would put into a struct
+    with fields ``names``: an exact key match first, else a case-insensitive
+    one; when several keys match a field, the last one wins; others dropped."""
+    folded = {name.lower(): name for name in names}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        field = key if key in names else folded.get(key.lower())
+        if field is not None:
+            out[field] = value
+    return out

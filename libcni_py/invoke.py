@@ -319,7 +319,12 @@ def decode_result(request: ExecRequest, outcome: ExecOutcome) -> AnyResult:
             f"exited 0 but its output is not a result object: {_quote(outcome.stdout)}",
         )
     own = doc.get("cniVersion")
-    result_version = own if isinstance(own, str) and own else (request.result_version or "0.1.0")
+    if isinstance(own, str) and own:
+        result_version = own
+    else:
+        # Go's fixupResultVersion: a result without a version is in the config's
+        result_version = request.result_version or "0.1.0"
+        doc = {**doc, "cniVersion": result_version}
     try:
         return result.parse(doc, result_version)
     except DecodeError as exc:

@@ -317,9 +317,8 @@ def _cached_result(record: CacheRecord, to_version: str, path: str) -> AnyResult
     """
     if record.result is None:
         return None
-    own = record.result.get("cniVersion")
     try:
-        parsed = result.parse(record.result, own if isinstance(own, str) and own else "0.1.0")
+        parsed = result.parse(record.result, result.declared_version(record.result))
         return result.convert(parsed, to_version)
     except DecodeError as exc:
         raise CacheError(path, f"holds a result that cannot be used: {exc.msg}") from None

@@ -46,6 +46,7 @@ __all__ = [
     "Route",
     "convert",
     "parse",
+    "declared_version",
     "parse_bytes",
     "to_json",
     "to_json_bytes",
@@ -291,16 +292,7 @@ _FAMILY_VERSIONS = {
 # decoding, as Go's encoding/json fills the types' structs
 
 
-def _go_fields(obj: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """Map JSON keys onto field names the way Go's decoder does: an exact
-    match first, else a case-insensitive one; later keys win; others dropped."""
-    folded = {name.lower(): name for name in names}
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        field = key if key in names else folded.get(key.lower())
-        if field is not None:
-            out[field] = value
-    return out
+_go_fields = gojson.struct_fields
 
 
 _ROUTE = ("dst", "gw", "mtu", "advmss", "priority", "table", "scope")
@@ -479,10 +471,14 @@ def parse_bytes(data: bytes, result_version: str | None = None) -> AnyResult:
     doc = gojson.loads(data)
     if not isinstance(doc, dict):
         raise ResultError("expected a JSON object")
-    if result_version is None:
-        own = doc.get("cniVersion")
-        result_version = own if isinstance(own, str) and own else "0.1.0"
-    return parse(doc, result_version)
+    return parse(doc, declared_version(doc) if result_version is None else result_version)
+
+
+def declared_version(doc: Mapping[str, Any]) -> str:
+    """A result's own version as Go's ``create.DecodeVersion`` reads it (the key
+    matched case-insensitively; missing or empty means 0.1.0)."""
+    own = _go_fields(doc, ("cniVersion",)).get("cniVersion")
+    return own if isinstance(own, str) and own else "0.1.0"
 
 
 # --------------------------------------------------------------------------

@@ -152,7 +152,12 @@ def _check(value: Any, schema: dict[str, Any], file: str, path: list[str | int])
         if pattern is not None:
             compiled = _patterns.get(pattern)
             if compiled is None:
-                compiled = _patterns[pattern] = re.compile(pattern)
+                # JSON Schema patterns are ECMA-262: "$" is the end of the input,
+                # while Python's "$" also matches before a final newline.
+                python_pattern = (
+                    pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern
+                )
+                compiled = _patterns[pattern] = re.compile(python_pattern)
             if compiled.search(value) is None:
                 return path, _message(schema, "pattern", f"must match {pattern}")
 

@@ -60,7 +60,10 @@ def parse(text: str) -> tuple[int, int, int]:
         stripped = part[1:] if part[:1] in "+-" else part
         if not stripped.isascii() or not stripped.isdigit():
             raise VersionError(f'invalid version "{text}": "{part}" is not a number')
-        numbers[index] = int(part)
+        value = int(part)
+        if abs(value) > 2**63 - 1:  # Go's strconv.Atoi on 64-bit
+            raise VersionError(f'invalid version "{text}": "{part}" is out of range')
+        numbers[index] = value
     return (numbers[0], numbers[1], numbers[2])
 
 
