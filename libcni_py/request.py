@@ -167,6 +167,10 @@ def plugin_env(
         env["TRACEPARENT"] = trace.traceparent
         if trace.tracestate:
             env["TRACESTATE"] = trace.tracestate
+        else:
+            # a state inherited from the runtime's environment belongs to
+            # another trace; never pair it with this traceparent
+            env.pop("TRACESTATE", None)
     return env
 
 
