@@ -64,6 +64,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("ops", "ask a network's plugins whether they are ready (STATUS)"),
     "version": ("ops", "ask a plugin which spec versions it supports (VERSION)"),
     "validate": ("ops", "check that a network's plugins exist and support its version"),
+    "ls": ("ls", "list the conf dir: verdicts, plugins, and which network each runtime takes"),
 }
 
 
@@ -93,17 +94,18 @@ class Context:
         err(f"{PROG}: note: {text}")
 
     def cni(self, **extra: object) -> CNI:
-        """The blocking CNI object for these settings."""
+        """The blocking CNI object for these settings (``extra`` overrides them)."""
         from ..api import CNI
 
-        return CNI(
-            plugin_path=self.plugin_path,
-            cache_dir=self.cache_dir,
-            timeout=self.timeout,
-            env=self.env,
-            on_notice=self.notice,
-            **extra,  # type: ignore[arg-type]
-        )
+        settings: dict[str, object] = {
+            "plugin_path": self.plugin_path,
+            "cache_dir": self.cache_dir,
+            "timeout": self.timeout,
+            "env": self.env,
+            "on_notice": self.notice,
+        }
+        settings.update(extra)
+        return CNI(**settings)  # type: ignore[arg-type]
 
 
 def err(text: str) -> None:
