@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .result import AnyResult
 
 __all__ = [
+    "ENV_VARIABLES",
     "TraceContext",
     "capability_split",
     "gc_stdin",
@@ -37,6 +38,20 @@ __all__ = [
     "version_env",
     "version_stdin",
 ]
+
+
+#: The variables :func:`plugin_env` sets over the runtime's environment, in
+#: the order Go's ``Args.AsEnv`` lists them (then the trace context's).
+ENV_VARIABLES = (
+    "CNI_COMMAND",
+    "CNI_CONTAINERID",
+    "CNI_NETNS",
+    "CNI_ARGS",
+    "CNI_IFNAME",
+    "CNI_PATH",
+    "TRACEPARENT",
+    "TRACESTATE",
+)
 
 
 class TraceContext(Value):

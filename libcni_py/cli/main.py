@@ -65,6 +65,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("ops", "ask a plugin which spec versions it supports (VERSION)"),
     "validate": ("ops", "check that a network's plugins exist and support its version"),
     "ls": ("ls", "list the conf dir: verdicts, plugins, and which network each runtime takes"),
+    "explain": ("explain", "dry run: what each plugin of an operation would be given"),
 }
 
 
