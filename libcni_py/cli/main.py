@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("ops", "check that a network's plugins exist and support its version"),
     "ls": ("ls", "list the conf dir: verdicts, plugins, and which network each runtime takes"),
     "explain": ("explain", "dry run: what each plugin of an operation would be given"),
+    "cache": ("cache", "list and show cached attachments (cache ls, cache show)"),
 }
 
 
