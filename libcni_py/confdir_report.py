@@ -661,10 +661,13 @@ def _problems(
     for consumer in consumers:
         for net, file, _ in consumer.networks:
             runtime_takes.setdefault(net, []).append((consumer.name, file))
+    verdict_of = {e.name: v for e, v in zip(listing.files, verdicts, strict=True)}
     for name, file, error, shadowed in by_name:
         if error:
             out.append(f"cnitool add {name}: fails: {error}")
             continue
+        if verdict_of[file].status == "invalid" and verdict_of[file].problems:
+            out.append(f"cnitool add {name} loads {file}, which cannot run: {verdict_of[file].problems[0]}")
         if not shadowed:
             continue
         winner = files_by_name[file]
@@ -701,9 +704,11 @@ def _problems(
         rest = [e for e in loadable if e.name != default[1]]
         names = ", ".join(f"{e.name} ({e.conflist.name!r})" for e in rest[:3] if e.conflist is not None)
         more = f" and {len(rest) - 3} more" if len(rest) > 3 else ""
+        default_takers = [LABELS[c.name] for c in consumers if c.networks and c.networks[0][:2] == default[:2]]
         out.append(
-            f"the default network of kubelet and CRI-O is {default[0]!r} from {default[1]} (the first valid file in "
-            f"order); {names}{more} are not the default network"
+            f"the default network of {', '.join(default_takers)} is {default[0]!r} from {default[1]} "
+            f"(the first valid file in order); {names}{more} {'is' if len(rest) == 1 else 'are'} "
+            "not the default network"
         )
     for item in ignored:
         if not item.network and not item.name.endswith("/"):

@@ -155,8 +155,11 @@ def render(report: Report, plugin_path: list[str], *, probed: bool) -> str:
             "  cnitool add NAME (by name; .conflist files first; the search stops at a .conflist it cannot parse):"
         )
         rows = []
+        verdict_word = {e.name: v.status for e, v in zip(listing.files, report.verdicts, strict=True)}
         for name, file, error, shadowed in report.by_name:
             what = f"fails: {error}" if error else file
+            if file and verdict_word.get(file) == "invalid":
+                what += " (invalid: see above)"
             if shadowed:
                 what += f"   (also defined in {', '.join(shadowed)}: never used by add)"
             rows.append([f"{name}", what])

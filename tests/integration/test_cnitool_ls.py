@@ -56,7 +56,7 @@ def test_ls_names_every_problem_and_the_winner(env: dict[str, str], conf_dir: Pa
     assert f'30-sriov.conflist: plugin "sriov" MISSING (searched {PLUGINS})' in problems
     assert ('40-old.conflist: plugin "oldversions" does not support cniVersion "1.0.0" '
             "(it supports 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0)") in problems
-    assert "the default network of kubelet and CRI-O is 'cbr0' from 00-bridge.conf" in problems
+    assert "the default network of containerd, CRI-O, kubelet is 'cbr0' from 00-bridge.conf" in problems
     # the consumers, side by side
     assert "  containerd  'cbr0' from 00-bridge.conf (eth0)" in out
     assert "  CRI-O       'cbr0' from 00-bridge.conf (eth0)" in out
