@@ -170,11 +170,7 @@ class DryRunDriver(SyncDriver):
             )
         if isinstance(effect, plan.WriteRecord):
             record = cache.decode_record(effect.data, self.store.path_for(effect.key))
-            state = (
-                "final: the last plugin's result"
-                if record.progress is None
-                else f"ADD {record.progress.state}, {record.progress.done} of {record.progress.plugins} plugins done"
-            )
+            state = "final: the last plugin's result" if record.progress is None else record.progress.describe()
             self.steps.append(
                 Step(kind="write-record", text=f"write the cache record {self.store.path_for(effect.key)} ({state})")
             )

@@ -335,8 +335,7 @@ class Tracer:
                         "done": record.progress.done,
                         "plugins": record.progress.plugins,
                     }
-                    how = "under way" if record.progress.state == "adding" else record.progress.state
-                    state = f"ADD {how}: {record.progress.done} of {record.progress.plugins} plugins done"
+                    state = record.progress.describe()
             except CNIError:
                 state = "unreadable"
             verb = "replaces" if pending.existed else "writes"

@@ -65,9 +65,7 @@ def _is_legacy(data: bytes, name: str) -> bool:
 
 
 def _state(record: CacheRecord) -> str:
-    if record.progress is None:
-        return "complete"
-    return f"{record.progress.state} ({record.progress.done} of {record.progress.plugins} plugins done)"
+    return "complete" if record.progress is None else record.progress.describe()
 
 
 def _ls(ctx: Context, values: dict[str, object]) -> int:

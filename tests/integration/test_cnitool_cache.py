@@ -75,9 +75,9 @@ def test_cache_show_an_incomplete_add_and_errors(env: dict[str, str], tmp_path: 
     assert run_cnitool("add", "failnet", str(netns), env=env).returncode == 1
     cid = cnitool_container_id(str(netns))
     text = run_cnitool("cache", "show", "failnet", cid, "eth0", env=env).stdout
-    assert "  state        failed (1 of 2 plugins done)" in text
+    assert "  state        ADD failed: 1 of 2 plugins done" in text
     listed = run_cnitool("cache", "ls", env=env).stdout
-    assert "failed (1 of 2 plugins done)" in listed
+    assert "ADD failed: 1 of 2 plugins done" in listed
     missing = run_cnitool("cache", "show", "recnet", "nosuch", "eth0", env=env)
     assert missing.returncode == 1 and "no cache record" in missing.stderr and "cnitool cache ls" in missing.stderr
     bad = run_cnitool("cache", "show", "recnet", "../x", "eth0", env=env)
