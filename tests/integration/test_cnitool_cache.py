@@ -11,13 +11,19 @@ from support import PLUGINS, run_cnitool, write_conf
 
 from libcni_py.args import cnitool_container_id
 
-NET = {"cniVersion": "1.0.0", "name": "recnet", "plugins": [{"type": "recorder"}, {"type": "recorder", "interfaceName": "r1"}]}
+NET = {
+    "cniVersion": "1.0.0",
+    "name": "recnet",
+    "plugins": [{"type": "recorder"}, {"type": "recorder", "interfaceName": "r1"}],
+}
 
 
 @pytest.fixture
 def env(conf_dir: Path, cache_dir: Path) -> dict[str, str]:
     write_conf(conf_dir, "10-rec.conflist", NET)
-    write_conf(conf_dir, "20-other.conflist", {"cniVersion": "1.0.0", "name": "other", "plugins": [{"type": "recorder"}]})
+    write_conf(
+        conf_dir, "20-other.conflist", {"cniVersion": "1.0.0", "name": "other", "plugins": [{"type": "recorder"}]}
+    )
     return {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(PLUGINS), "CNI_CACHE_DIR": str(cache_dir)}
 
 
@@ -36,9 +42,12 @@ def test_cache_ls_filters_and_flags_damaged_files(env: dict[str, str], tmp_path:
     (cache_dir / "results" / "recnet-legacy-eth0").write_text('{"cniVersion": "0.2.0", "ip4": {"ip": "10.1.1.2/24"}}')
     doc = json.loads(run_cnitool("cache", "ls", "--json", env=env).stdout)
     assert [(x["network"], x["containerId"], x["ifname"], x["state"]) for x in doc["attachments"]] == [
-        ("other", b, "eth0", "complete"), ("recnet", a, "eth0", "complete")]
-    assert doc["unusable"] == [{"file": "recnet-broken-eth0",
-                                "problem": "is empty (a crash while Go libcni wrote it leaves such files)"}]
+        ("other", b, "eth0", "complete"),
+        ("recnet", a, "eth0", "complete"),
+    ]
+    assert doc["unusable"] == [
+        {"file": "recnet-broken-eth0", "problem": "is empty (a crash while Go libcni wrote it leaves such files)"}
+    ]
     assert [o["file"] for o in doc["other"]] == ["recnet-legacy-eth0"]
     only = json.loads(run_cnitool("cache", "ls", "--json", "--network", "other", env=env).stdout)
     assert [x["containerId"] for x in only["attachments"]] == [b] and only["unusable"] == [] and only["other"] == []
@@ -68,8 +77,15 @@ def test_cache_show_and_conf_file_state(env: dict[str, str], tmp_path: Path, con
 
 
 def test_cache_show_an_incomplete_add_and_errors(env: dict[str, str], tmp_path: Path, conf_dir: Path) -> None:
-    write_conf(conf_dir, "30-fail.conflist", {"cniVersion": "1.0.0", "name": "failnet", "plugins": [
-        {"type": "recorder"}, {"type": "failer", "code": 7, "msg": "no"}]})
+    write_conf(
+        conf_dir,
+        "30-fail.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "failnet",
+            "plugins": [{"type": "recorder"}, {"type": "failer", "code": 7, "msg": "no"}],
+        },
+    )
     netns = tmp_path / "f"
     netns.write_text("")
     assert run_cnitool("add", "failnet", str(netns), env=env).returncode == 1

@@ -17,17 +17,26 @@ CAPS = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tc
 
 @pytest.fixture
 def env(conf_dir: Path, cache_dir: Path, record_file: Path) -> dict[str, str]:
-    write_conf(conf_dir, "10-rec.conflist", {
-        "cniVersion": "1.1.0", "name": "recnet",
-        "plugins": [
-            {"type": "recorder"},
-            {"type": "recorder", "interfaceName": "rec1", "capabilities": {"portMappings": True}},
-            {"type": "recorder", "interfaceName": "rec2", "capabilities": {"bandwidth": True, "dns": True}},
-        ],
-    })
+    write_conf(
+        conf_dir,
+        "10-rec.conflist",
+        {
+            "cniVersion": "1.1.0",
+            "name": "recnet",
+            "plugins": [
+                {"type": "recorder"},
+                {"type": "recorder", "interfaceName": "rec1", "capabilities": {"portMappings": True}},
+                {"type": "recorder", "interfaceName": "rec2", "capabilities": {"bandwidth": True, "dns": True}},
+            ],
+        },
+    )
     return {
-        "NETCONFPATH": str(conf_dir), "CNI_PATH": str(PLUGINS), "CNI_CACHE_DIR": str(cache_dir),
-        "RECORD_FILE": str(record_file), "CAP_ARGS": json.dumps(CAPS), "CNI_ARGS": "K8S_POD_NAME=web",
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(PLUGINS),
+        "CNI_CACHE_DIR": str(cache_dir),
+        "RECORD_FILE": str(record_file),
+        "CAP_ARGS": json.dumps(CAPS),
+        "CNI_ARGS": "K8S_POD_NAME=web",
     }
 
 
@@ -49,11 +58,23 @@ def test_explain_add_is_what_add_sends(env: dict[str, str], tmp_path: Path, cach
     doc = explain(env, "recnet", str(netns))
     assert read_calls(record_file) == [] and not any(cache_dir.iterdir()), "explain ran or wrote something"
     steps = doc["steps"]
-    assert [s["kind"] for s in steps] == ["lock", "write-record", "exec", "write-record", "exec", "write-record",
-                                          "exec", "write-record", "unlock"]
+    assert [s["kind"] for s in steps] == [
+        "lock",
+        "write-record",
+        "exec",
+        "write-record",
+        "exec",
+        "write-record",
+        "exec",
+        "write-record",
+        "unlock",
+    ]
     execs = [s for s in steps if s["kind"] == "exec"]
     assert [(e["plugin"]["index"], e["prevResult"]) for e in execs] == [
-        (0, None), (1, "the result of plugins[0] (recorder) ADD"), (2, "the result of plugins[1] (recorder) ADD")]
+        (0, None),
+        (1, "the result of plugins[0] (recorder) ADD"),
+        (2, "the result of plugins[1] (recorder) ADD"),
+    ]
     assert [e["capabilityArgs"] for e in execs] == [
         {"passed": {}, "dropped": ["bandwidth", "portMappings"]},
         {"passed": {"portMappings": CAPS["portMappings"]}, "dropped": ["bandwidth"]},
@@ -67,14 +88,21 @@ def test_explain_add_is_what_add_sends(env: dict[str, str], tmp_path: Path, cach
         assert execs[index]["stdin"] == with_placeholder(str(calls[index]["stdin"]), execs[index]["prevResult"])
     # the plugin's own interpreter start (pyenv shims) changes PATH and adds PYENV_*; the rest is exact
     for call, step in zip(calls, execs, strict=True):
+
         def stable(env: object) -> dict[str, str]:
             return {k: v for k, v in dict(env).items() if k not in ("PATH", "_") and "PYENV" not in k}  # type: ignore[call-overload]
 
         seen, shown = stable(call["env"]), stable(step["env"])
         assert shown == seen
         assert {k: v for k, v in shown.items() if k.startswith("CNI_")} == {
-            "CNI_COMMAND": "ADD", "CNI_CONTAINERID": step["env"]["CNI_CONTAINERID"], "CNI_NETNS": str(netns),
-            "CNI_ARGS": "K8S_POD_NAME=web", "CNI_IFNAME": "eth0", "CNI_PATH": str(PLUGINS), "CNI_CACHE_DIR": str(cache_dir)}
+            "CNI_COMMAND": "ADD",
+            "CNI_CONTAINERID": step["env"]["CNI_CONTAINERID"],
+            "CNI_NETNS": str(netns),
+            "CNI_ARGS": "K8S_POD_NAME=web",
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": str(PLUGINS),
+            "CNI_CACHE_DIR": str(cache_dir),
+        }
 
 
 def test_explain_del_check_and_old_versions(env: dict[str, str], conf_dir: Path, tmp_path: Path) -> None:
@@ -87,11 +115,13 @@ def test_explain_del_check_and_old_versions(env: dict[str, str], conf_dir: Path,
     assert all(e["env"]["CNI_NETNS"] == "/var/run/netns/NETNS" for e in execs)
     doc = explain(env, "recnet", "--command", "check")
     assert "a CHECK now fails before running any plugin" in doc["steps"][1]["text"]
-    write_conf(conf_dir, "20-old.conflist", {"cniVersion": "0.3.1", "name": "oldnet", "plugins": [{"type": "recorder"}]})
+    write_conf(
+        conf_dir, "20-old.conflist", {"cniVersion": "0.3.1", "name": "oldnet", "plugins": [{"type": "recorder"}]}
+    )
     doc = explain(env, "oldnet", "--command", "DEL")
     assert [s["prevResult"] for s in doc["steps"] if s["kind"] == "exec"] == [None]  # no prevResult below 0.4.0
     proc = run_cnitool("explain", "oldnet", "--command", "CHECK", env=env)
-    assert proc.returncode == 3 and 'does not support the CHECK command' in proc.stderr
+    assert proc.returncode == 3 and "does not support the CHECK command" in proc.stderr
 
 
 def test_explain_gc_status_and_missing_plugins(env: dict[str, str], conf_dir: Path) -> None:

@@ -19,19 +19,33 @@ def misleading(conf_dir: Path) -> None:
     """An old 00-bridge.conf ahead of 10-flannel.conflist (same name), a copy
     left as .bak, a duplicate name, a plugin missing from CNI_PATH, a plugin
     that does not support the version, and a folder."""
-    write_conf(conf_dir, "00-bridge.conf", {"cniVersion": "0.3.1", "name": "cbr0", "type": "recorder",
-                                             "ipam": {"type": "fakeipam"}})
-    flannel = {"cniVersion": "1.0.0", "name": "cbr0", "plugins": [
-        {"type": "delegator", "ipam": {"type": "fakeipam"}},
-        {"type": "recorder", "capabilities": {"portMappings": True}},
-    ]}
+    write_conf(
+        conf_dir,
+        "00-bridge.conf",
+        {"cniVersion": "0.3.1", "name": "cbr0", "type": "recorder", "ipam": {"type": "fakeipam"}},
+    )
+    flannel = {
+        "cniVersion": "1.0.0",
+        "name": "cbr0",
+        "plugins": [
+            {"type": "delegator", "ipam": {"type": "fakeipam"}},
+            {"type": "recorder", "capabilities": {"portMappings": True}},
+        ],
+    }
     write_conf(conf_dir, "10-flannel.conflist", flannel)
     write_conf(conf_dir, "10-flannel.conflist.bak", flannel)
-    write_conf(conf_dir, "15-extra.conflist", {"cniVersion": "1.0.0", "name": "extra", "plugins": [{"type": "recorder"}]})
-    write_conf(conf_dir, "25-extra.conflist", {"cniVersion": "1.0.0", "name": "extra",
-                                                "plugins": [{"type": "recorder", "interfaceName": "x"}]})
+    write_conf(
+        conf_dir, "15-extra.conflist", {"cniVersion": "1.0.0", "name": "extra", "plugins": [{"type": "recorder"}]}
+    )
+    write_conf(
+        conf_dir,
+        "25-extra.conflist",
+        {"cniVersion": "1.0.0", "name": "extra", "plugins": [{"type": "recorder", "interfaceName": "x"}]},
+    )
     write_conf(conf_dir, "30-sriov.conflist", {"cniVersion": "1.0.0", "name": "fast", "plugins": [{"type": "sriov"}]})
-    write_conf(conf_dir, "40-old.conflist", {"cniVersion": "1.0.0", "name": "old", "plugins": [{"type": "oldversions"}]})
+    write_conf(
+        conf_dir, "40-old.conflist", {"cniVersion": "1.0.0", "name": "old", "plugins": [{"type": "oldversions"}]}
+    )
     (conf_dir / "scratch").mkdir()
 
 
@@ -45,17 +59,23 @@ def test_ls_names_every_problem_and_the_winner(env: dict[str, str], conf_dir: Pa
     proc = run_cnitool("ls", env=env)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    problems = out[out.index("problems:"):]
+    problems = out[out.index("problems:") :]
     # the old file wins for the runtimes, the .conflist for cnitool add
-    assert ("network 'cbr0' is defined in 2 files (00-bridge.conf, 10-flannel.conflist): cnitool add cbr0 loads "
-            "10-flannel.conflist (.conflist files are searched before .conf/.json); but containerd, CRI-O, kubelet "
-            "take 00-bridge.conf") in problems
-    assert ("network 'extra' is defined in 2 files (15-extra.conflist, 25-extra.conflist): cnitool add extra loads "
-            "15-extra.conflist (the first file in order wins); 25-extra.conflist is shadowed") in problems
-    assert "10-flannel.conflist.bak is ignored (extension \".bak\")" in problems
+    assert (
+        "network 'cbr0' is defined in 2 files (00-bridge.conf, 10-flannel.conflist): cnitool add cbr0 loads "
+        "10-flannel.conflist (.conflist files are searched before .conf/.json); but containerd, CRI-O, kubelet "
+        "take 00-bridge.conf"
+    ) in problems
+    assert (
+        "network 'extra' is defined in 2 files (15-extra.conflist, 25-extra.conflist): cnitool add extra loads "
+        "15-extra.conflist (the first file in order wins); 25-extra.conflist is shadowed"
+    ) in problems
+    assert '10-flannel.conflist.bak is ignored (extension ".bak")' in problems
     assert f'30-sriov.conflist: plugin "sriov" MISSING (searched {PLUGINS})' in problems
-    assert ('40-old.conflist: plugin "oldversions" does not support cniVersion "1.0.0" '
-            "(it supports 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0)") in problems
+    assert (
+        '40-old.conflist: plugin "oldversions" does not support cniVersion "1.0.0" '
+        "(it supports 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0)"
+    ) in problems
     assert "the default network of containerd, CRI-O, kubelet is 'cbr0' from 00-bridge.conf" in problems
     # the consumers, side by side
     assert "  containerd  'cbr0' from 00-bridge.conf (eth0)" in out
@@ -81,27 +101,47 @@ def test_ls_json_and_the_consumer_options(env: dict[str, str], conf_dir: Path) -
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert [f["file"] for f in doc["files"]] == [
-        "00-bridge.conf", "10-flannel.conflist", "15-extra.conflist", "25-extra.conflist", "30-sriov.conflist",
+        "00-bridge.conf",
+        "10-flannel.conflist",
+        "15-extra.conflist",
+        "25-extra.conflist",
+        "30-sriov.conflist",
         "40-old.conflist",
     ]
     assert [f["verdict"] for f in doc["files"]] == ["valid", "valid", "valid", "valid", "invalid", "invalid"]
-    assert doc["files"][1]["plugins"][0] == {"type": "delegator", "name": None,
-                                             "source": f"{conf_dir}/10-flannel.conflist: plugins[0]",
-                                             "delegates": ["fakeipam"], "capabilities": []}
+    assert doc["files"][1]["plugins"][0] == {
+        "type": "delegator",
+        "name": None,
+        "source": f"{conf_dir}/10-flannel.conflist: plugins[0]",
+        "delegates": ["fakeipam"],
+        "capabilities": [],
+    }
     # containerd with no limit takes every file (go-cni checks no plugin) and says which cannot run
     containerd = doc["consumers"]["containerd"]
     assert [(n["network"], n["ifname"]) for n in containerd["networks"]] == [
-        ("cbr0", "eth0"), ("cbr0", "eth1"), ("extra", "eth2"), ("extra", "eth3"), ("fast", "eth4"), ("old", "eth5")]
+        ("cbr0", "eth0"),
+        ("cbr0", "eth1"),
+        ("extra", "eth2"),
+        ("extra", "eth3"),
+        ("fast", "eth4"),
+        ("old", "eth5"),
+    ]
     assert any(note.startswith("30-sriov.conflist is taken although it cannot run") for note in containerd["notes"])
     assert doc["consumers"]["crio"]["networks"] == [{"network": "extra", "file": "15-extra.conflist", "ifname": "eth0"}]
     assert {e["network"]: e["file"] for e in doc["cnitoolAdd"]} == {
-        "cbr0": "10-flannel.conflist", "extra": "15-extra.conflist", "fast": "30-sriov.conflist", "old": "40-old.conflist"}
+        "cbr0": "10-flannel.conflist",
+        "extra": "15-extra.conflist",
+        "fast": "30-sriov.conflist",
+        "old": "40-old.conflist",
+    }
     plugins = {p["type"]: p for p in doc["plugins"]}
     assert plugins["sriov"]["path"] is None and plugins["sriov"]["searched"] == [str(PLUGINS)]
     assert plugins["oldversions"]["supportedVersions"] == ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0"]
-    assert doc["ignored"][0] == {"name": "10-flannel.conflist.bak", "network": None,
-                                 "reason": 'extension ".bak": only .conf, .conflist and .json files are read '
-                                           "(by every consumer)"}
+    assert doc["ignored"][0] == {
+        "name": "10-flannel.conflist.bak",
+        "network": None,
+        "reason": 'extension ".bak": only .conf, .conflist and .json files are read (by every consumer)',
+    }
 
 
 def test_ls_when_a_broken_file_sorts_first(env: dict[str, str], conf_dir: Path) -> None:
@@ -110,8 +150,11 @@ def test_ls_when_a_broken_file_sorts_first(env: dict[str, str], conf_dir: Path) 
     doc = json.loads(run_cnitool("ls", "--json", "--no-probe", env=env).stdout)
     broken = doc["files"][1]
     assert broken["file"] == "05-broken.conflist" and broken["verdict"] == "invalid"
-    assert broken["loadError"] == {"file": f"{conf_dir}/05-broken.conflist", "jsonPath": "plugins[0].type",
-                                   "reason": "expected a string"}
+    assert broken["loadError"] == {
+        "file": f"{conf_dir}/05-broken.conflist",
+        "jsonPath": "plugins[0].type",
+        "reason": "expected a string",
+    }
     assert doc["files"][2]["loadError"]["reason"] == "cannot read: no such file"
     # containerd loads one file (00-bridge.conf): fine; CRI-O skips the broken ones
     assert doc["consumers"]["containerd"]["networks"][0]["file"] == "00-bridge.conf"
@@ -153,9 +196,14 @@ def test_ls_lists_a_thousand_files_without_heavy_imports(tmp_path: Path) -> None
     conf_dir = tmp_path / "many"
     conf_dir.mkdir()
     for i in range(1000):
-        doc = {"cniVersion": "1.0.0", "name": f"net{i}", "plugins": [
-            {"type": "bridge", "bridge": f"br{i}", "ipam": {"type": "host-local", "subnet": "10.1.0.0/16"}},
-            {"type": "portmap", "capabilities": {"portMappings": True}}]}
+        doc = {
+            "cniVersion": "1.0.0",
+            "name": f"net{i}",
+            "plugins": [
+                {"type": "bridge", "bridge": f"br{i}", "ipam": {"type": "host-local", "subnet": "10.1.0.0/16"}},
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        }
         (conf_dir / f"{i:04d}.conflist").write_text(json.dumps(doc))
     code = f"""
 import contextlib, io, json, sys, time

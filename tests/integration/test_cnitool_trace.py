@@ -20,13 +20,36 @@ from libcni_py.trace import SCHEMA, Tracer
 
 @pytest.fixture
 def env(conf_dir: Path, cache_dir: Path, record_file: Path, tmp_path: Path) -> dict[str, str]:
-    write_conf(conf_dir, "10-quiet.conflist", {"cniVersion": "1.0.0", "name": "quiet", "plugins": [
-        {"type": "delegator", "ipam": {"type": "fakeipam"}}, {"type": "recorder", "interfaceName": "r1"}]})
-    write_conf(conf_dir, "20-disk.conflist", {"cniVersion": "1.0.0", "name": "disk", "plugins": [
-        {"type": "delegator", "ipam": {"type": "diskipam", "dataDir": str(tmp_path / "ipam")}},
-        {"type": "recorder", "interfaceName": "r1"}]})
-    return {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(PLUGINS), "CNI_CACHE_DIR": str(cache_dir),
-            "RECORD_FILE": str(record_file)}
+    write_conf(
+        conf_dir,
+        "10-quiet.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "quiet",
+            "plugins": [
+                {"type": "delegator", "ipam": {"type": "fakeipam"}},
+                {"type": "recorder", "interfaceName": "r1"},
+            ],
+        },
+    )
+    write_conf(
+        conf_dir,
+        "20-disk.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "disk",
+            "plugins": [
+                {"type": "delegator", "ipam": {"type": "diskipam", "dataDir": str(tmp_path / "ipam")}},
+                {"type": "recorder", "interfaceName": "r1"},
+            ],
+        },
+    )
+    return {
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(PLUGINS),
+        "CNI_CACHE_DIR": str(cache_dir),
+        "RECORD_FILE": str(record_file),
+    }
 
 
 def changes(event: dict[str, object]) -> set[tuple[str, str, str]]:
@@ -53,13 +76,26 @@ def test_trace_attributes_every_file_to_its_writer(env: dict[str, str], tmp_path
     events = doc["events"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert [(e["actor"], e["effect"]) for e in events] == [
-        ("libcni_py", "resolve"), ("libcni_py", "lock"), ("libcni_py", "write-record"), ("plugin", "exec"),
-        ("libcni_py", "write-record"), ("plugin", "exec"), ("libcni_py", "write-record"), ("libcni_py", "unlock")]
+        ("libcni_py", "resolve"),
+        ("libcni_py", "lock"),
+        ("libcni_py", "write-record"),
+        ("plugin", "exec"),
+        ("libcni_py", "write-record"),
+        ("plugin", "exec"),
+        ("libcni_py", "write-record"),
+        ("libcni_py", "unlock"),
+    ]
     # the runtime's own files, attributed to libcni_py
-    assert changes(events[1]) == {("created", "dir", str(cache_dir / "libcni_py")),
-                                  ("created", "dir", str(cache_dir / "libcni_py" / "locks")), ("created", "file", lock)}
-    assert changes(events[2]) == {("created", "dir", str(cache_dir / "libcni_py" / "tmp")),
-                                  ("created", "dir", str(cache_dir / "results")), ("created", "file", record)}
+    assert changes(events[1]) == {
+        ("created", "dir", str(cache_dir / "libcni_py")),
+        ("created", "dir", str(cache_dir / "libcni_py" / "locks")),
+        ("created", "file", lock),
+    }
+    assert changes(events[2]) == {
+        ("created", "dir", str(cache_dir / "libcni_py" / "tmp")),
+        ("created", "dir", str(cache_dir / "results")),
+        ("created", "file", record),
+    }
     assert events[2]["progress"] == {"state": "adding", "done": 0, "plugins": 2}
     assert changes(events[4]) == changes(events[6]) == {("changed", "file", record)}
     assert {c["by"] for e in (events[1], events[2], events[4], events[6]) for c in e["changes"]} == {"libcni_py"}
@@ -68,18 +104,25 @@ def test_trace_attributes_every_file_to_its_writer(env: dict[str, str], tmp_path
     assert delegator["plugin"]["type"] == "delegator" and delegator["plugin"]["delegates"] == ["diskipam"]
     assert delegator["plugin"]["dataDirs"] == [str(ipam)]
     assert changes(delegator) == {
-        ("created", "dir", str(ipam)), ("created", "dir", str(ipam / "disk")),
-        ("created", "file", str(ipam / "disk" / "10.77.0.2")), ("created", "file", str(ipam / "disk" / "last_reserved_ip.0"))}
+        ("created", "dir", str(ipam)),
+        ("created", "dir", str(ipam / "disk")),
+        ("created", "file", str(ipam / "disk" / "10.77.0.2")),
+        ("created", "file", str(ipam / "disk" / "last_reserved_ip.0")),
+    }
     reservation = next(c for c in delegator["changes"] if c["where"].endswith("10.77.0.2"))
     assert reservation["content"] == f"{cid}\neth0" and reservation["by"] == "delegator"
-    assert delegator["exitStatus"] == 0 and delegator["command"] == "ADD" and delegator["cniEnv"]["CNI_NETNS"] == str(netns)
+    assert (
+        delegator["exitStatus"] == 0
+        and delegator["command"] == "ADD"
+        and delegator["cniEnv"]["CNI_NETNS"] == str(netns)
+    )
     assert json.loads(delegator["stdout"])["ips"][0]["address"] == "10.77.0.2/24"
     assert json.loads(delegator["stdin"])["ipam"]["type"] == "diskipam"
     assert changes(events[5]) == set()  # the recorder writes nothing there
     # the readable timeline says the same
     assert "trace #4 " in proc.stderr and "plugin delegator ADD (plugins[0] of network disk)" in proc.stderr
     assert "changed during this step (by delegator or a plugin it ran):" in proc.stderr
-    assert f"+ file           {ipam / 'disk' / '10.77.0.2'} (33 bytes, 0644)  \"{cid}\\neth0\"" in proc.stderr
+    assert f'+ file           {ipam / "disk" / "10.77.0.2"} (33 bytes, 0644)  "{cid}\\neth0"' in proc.stderr
     assert "(its config delegates to: diskipam)" in proc.stderr
 
     # DEL: the reservation removed during the delegator's call, the record and lock by libcni_py
@@ -103,8 +146,11 @@ def test_trace_of_a_delegator_whose_ipam_writes_nothing(env: dict[str, str], tmp
 
 
 def test_trace_json_on_failure(env: dict[str, str], conf_dir: Path, tmp_path: Path) -> None:
-    write_conf(conf_dir, "30-fail.conflist", {"cniVersion": "1.0.0", "name": "failnet", "plugins": [
-        {"type": "failer", "code": 7, "msg": "bad subnet"}]})
+    write_conf(
+        conf_dir,
+        "30-fail.conflist",
+        {"cniVersion": "1.0.0", "name": "failnet", "plugins": [{"type": "failer", "code": 7, "msg": "bad subnet"}]},
+    )
     netns = tmp_path / "ns"
     netns.write_text("")
     proc, doc = traced(env, tmp_path, "add", "failnet", str(netns))
@@ -141,15 +187,25 @@ def test_library_hook_sync_and_trio(env: dict[str, str], conf_dir: Path, cache_d
     cni = CNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), tracer=tracer)
     rt = RuntimeConf(container_id="lib1", netns=str(tmp_path / "x"))
     cni.add(net, rt)
-    assert seen == [e.effect for e in tracer.events] == [
-        "resolve", "lock", "write-record", "exec", "write-record", "exec", "write-record", "unlock"]
+    assert (
+        seen
+        == [e.effect for e in tracer.events]
+        == ["resolve", "lock", "write-record", "exec", "write-record", "exec", "write-record", "unlock"]
+    )
     assert {c.where for c in tracer.events[3].changes} >= {str(tmp_path / "ipam" / "disk" / "10.77.0.2")}
 
     async_tracer = Tracer(cache_dir=str(cache_dir), probe=False)
     acni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), tracer=async_tracer)
     trio.run(acni.delete, net, rt)
     assert [e.effect for e in async_tracer.events] == [
-        "resolve", "lock", "read-record", "exec", "exec", "remove-record", "unlock"]
+        "resolve",
+        "lock",
+        "read-record",
+        "exec",
+        "exec",
+        "remove-record",
+        "unlock",
+    ]
     assert all(not e.changes for e in async_tracer.events)  # probe=False: steps only
     assert async_tracer.to_json()["events"][3]["plugin"]["type"] == "recorder"
 

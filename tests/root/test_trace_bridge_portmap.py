@@ -27,7 +27,11 @@ CAPS = {"portMappings": [{"hostPort": 18093, "containerPort": 80, "protocol": "t
 def run_traced(host: str, env: dict[str, str], trace_file: Path, *args: str) -> dict:
     proc = subprocess.run(
         ["ip", "netns", "exec", host, sys.executable, str(CNITOOL), "--trace-json", str(trace_file), *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(trace_file.read_text())
@@ -42,21 +46,47 @@ def normalise(text: str, names: dict[str, str]) -> str:
 
 
 def reported(event: dict, names: dict[str, str]) -> set[tuple[str, str, str, str]]:
-    return {(c["change"], c["kind"], normalise(c["where"], names), normalise(c["text"], names)) for c in event["changes"]}
+    return {
+        (c["change"], c["kind"], normalise(c["where"], names), normalise(c["text"], names)) for c in event["changes"]
+    }
 
 
-def test_traced_add_and_del_report_exactly_what_changed(make_netns, tmp_path: Path, conf_dir: Path,
-                                                         cache_dir: Path, v4only_path: str) -> None:
+def test_traced_add_and_del_report_exactly_what_changed(
+    make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
+) -> None:
     host, pod = make_netns("host"), make_netns("pod")
     subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
     bridge, network, data_dir = unique("br"), unique("net"), tmp_path / "ipam"
-    write_conf(conf_dir, "10-bridge.conflist", {"cniVersion": "1.0.0", "name": network, "plugins": [
-        {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": True,
-         "ipam": {"type": "host-local", "subnet": "10.240.13.0/24", "dataDir": str(data_dir),
-                  "routes": [{"dst": "0.0.0.0/0"}]}},
-        {"type": "portmap", "capabilities": {"portMappings": True}}]})
-    env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(DEBIAN_PLUGINS), "CNI_CACHE_DIR": str(cache_dir),
-           "CAP_ARGS": json.dumps(CAPS), "PATH": v4only_path}
+    write_conf(
+        conf_dir,
+        "10-bridge.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": network,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": bridge,
+                    "isGateway": True,
+                    "ipMasq": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "subnet": "10.240.13.0/24",
+                        "dataDir": str(data_dir),
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        },
+    )
+    env = {
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(DEBIAN_PLUGINS),
+        "CNI_CACHE_DIR": str(cache_dir),
+        "CAP_ARGS": json.dumps(CAPS),
+        "PATH": v4only_path,
+    }
     netns = f"/var/run/netns/{pod}"
     cid = cnitool_container_id(netns)
     names = {str(cache_dir): "<cache>", str(data_dir): "<data>", cid: "<cid>", network: "<net>", bridge: "<br>"}
@@ -64,16 +94,32 @@ def test_traced_add_and_del_report_exactly_what_changed(make_netns, tmp_path: Pa
     doc = run_traced(host, env, tmp_path / "add.json", "add", network, netns)
     events = doc["events"]
     assert [(e["effect"], e.get("plugin", {}).get("type")) for e in events] == [
-        ("resolve", None), ("lock", None), ("write-record", None), ("exec", "bridge"), ("write-record", None),
-        ("exec", "portmap"), ("write-record", None), ("unlock", None)]
+        ("resolve", None),
+        ("lock", None),
+        ("write-record", None),
+        ("exec", "bridge"),
+        ("write-record", None),
+        ("exec", "portmap"),
+        ("write-record", None),
+        ("unlock", None),
+    ]
     assert all(e["unprobed"] == [] for e in events)
     record = "<cache>/results/<net>-<cid>-eth0"
     assert reported(events[1], names) == {
         ("created", "dir", "<cache>/libcni_py", "<cache>/libcni_py"),
         ("created", "dir", "<cache>/libcni_py/locks", "<cache>/libcni_py/locks"),
-        ("created", "file", "<cache>/libcni_py/locks/<net>-<cid>-eth0", "<cache>/libcni_py/locks/<net>-<cid>-eth0 (0 bytes, 0600)")}
+        (
+            "created",
+            "file",
+            "<cache>/libcni_py/locks/<net>-<cid>-eth0",
+            "<cache>/libcni_py/locks/<net>-<cid>-eth0 (0 bytes, 0600)",
+        ),
+    }
     assert {(c, k, w) for c, k, w, _ in reported(events[2], names)} == {
-        ("created", "dir", "<cache>/libcni_py/tmp"), ("created", "dir", "<cache>/results"), ("created", "file", record)}
+        ("created", "dir", "<cache>/libcni_py/tmp"),
+        ("created", "dir", "<cache>/results"),
+        ("created", "file", record),
+    }
     assert {(c, k, w) for c, k, w, _ in reported(events[4], names)} == {("changed", "file", record)}
     assert {(c, k, w) for c, k, w, _ in reported(events[6], names)} == {("changed", "file", record)}
 
@@ -85,7 +131,12 @@ def test_traced_add_and_del_report_exactly_what_changed(make_netns, tmp_path: Pa
         ("created", "dir", "<data>", "<data>"),
         ("created", "dir", "<data>/<net>", "<data>/<net>"),
         ("created", "file", "<data>/<net>/<ip>", "<data>/<net>/<ip> (34 bytes, 0644)"),
-        ("created", "file", "<data>/<net>/last_reserved_ip.0", f"<data>/<net>/last_reserved_ip.0 ({len(ip)} bytes, 0644)"),
+        (
+            "created",
+            "file",
+            "<data>/<net>/last_reserved_ip.0",
+            f"<data>/<net>/last_reserved_ip.0 ({len(ip)} bytes, 0644)",
+        ),
         ("created", "file", "<data>/<net>/lock", "<data>/<net>/lock (0 bytes, 0750)"),
         # the bridge and the veth pair
         ("added", "link", "host", "<br> (bridge, up)"),
@@ -99,12 +150,24 @@ def test_traced_add_and_del_report_exactly_what_changed(make_netns, tmp_path: Pa
         ("added", "route", "container", "10.240.13.0/24 dev eth0 proto kernel"),
         # ipMasq
         ("added", "iptables-chain", "nat", "CNI-<hash>"),
-        ("added", "iptables-rule", "nat",
-         '-A POSTROUTING -s <ip>/32 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j CNI-<hash>'),
-        ("added", "iptables-rule", "nat",
-         '-A CNI-<hash> -d 10.240.13.0/24 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT'),
-        ("added", "iptables-rule", "nat",
-         '-A CNI-<hash> ! -d 224.0.0.0/4 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j MASQUERADE'),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A POSTROUTING -s <ip>/32 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j CNI-<hash>',
+        ),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A CNI-<hash> -d 10.240.13.0/24 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
+        ),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A CNI-<hash> ! -d 224.0.0.0/4 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j MASQUERADE',
+        ),
     }
     reservation = next(c for c in events[3]["changes"] if c["where"].endswith("/" + ip))
     assert reservation["content"] == f"{cid}\r\neth0" and reservation["by"] == "bridge"
@@ -113,20 +176,41 @@ def test_traced_add_and_del_report_exactly_what_changed(make_netns, tmp_path: Pa
     portmap_rules = {
         ("added", "iptables-rule", "nat", "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
         ("added", "iptables-rule", "nat", "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
-        ("added", "iptables-rule", "nat",
-         '-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ'),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
+        ),
         ("added", "iptables-rule", "nat", "-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE"),
-        ("added", "iptables-rule", "nat",
-         '-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000'),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000',
+        ),
     }
     dn_rules = {
         ("added", "iptables-chain", "nat", "CNI-DN-<hash>"),
         ("added", "iptables-rule", "nat", dnat),
-        ("added", "iptables-rule", "nat",
-         "-A CNI-DN-<hash> -s 10.240.13.0/24 -p tcp -m tcp --dport 18093 -j CNI-HOSTPORT-SETMARK"),
-        ("added", "iptables-rule", "nat",
-         "-A CNI-DN-<hash> -s 127.0.0.1/32 -p tcp -m tcp --dport 18093 -j CNI-HOSTPORT-SETMARK"),
-        ("added", "iptables-rule", "nat", "-A CNI-DN-<hash> -p tcp -m tcp --dport 18093 -j DNAT --to-destination <ip>:80"),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            "-A CNI-DN-<hash> -s 10.240.13.0/24 -p tcp -m tcp --dport 18093 -j CNI-HOSTPORT-SETMARK",
+        ),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            "-A CNI-DN-<hash> -s 127.0.0.1/32 -p tcp -m tcp --dport 18093 -j CNI-HOSTPORT-SETMARK",
+        ),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            "-A CNI-DN-<hash> -p tcp -m tcp --dport 18093 -j DNAT --to-destination <ip>:80",
+        ),
     }
     top_chains = {("added", "iptables-chain", "nat", f"CNI-HOSTPORT-{c}") for c in ("DNAT", "MASQ", "SETMARK")}
     assert reported(events[5], names) == portmap_rules | dn_rules | top_chains
@@ -148,13 +232,28 @@ def test_traced_add_and_del_report_exactly_what_changed(make_netns, tmp_path: Pa
         ("removed", "route", "container", "0.0.0.0/0 via 10.240.13.1 dev eth0"),
         ("removed", "route", "container", "10.240.13.0/24 dev eth0 proto kernel"),
         ("removed", "iptables-chain", "nat", "CNI-<hash>"),
-        ("removed", "iptables-rule", "nat",
-         '-A POSTROUTING -s <ip>/32 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j CNI-<hash>'),
-        ("removed", "iptables-rule", "nat",
-         '-A CNI-<hash> -d 10.240.13.0/24 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT'),
-        ("removed", "iptables-rule", "nat",
-         '-A CNI-<hash> ! -d 224.0.0.0/4 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j MASQUERADE'),
+        (
+            "removed",
+            "iptables-rule",
+            "nat",
+            '-A POSTROUTING -s <ip>/32 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j CNI-<hash>',
+        ),
+        (
+            "removed",
+            "iptables-rule",
+            "nat",
+            '-A CNI-<hash> -d 10.240.13.0/24 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
+        ),
+        (
+            "removed",
+            "iptables-rule",
+            "nat",
+            '-A CNI-<hash> ! -d 224.0.0.0/4 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j MASQUERADE',
+        ),
     }
-    assert {(c, k, w) for c, k, w, _ in reported(events[("remove-record", None)], names)} == {("removed", "file", record)}
+    assert {(c, k, w) for c, k, w, _ in reported(events[("remove-record", None)], names)} == {
+        ("removed", "file", record)
+    }
     assert {(c, k, w) for c, k, w, _ in reported(events[("unlock", None)], names)} == {
-        ("removed", "file", "<cache>/libcni_py/locks/<net>-<cid>-eth0")}
+        ("removed", "file", "<cache>/libcni_py/locks/<net>-<cid>-eth0")
+    }

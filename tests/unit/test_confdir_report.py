@@ -20,8 +20,10 @@ def write(directory: Path, name: str, doc: object) -> None:
 
 
 def found(*types: str, info: PluginInfo | None = ALL) -> dict[str, PluginStatus]:
-    return {t: PluginStatus(type=t, searched=["/opt/cni/bin"], path=f"/opt/cni/bin/{t}", info=info, probed=True)
-            for t in types}
+    return {
+        t: PluginStatus(type=t, searched=["/opt/cni/bin"], path=f"/opt/cni/bin/{t}", info=info, probed=True)
+        for t in types
+    }
 
 
 def one(name: str, *types: str, version: str = "1.0.0") -> dict[str, object]:
@@ -33,7 +35,9 @@ def test_containerd_fails_on_a_bad_first_file_others_skip_it(tmp_path: Path) -> 
     write(tmp_path, "10-good.conflist", one("good", "bridge"))
     report = analyse(scan(str(tmp_path)), found("bridge"))
     containerd, crio, kubelet = report.consumers
-    assert containerd.networks == () and containerd.error.startswith("the load fails on 00-bad.conflist: not valid JSON")
+    assert containerd.networks == () and containerd.error.startswith(
+        "the load fails on 00-bad.conflist: not valid JSON"
+    )
     assert crio.networks == kubelet.networks == (("good", "10-good.conflist", "eth0"),)
     assert report.verdicts[0].status == "invalid" and not report.verdicts[0].loads
     assert "containerd: the load fails on 00-bad.conflist" in " | ".join(report.problems)
@@ -72,7 +76,9 @@ def test_versions_unknown_without_probes_and_missing_plugins(tmp_path: Path) -> 
 def test_version_mismatch_and_unusable_lists(tmp_path: Path) -> None:
     write(tmp_path, "10-old.conflist", one("old", "bridge", version="1.0.0"))
     write(tmp_path, "20-bad name.conflist", one("bad name", "bridge"))
-    report = analyse(scan(str(tmp_path)), found("bridge", info=PluginInfo(cni_version="0.4.0", supported_versions=["0.4.0"])))
+    report = analyse(
+        scan(str(tmp_path)), found("bridge", info=PluginInfo(cni_version="0.4.0", supported_versions=["0.4.0"]))
+    )
     assert report.verdicts[0].status == "invalid" and report.verdicts[0].validates is False
     assert 'does not support cniVersion "1.0.0" (it supports 0.4.0)' in report.verdicts[0].problems[0]
     assert report.verdicts[1].problems[0].startswith("name: 'bad name' is not a valid network name")
@@ -84,8 +90,11 @@ def test_version_mismatch_and_unusable_lists(tmp_path: Path) -> None:
 def test_ignored_entries_and_plugin_folders(tmp_path: Path) -> None:
     write(tmp_path, "10-net.conflist", {"cniVersion": "1.1.0", "name": "net", "plugins": [{"type": "bridge"}]})
     write(tmp_path, "20-solo.conf", {"cniVersion": "1.0.0", "name": "solo", "type": "bridge"})
-    write(tmp_path, "30-inline.conflist", {"cniVersion": "1.1.0", "name": "inl", "loadOnlyInlinedPlugins": True,
-                                           "plugins": [{"type": "bridge"}]})
+    write(
+        tmp_path,
+        "30-inline.conflist",
+        {"cniVersion": "1.1.0", "name": "inl", "loadOnlyInlinedPlugins": True, "plugins": [{"type": "bridge"}]},
+    )
     (tmp_path / "net").mkdir()
     write(tmp_path / "net", "extra.conf", {"type": "portmap"})
     for folder in ("solo", "inl", "misc"):
@@ -94,7 +103,9 @@ def test_ignored_entries_and_plugin_folders(tmp_path: Path) -> None:
     report = analyse(scan(str(tmp_path)), found("bridge", "portmap"))
     reasons = {i.name: i.reason for i in report.ignored}
     assert reasons["README"].startswith("no extension: only .conf, .conflist and .json files are read")
-    assert reasons["net/"].startswith("plugin folder of network 'net': its *.conf files are appended to the plugins of 10-net.conflist")
+    assert reasons["net/"].startswith(
+        "plugin folder of network 'net': its *.conf files are appended to the plugins of 10-net.conflist"
+    )
     assert "sets loadOnlyInlinedPlugins" in reasons["inl/"]
     assert "single-plugin file (20-solo.conf)" in reasons["solo/"]
     assert reasons["misc/"] == "folder: configurations are not read from folders"

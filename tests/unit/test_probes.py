@@ -23,8 +23,11 @@ def test_file_snapshots_and_their_difference(tmp_path: Path) -> None:
     os.utime(root / "net" / "keep", (1, 1))  # mtime alone is not a change
     changes = probes.diff_files(before, probes.snapshot_files([str(root)]))
     assert [(c.change, c.kind, os.path.relpath(c.where, root)) for c in changes] == [
-        ("created", "symlink", "link"), ("created", "file", "net/10.1.0.2"), ("changed", "file", "net/edit"),
-        ("removed", "file", "net/gone")]
+        ("created", "symlink", "link"),
+        ("created", "file", "net/10.1.0.2"),
+        ("changed", "file", "net/edit"),
+        ("removed", "file", "net/gone"),
+    ]
     created = changes[1]
     assert created.details["content"] == "cid\neth0" and created.details["size"] == 8
     assert changes[0].details["target"] == "net/keep"
@@ -32,7 +35,9 @@ def test_file_snapshots_and_their_difference(tmp_path: Path) -> None:
 
 def test_roots_are_deduplicated_and_data_dirs_found() -> None:
     assert probes.watch_roots(["/var/lib/cni", "/var/lib/cni/networks", "/tmp/x/", "/tmp/x", ""]) == (
-        "/tmp/x", "/var/lib/cni")
+        "/tmp/x",
+        "/var/lib/cni",
+    )
     conf = {"type": "bridge", "ipam": {"type": "host-local", "dataDir": "/d1"}, "x": [{"dataDir": "/d2"}], "dataDir": 3}
     assert probes.find_data_dirs(conf) == ["/d1", "/d2"]
 
@@ -57,23 +62,46 @@ def test_net_difference() -> None:
 
 def test_iptables_difference_keeps_order_and_duplicates() -> None:
     before = {"nat": [":PREROUTING ACCEPT", "-A PREROUTING -j X"], "filter": []}
-    after = {"nat": [":PREROUTING ACCEPT", ":CNI-1 -", "-A PREROUTING -j X", "-A PREROUTING -j X", "-A CNI-1 -j Y"],
-             "filter": [":FORWARD DROP"]}
+    after = {
+        "nat": [":PREROUTING ACCEPT", ":CNI-1 -", "-A PREROUTING -j X", "-A PREROUTING -j X", "-A CNI-1 -j Y"],
+        "filter": [":FORWARD DROP"],
+    }
     changes = probes.diff_iptables(before, after)
     assert [(c.where, c.kind, c.text) for c in changes] == [
-        ("nat", "iptables-chain", "CNI-1"), ("nat", "iptables-rule", "-A PREROUTING -j X"),
-        ("nat", "iptables-rule", "-A CNI-1 -j Y"), ("filter", "iptables-chain", "FORWARD (policy DROP)")]
+        ("nat", "iptables-chain", "CNI-1"),
+        ("nat", "iptables-rule", "-A PREROUTING -j X"),
+        ("nat", "iptables-rule", "-A CNI-1 -j Y"),
+        ("filter", "iptables-chain", "FORWARD (policy DROP)"),
+    ]
 
 
 def test_timeline_of_a_plugin_call() -> None:
-    change = probes.Change(kind="file", change="created", where="/d/n/10.1.0.2", text="/d/n/10.1.0.2 (8 bytes, 0644)",
-                           details={"content": "cid\neth0"})
+    change = probes.Change(
+        kind="file",
+        change="created",
+        where="/d/n/10.1.0.2",
+        text="/d/n/10.1.0.2 (8 bytes, 0644)",
+        details={"content": "cid\neth0"},
+    )
     event = Event(
-        seq=4, at=0.25, duration=0.03, actor="plugin", effect="exec", summary="plugin bridge ADD (plugins[0] of network n)",
-        data={"plugin": {"type": "bridge", "path": "/opt/cni/bin/bridge", "delegates": ["host-local"]},
-              "env": {"HOME": "/root", "CNI_COMMAND": "ADD", "CNI_IFNAME": "eth0"}, "stdin": '{"a":1}',
-              "exitStatus": 0, "pluginDuration": 0.03, "pid": 42, "stdout": "{}\n", "stderr": ""},
-        changes=[change], unprobed=["container network (/x): gone"],
+        seq=4,
+        at=0.25,
+        duration=0.03,
+        actor="plugin",
+        effect="exec",
+        summary="plugin bridge ADD (plugins[0] of network n)",
+        data={
+            "plugin": {"type": "bridge", "path": "/opt/cni/bin/bridge", "delegates": ["host-local"]},
+            "env": {"HOME": "/root", "CNI_COMMAND": "ADD", "CNI_IFNAME": "eth0"},
+            "stdin": '{"a":1}',
+            "exitStatus": 0,
+            "pluginDuration": 0.03,
+            "pid": 42,
+            "stdout": "{}\n",
+            "stderr": "",
+        },
+        changes=[change],
+        unprobed=["container network (/x): gone"],
     )
     text = format_event(event)
     assert text.splitlines()[0] == "trace #4 +0.250s plugin bridge ADD (plugins[0] of network n)"
