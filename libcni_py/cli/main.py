@@ -104,6 +104,7 @@ class Context:
         self.values = values
         self.notices: list[str] = []
         self.trace_context = _trace_context(values, env)
+        self.argv: list[str] = list(sys.argv[1:])  # main() sets the real one, for the trace
         self.tracer: Tracer | None = None
         self._trace_json: int | None = None
         self.trace_json = str(values["trace_json"]) if values.get("trace_json") else ""
@@ -152,7 +153,7 @@ class Context:
         from .. import gojson
 
         assert self.tracer is not None
-        data = gojson.dumps_bytes(self.tracer.to_json(command=[PROG, *sys.argv[1:]], error=error), indent="  ")
+        data = gojson.dumps_bytes(self.tracer.to_json(command=[PROG, *self.argv], error=error), indent="  ")
         try:
             view = memoryview(data + b"\n")
             while view:
@@ -274,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(spec.help(PROG))
             return 0
         ctx = Context(values, dict(os.environ))
+        ctx.argv = argv
         failure = ""
         try:
             return run(ctx, command, values, positionals)
