@@ -87,6 +87,11 @@ class Progress(Value):
     def __init__(self, *, state: str, done: int, plugins: int) -> None:
         self._set(state=state, done=done, plugins=plugins)
 
+    def describe(self) -> str:
+        """For a person: ``ADD under way: 1 of 3 plugins done``."""
+        how = "under way" if self.state == "adding" else self.state
+        return f"ADD {how}: {self.done} of {self.plugins} plugins done"
+
 
 class CacheRecord(Value):
     """A decoded attachment record.

@@ -31,8 +31,10 @@ from .errors import ConfigError, DecodeError, NetworkNotFoundError, VersionError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
-    from typing import Any
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 __all__ = [
     "CONF_EXTENSIONS",
@@ -41,6 +43,7 @@ __all__ = [
     "PluginConf",
     "conf_files",
     "conflist_from_plugin",
+    "find_by_name",
     "load_conflist_file",
     "load_network",
     "load_plugin_file",
@@ -473,13 +476,29 @@ def load_any_file(path: str, *, strict: bool = True) -> NetworkConfigList:
     return conflist_from_plugin(load_plugin_file(path), strict=strict)
 
 
-def load_network(conf_dir: str, name: str) -> NetworkConfigList:
-    """Find network ``name`` in ``conf_dir`` as Go's ``LoadNetworkConf`` does.
+def _loaded_or_error(load: Callable[[str], T], path: str) -> T | ConfigError:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        return exc
 
-    ``.conflist`` files first, then ``.conf``/``.json``; within each kind, the
-    first file (in byte order) whose ``name`` matches.  As in Go, a file of
-    the kind being searched that cannot be parsed ends the search with its
-    error, whatever network it holds.
+
+def find_by_name(
+    name: str,
+    conflists: Iterable[tuple[str, NetworkConfigList | ConfigError]],
+    singles: Iterable[tuple[str, PluginConf | ConfigError]],
+    *,
+    conf_dir: str,
+) -> NetworkConfigList:
+    """Go's look-up by name over files already loaded (or loaded lazily).
+
+    ``conflists`` are the ``.conflist`` files in order, each loaded with
+    ``strict=False`` (or the error loading it raised); ``singles`` the
+    ``.conf``/``.json`` files in order.  The first list named ``name`` wins;
+    then the first single-plugin file.  As in Go, a file of the kind being
+    searched that could not be loaded ends the search with its error.
+    :func:`load_network` runs this over the disk; ``cnitool ls`` runs it over
+    a conf dir it has read once, so both answer the same.
 
     Raises:
         ConfigError: the file that stopped the search, or the found network
@@ -487,21 +506,40 @@ def load_network(conf_dir: str, name: str) -> NetworkConfigList:
         NetworkNotFoundError: no file has that name.
     """
     seen: list[str] = []
-    for path in conf_files(conf_dir, (".conflist",)):
-        try:
-            conflist = load_conflist_file(path, strict=False)
-        except ConfigError as exc:
-            raise ConfigError(exc.file, exc.path, exc.problem, hint=exc.hint or _SEARCH_HINT) from None
+    for _path, conflist in conflists:
+        if isinstance(conflist, ConfigError):
+            raise ConfigError(conflist.file, conflist.path, conflist.problem, hint=conflist.hint or _SEARCH_HINT)
         if conflist.name == name:
             check_usable(conflist)
             return conflist
         seen.append(conflist.name)
-    for path in conf_files(conf_dir, (".conf", ".json")):
-        try:
-            plugin = load_plugin_file(path)
-        except ConfigError as exc:
-            raise ConfigError(exc.file, exc.path, exc.problem, hint=exc.hint or _SEARCH_HINT) from None
+    for _path, plugin in singles:
+        if isinstance(plugin, ConfigError):
+            raise ConfigError(plugin.file, plugin.path, plugin.problem, hint=plugin.hint or _SEARCH_HINT)
         if plugin.name == name:
             return conflist_from_plugin(plugin)
         seen.append(plugin.name)
     raise NetworkNotFoundError(conf_dir, name, seen=seen)
+
+
+def load_network(conf_dir: str, name: str) -> NetworkConfigList:
+    """Find network ``name`` in ``conf_dir`` as Go's ``LoadNetworkConf`` does.
+
+    ``.conflist`` files first, then ``.conf``/``.json``; within each kind, the
+    first file (in byte order) whose ``name`` matches.  As in Go, a file of
+    the kind being searched that cannot be parsed ends the search with its
+    error, whatever network it holds.  Files are read only as far as the
+    search goes.
+
+    Raises:
+        ConfigError: the file that stopped the search, or the found network
+            is unusable.
+        NetworkNotFoundError: no file has that name.
+    """
+    conflists = ((path, _loaded_or_error(_load_conflist_loose, path)) for path in conf_files(conf_dir, (".conflist",)))
+    singles = ((path, _loaded_or_error(load_plugin_file, path)) for path in conf_files(conf_dir, (".conf", ".json")))
+    return find_by_name(name, conflists, singles, conf_dir=conf_dir)
+
+
+def _load_conflist_loose(path: str) -> NetworkConfigList:
+    return load_conflist_file(path, strict=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from . import gojson, result
 from ._values import Value
 from .args import format_cni_args
+from .errors import ArgsError
 from .gojson import Struct
 
 TYPE_CHECKING = False
@@ -26,15 +27,31 @@ if TYPE_CHECKING:
     from .result import AnyResult
 
 __all__ = [
+    "ENV_VARIABLES",
     "TraceContext",
     "capability_split",
     "gc_stdin",
+    "parse_trace_context",
     "plugin_env",
     "plugin_stdin",
     "status_stdin",
     "version_env",
     "version_stdin",
 ]
+
+
+#: The variables :func:`plugin_env` sets over the runtime's environment, in
+#: the order Go's ``Args.AsEnv`` lists them (then the trace context's).
+ENV_VARIABLES = (
+    "CNI_COMMAND",
+    "CNI_CONTAINERID",
+    "CNI_NETNS",
+    "CNI_ARGS",
+    "CNI_IFNAME",
+    "CNI_PATH",
+    "TRACEPARENT",
+    "TRACESTATE",
+)
 
 
 class TraceContext(Value):
@@ -47,6 +64,104 @@ class TraceContext(Value):
 
     def __init__(self, *, traceparent: str, tracestate: str = "") -> None:
         self._set(traceparent=traceparent, tracestate=tracestate)
+
+
+_HEX = frozenset("0123456789abcdef")
+_TRACEPARENT_FORM = "<2 hex version>-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case"
+#: W3C Trace Context: at most 32 list members in ``tracestate``.
+_MAX_TRACESTATE_MEMBERS = 32
+
+
+def _is_hex(text: str, size: int) -> bool:
+    return len(text) == size and all(ch in _HEX for ch in text)
+
+
+def _tracestate_key_ok(key: str) -> bool:
+    tenant, at, system = key.partition("@")
+    allowed = _HEX | frozenset("ghijklmnopqrstuvwxyz_-*/")
+
+    def simple(text: str, limit: int, first: str) -> bool:
+        return 0 < len(text) <= limit and text[0] in first and all(ch in allowed for ch in text)
+
+    digits_lower = "0123456789abcdefghijklmnopqrstuvwxyz"
+    if not at:
+        return simple(key, 256, digits_lower)
+    return simple(tenant, 241, digits_lower) and simple(system, 14, "abcdefghijklmnopqrstuvwxyz")
+
+
+def _tracestate_value_ok(value: str) -> bool:
+    return (
+        0 < len(value) <= 256 and all(0x20 <= ord(ch) <= 0x7E and ch not in ",=" for ch in value) and value[-1] != " "
+    )
+
+
+def parse_trace_context(traceparent: str, tracestate: str = "", *, source: str = "traceparent") -> TraceContext:
+    """Check a W3C trace context and put it in the form Go libcni hands plugins.
+
+    Go libcni (1.3, with OpenTelemetry) sets ``TRACEPARENT`` and ``TRACESTATE``
+    from the caller's span context through OpenTelemetry's W3C propagator,
+    which re-encodes what it was given: version ``00``, only the "sampled"
+    flag kept, and the ``tracestate`` members joined by ``,`` without
+    spaces (``TRACESTATE`` is set only when there is a state).  This does
+    the same to the values a person gives, and refuses what is not a trace
+    context at all, where Go would silently pass nothing.
+
+    Args:
+        traceparent: ``00-<trace id>-<parent id>-<flags>``.
+        tracestate: ``key=value`` members separated by ``,`` (may be empty).
+        source: where the values came from, for messages (``--traceparent``).
+
+    Returns:
+        The normalised :class:`TraceContext`.
+
+    Raises:
+        ArgsError: naming the value and what is wrong with it.
+    """
+    hint = f"a traceparent looks like 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 ({_TRACEPARENT_FORM})"
+    parts = traceparent.strip().split("-")
+    if len(parts) < 4:
+        raise ArgsError(f"{source}: {traceparent!r} is not a W3C traceparent", hint=hint)
+    version, trace_id, parent_id, flags = parts[:4]
+    for part, size, what in (
+        (version, 2, "version"),
+        (trace_id, 32, "trace id"),
+        (parent_id, 16, "parent id"),
+        (flags, 2, "flags"),
+    ):
+        if not _is_hex(part, size):
+            raise ArgsError(
+                f"{source}: {traceparent!r}: the {what} must be {size} lower-case hex digits, not {part!r}", hint=hint
+            )
+    if version == "ff":
+        raise ArgsError(f"{source}: {traceparent!r}: version ff is invalid", hint=hint)
+    if version == "00" and len(parts) != 4:
+        raise ArgsError(f"{source}: {traceparent!r}: version 00 has exactly four fields", hint=hint)
+    if trace_id == "0" * 32 or parent_id == "0" * 16:
+        raise ArgsError(f"{source}: {traceparent!r}: an all-zero trace id or parent id is invalid", hint=hint)
+    sampled = int(flags, 16) & 0x01
+    members: list[str] = []
+    keys: set[str] = set()
+    for raw in tracestate.split(","):
+        member = raw.strip(" \t")
+        if not member:
+            continue
+        key, eq, value = member.partition("=")
+        if not eq or not _tracestate_key_ok(key) or not _tracestate_value_ok(value):
+            raise ArgsError(
+                f"{source}: tracestate member {member!r} is not key=value in W3C form",
+                hint="keys: lower-case letters, digits, '_', '-', '*', '/' (tenant@system allowed); "
+                "values: printable ASCII without ',' or '='",
+            )
+        if key in keys:
+            raise ArgsError(f"{source}: tracestate has key {key!r} twice")
+        keys.add(key)
+        members.append(f"{key}={value}")
+    if len(members) > _MAX_TRACESTATE_MEMBERS:
+        raise ArgsError(f"{source}: tracestate has {len(members)} members, at most {_MAX_TRACESTATE_MEMBERS} allowed")
+    return TraceContext(
+        traceparent=f"00-{trace_id}-{parent_id}-{sampled:02x}",
+        tracestate=",".join(members),
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -167,6 +282,10 @@ def plugin_env(
         env["TRACEPARENT"] = trace.traceparent
         if trace.tracestate:
             env["TRACESTATE"] = trace.tracestate
+        else:
+            # a state inherited from the runtime's environment belongs to
+            # another trace; never pair it with this traceparent
+            env.pop("TRACESTATE", None)
     return env
 
 

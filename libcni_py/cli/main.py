@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ..api import CNI
+    from ..request import TraceContext
+    from ..trace import Tracer
 
 __all__ = ["COMMANDS", "Context", "main"]
 
@@ -51,6 +53,17 @@ GLOBAL_OPTIONS = (
     ),
     Opt("--timeout", dest="timeout", metavar="SECONDS", help="limit for each plugin call (default 300; 0: none)"),
     Opt("--debug", dest="debug", help="show tracebacks of errors"),
+    Opt("--trace", dest="trace", help="print every plugin call and what it changed on stderr"),
+    Opt("--trace-json", dest="trace_json", metavar="FILE", help="write the trace as JSON to FILE (docs/tracing.md)"),
+    Opt(
+        "--trace-watch",
+        dest="trace_watch",
+        metavar="DIR",
+        repeat=True,
+        help="another directory whose files the trace watches",
+    ),
+    Opt("--traceparent", dest="traceparent", metavar="TP", env="TRACEPARENT", help="W3C trace context for the plugins"),
+    Opt("--tracestate", dest="tracestate", metavar="TS", env="TRACESTATE", help="W3C trace state (with --traceparent)"),
     Opt("-h", "--help", dest="help", help="show help"),
 )
 
@@ -64,6 +77,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("ops", "ask a network's plugins whether they are ready (STATUS)"),
     "version": ("ops", "ask a plugin which spec versions it supports (VERSION)"),
     "validate": ("ops", "check that a network's plugins exist and support its version"),
+    "ls": ("ls", "list the conf dir: verdicts, plugins, and which network each runtime takes"),
+    "explain": ("explain", "dry run: what each plugin of an operation would be given"),
+    "cache": ("cache", "list and show cached attachments (cache ls, cache show)"),
 }
 
 
@@ -87,23 +103,85 @@ class Context:
             self.timeout = seconds if seconds > 0 else None
         self.values = values
         self.notices: list[str] = []
+        self.trace_context = _trace_context(values, env)
+        self.argv: list[str] = list(sys.argv[1:])  # main() sets the real one, for the trace
+        self.tracer: Tracer | None = None
+        self._trace_json: int | None = None
+        self.trace_json = str(values["trace_json"]) if values.get("trace_json") else ""
+        if self.trace_json:
+            # opened now, so that a path that cannot be written fails before anything runs
+            try:
+                self._trace_json = os.open(self.trace_json, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise UsageError(f"--trace-json: cannot write {self.trace_json}: {exc.strerror}") from None
+        if values.get("trace") or self.trace_json:
+            from ..trace import Tracer, format_event
+
+            watch = values.get("trace_watch") or []
+            assert isinstance(watch, list)
+            self.tracer = Tracer(
+                cache_dir=self.cache_dir,
+                watch=[str(w) for w in watch],
+                on_event=(lambda event: err(format_event(event))) if values.get("trace") else None,
+            )
 
     def notice(self, text: str) -> None:
         """Print a note worth a person's attention on stderr."""
         err(f"{PROG}: note: {text}")
 
     def cni(self, **extra: object) -> CNI:
-        """The blocking CNI object for these settings."""
+        """The blocking CNI object for these settings (``extra`` overrides them)."""
         from ..api import CNI
 
-        return CNI(
-            plugin_path=self.plugin_path,
-            cache_dir=self.cache_dir,
-            timeout=self.timeout,
-            env=self.env,
-            on_notice=self.notice,
-            **extra,  # type: ignore[arg-type]
+        settings: dict[str, object] = {
+            "plugin_path": self.plugin_path,
+            "cache_dir": self.cache_dir,
+            "timeout": self.timeout,
+            "env": self.env,
+            "on_notice": self.notice,
+            "tracer": self.tracer,
+            "trace_context": self.trace_context,
+        }
+        settings.update(extra)
+        return CNI(**settings)  # type: ignore[arg-type]
+
+    def close(self, error: str = "") -> None:
+        """Write the ``--trace-json`` document, if one was asked for."""
+        if self._trace_json is None:
+            return
+        fd, self._trace_json = self._trace_json, None
+        from .. import gojson
+
+        assert self.tracer is not None
+        data = gojson.dumps_bytes(self.tracer.to_json(command=[PROG, *self.argv], error=error), indent="  ")
+        try:
+            view = memoryview(data + b"\n")
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            err(f"{PROG}: error: --trace-json: cannot write {self.trace_json}: {exc.strerror}")
+        finally:
+            os.close(fd)
+
+
+def _trace_context(values: dict[str, object], env: dict[str, str]) -> TraceContext | None:
+    """The W3C trace context from --traceparent/--tracestate, else from
+    TRACEPARENT/TRACESTATE of the environment; None when there is none."""
+    if values.get("traceparent"):
+        source, traceparent, tracestate = (
+            "--traceparent",
+            str(values["traceparent"]),
+            str(values.get("tracestate") or ""),
         )
+    elif values.get("tracestate"):
+        raise UsageError("--tracestate needs --traceparent (a trace state belongs to a trace)")
+    elif env.get("TRACEPARENT"):
+        source, traceparent, tracestate = "TRACEPARENT", env["TRACEPARENT"], env.get("TRACESTATE", "")
+    else:
+        return None
+    from ..request import parse_trace_context
+
+    return parse_trace_context(traceparent, tracestate, source=source)
 
 
 def err(text: str) -> None:
@@ -197,7 +275,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(spec.help(PROG))
             return 0
         ctx = Context(values, dict(os.environ))
-        return run(ctx, command, values, positionals)
+        ctx.argv = argv
+        failure = ""
+        try:
+            return run(ctx, command, values, positionals)
+        except Exception as exc:
+            failure = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            ctx.close(failure)
     except UsageError as exc:
         err(f"{PROG} {command}: error: {exc}")
         err(spec.usage(PROG))

@@ -1,0 +1,518 @@
+"""Tracing: every step of an operation, and what each plugin call changed.
+
+:class:`Tracer` implements the drivers' tracer hook (``before(effect)`` /
+``after(effect, outcome, error)``, see :mod:`libcni_py.driver`).  Give one to
+:class:`~libcni_py.CNI` or :class:`~libcni_py.AsyncCNI` (``tracer=``), or run
+``cnitool --trace`` / ``--trace-json FILE``.  For each step of the plan, in
+order, it records an :class:`Event`:
+
+* a plugin call: the binary, command, environment, stdin, stdout, stderr,
+  exit status and duration; and what changed while it ran, measured before
+  and after it: files created, changed or removed under the cache dir,
+  ``/var/lib/cni`` and every ``dataDir`` of the plugin's config; links,
+  addresses and routes added, removed or changed in the host's network
+  namespace and in the container's; iptables chains and rules of the
+  ``nat`` and ``filter`` tables added or removed;
+* a cache record written or removed, or a lock taken, by the runtime
+  itself, with the files that changed, attributed to ``libcni_py``;
+* the other steps (binaries resolved, a record read, a notice).
+
+So every file under the cache and data dirs is attributed to the program
+that wrote it: ``libcni_py``, or the plugin during whose call it appeared.
+A plugin that runs others (an IPAM plugin, flannel's delegate) is not seen
+separately: what they change shows under the call that ran them, and the
+event names the plugins its config delegates to (``ipam.type``,
+``delegate.type``).
+
+Probes only read (:mod:`libcni_py.probes`).  Without a tracer none of this
+is imported or paid for.  The probes block; with :class:`~libcni_py.AsyncCNI`
+they run on the event loop's thread (network namespaces are entered from a
+worker thread).  Operations that overlap in time share their changes:
+trace one at a time for exact attribution.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from . import gojson, plan, probes
+from ._values import Value
+from .cachestore import DEFAULT_CACHE_DIR
+from .errors import CNIError, DecodeError
+from .request import ENV_VARIABLES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
+
+    from .invoke import ExecOutcome, ExecRequest
+    from .probes import Change
+
+__all__ = ["SCHEMA", "Event", "Tracer", "format_event"]
+
+#: The ``schema`` value of ``--trace-json`` documents.
+SCHEMA = "libcni_py.trace/1"
+
+
+class Event(Value):
+    """One step of a traced operation.
+
+    Attributes:
+        seq: its number, from 1.
+        at: seconds from the start of the trace to the start of the step.
+        duration: seconds the step took (probes not counted).
+        actor: ``plugin`` for a plugin call, ``libcni_py`` otherwise.
+        effect: ``exec``, ``resolve``, ``lock``, ``unlock``, ``read-record``,
+            ``write-record``, ``remove-record``, ``list-records`` or ``notice``.
+        summary: one line for a person.
+        data: the rest, JSON-ready (see docs/tracing.md for the fields).
+        changes: what changed during the step.
+        unprobed: what could not be looked at, and why.
+        error: the error the step raised, or "".
+    """
+
+    __slots__ = ("seq", "at", "duration", "actor", "effect", "summary", "data", "changes", "unprobed", "error")
+    seq: int
+    at: float
+    duration: float
+    actor: str
+    effect: str
+    summary: str
+    data: dict[str, Any]
+    changes: tuple[Change, ...]
+    unprobed: tuple[str, ...]
+    error: str
+
+    def __init__(
+        self,
+        *,
+        seq: int,
+        at: float,
+        duration: float,
+        actor: str,
+        effect: str,
+        summary: str,
+        data: dict[str, Any] | None = None,
+        changes: Iterable[Change] = (),
+        unprobed: Iterable[str] = (),
+        error: str = "",
+    ) -> None:
+        self._set(
+            seq=seq,
+            at=at,
+            duration=duration,
+            actor=actor,
+            effect=effect,
+            summary=summary,
+            data=dict(data or {}),
+            changes=tuple(changes),
+            unprobed=tuple(unprobed),
+            error=error,
+        )
+
+    @property
+    def writer(self) -> str:
+        """Who made this step's changes: ``libcni_py``, or the plugin's type."""
+        if self.actor != "plugin":
+            return self.actor
+        plugin = self.data.get("plugin") or {}
+        return str(plugin.get("type") or "plugin")
+
+    def to_json(self) -> dict[str, Any]:
+        """As a JSON-ready dict (an element of ``events`` in ``--trace-json``)."""
+        return {
+            "seq": self.seq,
+            "at": round(self.at, 6),
+            "duration": round(self.duration, 6),
+            "actor": self.actor,
+            "effect": self.effect,
+            "summary": self.summary,
+            **self.data,
+            "changes": [{**c.to_json(), "by": self.writer} for c in self.changes],
+            "unprobed": list(self.unprobed),
+            "error": self.error or None,
+        }
+
+
+class _Pending:
+    __slots__ = ("files", "host", "container", "iptables", "unprobed", "started", "roots", "existed")
+
+    def __init__(self) -> None:
+        self.files: dict[str, Any] | None = None
+        self.host: Any = None
+        self.container: Any = None
+        self.iptables: Any = None
+        self.unprobed: list[str] = []
+        self.started = 0.0
+        self.roots: tuple[str, ...] = ()
+        self.existed = False
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _delegates(stdin: bytes) -> tuple[list[str], list[str]]:
+    """The plugins a plugin's config delegates to, and its data dirs."""
+    try:
+        doc = gojson.loads(stdin)
+    except DecodeError:
+        return [], []
+    if not isinstance(doc, dict):
+        return [], []
+    subs = []
+    for key in ("ipam", "delegate"):
+        sub = doc.get(key)
+        if isinstance(sub, dict) and isinstance(sub.get("type"), str) and sub["type"]:
+            subs.append(sub["type"])
+    return subs, probes.find_data_dirs(doc)
+
+
+class Tracer:
+    """Records every step of the operations it is given to, with the changes
+    each made (see the module documentation).
+
+    Args:
+        cache_dir: the runtime's cache dir (watched, and where its records
+            and locks live).
+        watch: more directories to watch during plugin calls (plugins' data
+            outside ``/var/lib/cni`` and their ``dataDir``).
+        probe: measure changes (files, network, iptables); False records the
+            steps only.
+        on_event: called with each :class:`Event` as it completes (the CLI
+            prints the timeline from it).
+    """
+
+    def __init__(
+        self,
+        *,
+        cache_dir: str = DEFAULT_CACHE_DIR,
+        watch: Iterable[str] = (),
+        probe: bool = True,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.cache_dir = os.path.abspath(cache_dir)
+        self.watch = tuple(watch)
+        self.probe = probe
+        self.on_event = on_event
+        self.events: list[Event] = []
+        self.started_wall = time.time()
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._data_dirs: list[str] = []
+        self._iptables_binary: str | bool | None = False
+
+    # -- the driver hook -------------------------------------------------------
+
+    def before(self, effect: plan.Effect) -> None:
+        """Take the snapshots the effect will be compared against."""
+        pending = _Pending()
+        if self.probe:
+            if isinstance(effect, plan.Exec):
+                self._snapshot_exec(effect.request, pending)
+            elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release)):
+                pending.roots = probes.watch_roots([self.cache_dir])
+                pending.files = probes.snapshot_files(pending.roots)
+        if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord)):
+            pending.existed = os.path.lexists(self._record_path(effect.key.filename))
+        pending.started = time.monotonic()
+        with self._lock:
+            self._pending[id(effect)] = pending
+
+    def after(self, effect: plan.Effect, outcome: Any, error: BaseException | None) -> None:
+        """Measure what changed and record the event."""
+        ended = time.monotonic()
+        with self._lock:
+            pending = self._pending.pop(id(effect), None) or _Pending()
+        changes: list[Change] = []
+        unprobed = list(pending.unprobed)
+        if pending.files is not None:
+            changes += probes.diff_files(pending.files, probes.snapshot_files(pending.roots))
+        if isinstance(effect, plan.Exec):
+            changes += self._diff_exec(effect.request, pending, unprobed)
+        actor, kind, summary, data = self._describe(effect, outcome, pending)
+        err = ""
+        if error is not None:
+            err = error.one_line() if isinstance(error, CNIError) else f"{type(error).__name__}: {error}"
+        with self._lock:
+            event = Event(
+                seq=len(self.events) + 1,
+                at=pending.started - self._t0 if pending.started else ended - self._t0,
+                duration=max(0.0, ended - pending.started) if pending.started else 0.0,
+                actor=actor,
+                effect=kind,
+                summary=summary,
+                data=data,
+                changes=changes,
+                unprobed=unprobed,
+                error=err,
+            )
+            self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # -- snapshots -------------------------------------------------------------
+
+    def _roots_for(self, req: ExecRequest) -> tuple[str, ...]:
+        _, data_dirs = _delegates(req.stdin)
+        for directory in data_dirs:
+            if directory not in self._data_dirs:
+                self._data_dirs.append(directory)
+        return probes.watch_roots([self.cache_dir, DEFAULT_CACHE_DIR, *self.watch, *self._data_dirs])
+
+    def _iptables(self, req: ExecRequest) -> str | None:
+        if self._iptables_binary is False:
+            self._iptables_binary = probes.find_iptables_save(req.env)
+        return self._iptables_binary or None  # type: ignore[return-value]
+
+    def _snapshot_exec(self, req: ExecRequest, pending: _Pending) -> None:
+        pending.roots = self._roots_for(req)
+        pending.files = probes.snapshot_files(pending.roots)
+        try:
+            pending.host = probes.net_snapshot()
+        except (OSError, CNIError, ImportError) as exc:
+            pending.unprobed.append(f"host network: {exc}")
+        netns = req.env.get("CNI_NETNS", "")
+        if netns:
+            try:
+                pending.container = probes.net_snapshot(netns)
+            except (OSError, CNIError, ImportError) as exc:
+                pending.unprobed.append(f"container network ({netns}): {_one_line(exc)}")
+        binary = self._iptables(req)
+        if binary is None:
+            pending.unprobed.append("iptables: iptables-save not found on the plugins' PATH or in /usr/sbin")
+        else:
+            try:
+                pending.iptables = probes.iptables_snapshot(binary)
+            except (OSError, ValueError) as exc:
+                pending.unprobed.append(f"iptables: {exc}")
+
+    def _diff_exec(self, req: ExecRequest, pending: _Pending, unprobed: list[str]) -> list[Change]:
+        changes: list[Change] = []
+        if pending.host is not None:
+            try:
+                changes += probes.diff_net(pending.host, probes.net_snapshot(), "host")
+            except (OSError, CNIError) as exc:
+                unprobed.append(f"host network: {exc}")
+        if pending.container is not None:
+            netns = req.env.get("CNI_NETNS", "")
+            try:
+                changes += probes.diff_net(pending.container, probes.net_snapshot(netns), "container")
+            except (OSError, CNIError) as exc:
+                unprobed.append(f"container network ({netns}) after the call: {_one_line(exc)}")
+        if pending.iptables is not None:
+            binary = self._iptables(req)
+            assert binary is not None
+            try:
+                changes += probes.diff_iptables(pending.iptables, probes.iptables_snapshot(binary))
+            except (OSError, ValueError) as exc:
+                unprobed.append(f"iptables after the call: {exc}")
+        return changes
+
+    # -- descriptions ----------------------------------------------------------
+
+    def _record_path(self, filename: str) -> str:
+        return os.path.join(self.cache_dir, "results", filename)
+
+    def _describe(self, effect: plan.Effect, outcome: Any, pending: _Pending) -> tuple[str, str, str, dict[str, Any]]:
+        if isinstance(effect, plan.Exec):
+            return ("plugin", "exec", *_describe_exec(effect.request, outcome))
+        if isinstance(effect, plan.WriteRecord):
+            key = effect.key
+            from .cache import decode_record
+
+            state = "final"
+            progress = None
+            try:
+                record = decode_record(effect.data, key.filename)
+                if record.progress is not None:
+                    progress = {
+                        "state": record.progress.state,
+                        "done": record.progress.done,
+                        "plugins": record.progress.plugins,
+                    }
+                    state = record.progress.describe()
+            except CNIError:
+                state = "unreadable"
+            verb = "replaces" if pending.existed else "writes"
+            return (
+                "libcni_py",
+                "write-record",
+                f"libcni_py {verb} the cache record of {key.network}/{key.container_id}/{key.ifname} ({state})",
+                {
+                    "record": _record_json(key, self._record_path(key.filename)),
+                    "progress": progress,
+                    "bytes": len(effect.data),
+                },
+            )
+        if isinstance(effect, plan.RemoveRecord):
+            key = effect.key
+            what = "removes" if outcome else "finds no"
+            return (
+                "libcni_py",
+                "remove-record",
+                f"libcni_py {what} the cache record of {key.network}/{key.container_id}/{key.ifname}",
+                {"record": _record_json(key, self._record_path(key.filename)), "removed": bool(outcome)},
+            )
+        if isinstance(effect, plan.Acquire):
+            path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
+            return ("libcni_py", "lock", f"libcni_py locks the attachment ({path})", {"lockFile": path})
+        if isinstance(effect, plan.Release):
+            path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
+            extra = " and removes the lock file" if effect.forget else ""
+            return ("libcni_py", "unlock", f"libcni_py unlocks the attachment{extra}", {"lockFile": path})
+        if isinstance(effect, plan.Resolve):
+            found = list(outcome) if isinstance(outcome, tuple) else []
+            pairs = ", ".join(f"{t} -> {p}" for t, p in zip(effect.plugin_types, found, strict=False))
+            return (
+                "libcni_py",
+                "resolve",
+                f"libcni_py finds the plugins: {pairs or ', '.join(effect.plugin_types)}",
+                {"types": list(effect.plugin_types), "paths": found, "pluginPath": list(effect.plugin_path)},
+            )
+        if isinstance(effect, plan.ReadRecord):
+            key = effect.key
+            found_text = "none" if outcome is None else f"{len(outcome)} bytes" if isinstance(outcome, bytes) else "?"
+            return (
+                "libcni_py",
+                "read-record",
+                f"libcni_py reads the cache record of {key.network}/{key.container_id}/{key.ifname} ({found_text})",
+                {"record": _record_json(key, self._record_path(key.filename))},
+            )
+        if isinstance(effect, plan.ListRecords):
+            count = len(outcome) if isinstance(outcome, list) else 0
+            return ("libcni_py", "list-records", f"libcni_py lists the cache ({count} files)", {"files": count})
+        if isinstance(effect, plan.Notice):
+            return ("libcni_py", "notice", f"note: {effect.text}", {"text": effect.text})
+        return ("libcni_py", type(effect).__name__.lower(), repr(effect), {})
+
+    # -- output ----------------------------------------------------------------
+
+    def to_json(self, *, command: Sequence[str] | None = None, error: str = "") -> dict[str, Any]:
+        """The whole trace as a JSON-ready dict (the ``--trace-json`` document)."""
+        with self._lock:
+            events = [e.to_json() for e in self.events]
+        return {
+            "schema": SCHEMA,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_wall)),
+            "command": list(command) if command is not None else None,
+            "cacheDir": self.cache_dir,
+            "events": events,
+            "error": error or None,
+        }
+
+
+def _one_line(exc: BaseException) -> str:
+    return exc.one_line() if isinstance(exc, CNIError) else str(exc)
+
+
+def _record_json(key: Any, path: str) -> dict[str, str]:
+    return {"network": key.network, "containerId": key.container_id, "ifname": key.ifname, "path": path}
+
+
+def _describe_exec(req: ExecRequest, outcome: ExecOutcome | None) -> tuple[str, dict[str, Any]]:
+    subs, data_dirs = _delegates(req.stdin)
+    where = f"plugins[{req.index}] of network {req.network}" if req.index >= 0 else "probe"
+    summary = f"plugin {req.plugin_type} {req.command} ({where})"
+    data: dict[str, Any] = {
+        "plugin": {
+            "type": req.plugin_type,
+            "name": req.plugin_name or None,
+            "index": req.index,
+            "network": req.network or None,
+            "path": req.path,
+            "delegates": subs,
+            "dataDirs": data_dirs,
+        },
+        "command": req.command,
+        "env": dict(req.env),
+        "cniEnv": {k: req.env[k] for k in ENV_VARIABLES if k in req.env},
+        "stdin": _text(req.stdin),
+    }
+    if outcome is not None:
+        data.update(
+            {
+                "stdout": _text(outcome.stdout),
+                "stderr": _text(outcome.stderr),
+                "stderrDropped": outcome.stderr_dropped,
+                "exitStatus": outcome.returncode if outcome.started else None,
+                "startError": outcome.error or None,
+                "timedOut": outcome.timed_out,
+                "pid": outcome.pid or None,
+                "pluginDuration": round(outcome.duration, 6),
+            }
+        )
+    return summary, data
+
+
+# --------------------------------------------------------------------------
+# the timeline
+
+
+def _indent_block(label: str, text: str, width: int = 9) -> list[str]:
+    lines = text.rstrip("\n").split("\n") if text.strip() else ["(empty)"]
+    out = [f"    {label:<{width}}{lines[0]}"]
+    out += [f"    {'':<{width}}{line}" for line in lines[1:]]
+    return out
+
+
+def _change_line(change: Change) -> str:
+    sign = {"created": "+", "added": "+", "removed": "-", "changed": "~"}.get(change.change, "?")
+    where = ""
+    if change.kind in ("link", "address", "route") or change.kind.startswith("iptables"):
+        where = f"{change.where} "
+    line = f"      {sign} {change.kind:<15}{where}{change.text}"
+    content = change.details.get("content")
+    if isinstance(content, str) and content:
+        shown = content if len(content) <= 80 else content[:77] + "..."
+        line += "  " + gojson.dumps(shown)
+    return line
+
+
+def format_event(event: Event) -> str:
+    """An event as lines of the readable timeline (``cnitool --trace``)."""
+    head = f"trace #{event.seq} +{event.at:.3f}s {event.summary}"
+    if event.duration >= 0.0005 and event.effect != "exec":
+        head += f" [{event.duration * 1000:.1f} ms]"
+    lines = [head]
+    data = event.data
+    if event.effect == "exec":
+        plugin = data.get("plugin", {})
+        binary = str(plugin.get("path", ""))
+        if plugin.get("delegates"):
+            binary += f"   (its config delegates to: {', '.join(plugin['delegates'])})"
+        lines.append(f"    {'binary':<9}{binary}")
+        env = data.get("env", {})
+        shown = [f"{k}={env[k]}" for k in ENV_VARIABLES if k in env]
+        inherited = len(env) - len(shown)
+        lines.append(f"    {'env':<9}{' '.join(shown)}")
+        lines.append(f"    {'':<9}+ {inherited} variables inherited from the runtime's environment")
+        lines += _indent_block("stdin", str(data.get("stdin", "")))
+        if "exitStatus" in data:
+            if data.get("startError"):
+                status = f"could not start: {data['startError']}"
+            elif data.get("timedOut"):
+                status = "killed at the deadline"
+            else:
+                status = f"exit status {data['exitStatus']}"
+            lines.append(
+                f"    {'result':<9}{status} after {data.get('pluginDuration', 0.0):.3f}s (pid {data.get('pid')})"
+            )
+            lines += _indent_block("stdout", str(data.get("stdout", "")))
+            lines += _indent_block("stderr", str(data.get("stderr", "")))
+    if event.error:
+        lines.append(f"    {'error':<9}{event.error}")
+    if event.changes:
+        who = event.actor if event.actor == "libcni_py" else f"{data.get('plugin', {}).get('type', 'the plugin')}"
+        if event.actor == "plugin" and data.get("plugin", {}).get("delegates"):
+            who += " or a plugin it ran"
+        lines.append(f"    changed during this step (by {who}):")
+        lines += [_change_line(c) for c in event.changes]
+    elif event.effect == "exec" and "exitStatus" in data:
+        lines.append("    changed during this step: nothing seen")
+    lines += [f"    not probed: {text}" for text in event.unprobed]
+    return "\n".join(lines)

@@ -1,0 +1,259 @@
+"""A traced ADD and DEL of Debian's bridge + host-local + portmap: the trace
+reports the veth pair, the container's address and routes, the host-local
+reservation, the cache file and the iptables rules -- and nothing else.
+
+cnitool runs with ``ip netns exec`` in a "host" namespace of its own (inside
+the test node), so the set of changes does not depend on what other tests
+left there (portmap keeps its top-level chains by design)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import CNITOOL, DEBIAN_PLUGINS, unique, write_conf
+
+from libcni_py.args import cnitool_container_id
+
+pytestmark = pytest.mark.root
+
+CAPS = {"portMappings": [{"hostPort": 18093, "containerPort": 80, "protocol": "tcp"}]}
+
+
+def run_traced(host: str, env: dict[str, str], trace_file: Path, *args: str) -> dict:
+    proc = subprocess.run(
+        ["ip", "netns", "exec", host, sys.executable, str(CNITOOL), "--trace-json", str(trace_file), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(trace_file.read_text())
+
+
+def normalise(text: str, names: dict[str, str]) -> str:
+    for real, placeholder in names.items():
+        text = text.replace(real, placeholder)
+    text = re.sub(r"CNI-DN-[0-9a-f]{21}", "CNI-DN-<hash>", text)
+    text = re.sub(r"CNI-[0-9a-f]{24}", "CNI-<hash>", text)
+    return re.sub(r"veth[0-9a-f]{8}", "veth<x>", text)
+
+
+def reported(event: dict, names: dict[str, str]) -> set[tuple[str, str, str, str]]:
+    return {
+        (c["change"], c["kind"], normalise(c["where"], names), normalise(c["text"], names)) for c in event["changes"]
+    }
+
+
+def test_traced_add_and_del_report_exactly_what_changed(
+    make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
+) -> None:
+    host, pod = make_netns("host"), make_netns("pod")
+    subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
+    bridge, network, data_dir = unique("br"), unique("net"), tmp_path / "ipam"
+    write_conf(
+        conf_dir,
+        "10-bridge.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": network,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": bridge,
+                    "isGateway": True,
+                    "ipMasq": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "subnet": "10.240.13.0/24",
+                        "dataDir": str(data_dir),
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        },
+    )
+    env = {
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(DEBIAN_PLUGINS),
+        "CNI_CACHE_DIR": str(cache_dir),
+        "CAP_ARGS": json.dumps(CAPS),
+        "PATH": v4only_path,
+    }
+    netns = f"/var/run/netns/{pod}"
+    cid = cnitool_container_id(netns)
+    names = {str(cache_dir): "<cache>", str(data_dir): "<data>", cid: "<cid>", network: "<net>", bridge: "<br>"}
+
+    doc = run_traced(host, env, tmp_path / "add.json", "add", network, netns)
+    events = doc["events"]
+    assert [(e["effect"], e.get("plugin", {}).get("type")) for e in events] == [
+        ("resolve", None),
+        ("lock", None),
+        ("write-record", None),
+        ("exec", "bridge"),
+        ("write-record", None),
+        ("exec", "portmap"),
+        ("write-record", None),
+        ("unlock", None),
+    ]
+    assert all(e["unprobed"] == [] for e in events)
+    record = "<cache>/results/<net>-<cid>-eth0"
+    assert reported(events[1], names) == {
+        ("created", "dir", "<cache>/libcni_py", "<cache>/libcni_py"),
+        ("created", "dir", "<cache>/libcni_py/locks", "<cache>/libcni_py/locks"),
+        (
+            "created",
+            "file",
+            "<cache>/libcni_py/locks/<net>-<cid>-eth0",
+            "<cache>/libcni_py/locks/<net>-<cid>-eth0 (0 bytes, 0600)",
+        ),
+    }
+    assert {(c, k, w) for c, k, w, _ in reported(events[2], names)} == {
+        ("created", "dir", "<cache>/libcni_py/tmp"),
+        ("created", "dir", "<cache>/results"),
+        ("created", "file", record),
+    }
+    assert {(c, k, w) for c, k, w, _ in reported(events[4], names)} == {("changed", "file", record)}
+    assert {(c, k, w) for c, k, w, _ in reported(events[6], names)} == {("changed", "file", record)}
+
+    address = json.loads(events[3]["stdout"])["ips"][0]["address"]
+    ip = address.split("/")[0]
+    names[ip] = "<ip>"
+    assert reported(events[3], names) == {
+        # host-local's reservation, under the bridge plugin's call (it runs host-local)
+        ("created", "dir", "<data>", "<data>"),
+        ("created", "dir", "<data>/<net>", "<data>/<net>"),
+        ("created", "file", "<data>/<net>/<ip>", "<data>/<net>/<ip> (34 bytes, 0644)"),
+        (
+            "created",
+            "file",
+            "<data>/<net>/last_reserved_ip.0",
+            f"<data>/<net>/last_reserved_ip.0 ({len(ip)} bytes, 0644)",
+        ),
+        ("created", "file", "<data>/<net>/lock", "<data>/<net>/lock (0 bytes, 0750)"),
+        # the bridge and the veth pair
+        ("added", "link", "host", "<br> (bridge, up)"),
+        ("added", "link", "host", "veth<x> (veth, master <br>, up)"),
+        ("added", "address", "host", "<br> 10.240.13.1/24"),
+        ("added", "route", "host", "10.240.13.0/24 dev <br> proto kernel"),
+        ("added", "link", "container", "eth0 (veth, up)"),
+        # the container's address and routes
+        ("added", "address", "container", "eth0 <ip>/24"),
+        ("added", "route", "container", "0.0.0.0/0 via 10.240.13.1 dev eth0"),
+        ("added", "route", "container", "10.240.13.0/24 dev eth0 proto kernel"),
+        # ipMasq
+        ("added", "iptables-chain", "nat", "CNI-<hash>"),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A POSTROUTING -s <ip>/32 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j CNI-<hash>',
+        ),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A CNI-<hash> -d 10.240.13.0/24 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
+        ),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A CNI-<hash> ! -d 224.0.0.0/4 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j MASQUERADE',
+        ),
+    }
+    reservation = next(c for c in events[3]["changes"] if c["where"].endswith("/" + ip))
+    assert reservation["content"] == f"{cid}\r\neth0" and reservation["by"] == "bridge"
+    assert events[3]["plugin"]["delegates"] == ["host-local"]
+    dnat = '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"<net>\\" id: \\"<cid>\\"" -m multiport --dports 18093 -j CNI-DN-<hash>'
+    portmap_rules = {
+        ("added", "iptables-rule", "nat", "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
+        ("added", "iptables-rule", "nat", "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
+        ),
+        ("added", "iptables-rule", "nat", "-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE"),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            '-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000',
+        ),
+    }
+    dn_rules = {
+        ("added", "iptables-chain", "nat", "CNI-DN-<hash>"),
+        ("added", "iptables-rule", "nat", dnat),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            "-A CNI-DN-<hash> -s 10.240.13.0/24 -p tcp -m tcp --dport 18093 -j CNI-HOSTPORT-SETMARK",
+        ),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            "-A CNI-DN-<hash> -s 127.0.0.1/32 -p tcp -m tcp --dport 18093 -j CNI-HOSTPORT-SETMARK",
+        ),
+        (
+            "added",
+            "iptables-rule",
+            "nat",
+            "-A CNI-DN-<hash> -p tcp -m tcp --dport 18093 -j DNAT --to-destination <ip>:80",
+        ),
+    }
+    top_chains = {("added", "iptables-chain", "nat", f"CNI-HOSTPORT-{c}") for c in ("DNAT", "MASQ", "SETMARK")}
+    assert reported(events[5], names) == portmap_rules | dn_rules | top_chains
+
+    # DEL (with the same capability args, as a runtime passes them): the same things go, in reverse,
+    # except the bridge and portmap's top-level chains, which both plugins keep by design
+    doc = run_traced(host, env, tmp_path / "del.json", "del", network, netns)
+    events = {(e["effect"], e.get("plugin", {}).get("type")): e for e in doc["events"]}
+
+    def removed(items: set[tuple[str, str, str, str]]) -> set[tuple[str, str, str, str]]:
+        return {("removed", k, w, t) for _, k, w, t in items}
+
+    assert reported(events[("exec", "portmap")], names) == removed(dn_rules)
+    assert reported(events[("exec", "bridge")], names) == {
+        ("removed", "file", "<data>/<net>/<ip>", "<data>/<net>/<ip>"),
+        ("removed", "link", "host", "veth<x> (veth, master <br>, up)"),
+        ("removed", "link", "container", "eth0 (veth, up)"),
+        ("removed", "address", "container", "eth0 <ip>/24"),
+        ("removed", "route", "container", "0.0.0.0/0 via 10.240.13.1 dev eth0"),
+        ("removed", "route", "container", "10.240.13.0/24 dev eth0 proto kernel"),
+        ("removed", "iptables-chain", "nat", "CNI-<hash>"),
+        (
+            "removed",
+            "iptables-rule",
+            "nat",
+            '-A POSTROUTING -s <ip>/32 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j CNI-<hash>',
+        ),
+        (
+            "removed",
+            "iptables-rule",
+            "nat",
+            '-A CNI-<hash> -d 10.240.13.0/24 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
+        ),
+        (
+            "removed",
+            "iptables-rule",
+            "nat",
+            '-A CNI-<hash> ! -d 224.0.0.0/4 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j MASQUERADE',
+        ),
+    }
+    assert {(c, k, w) for c, k, w, _ in reported(events[("remove-record", None)], names)} == {
+        ("removed", "file", record)
+    }
+    assert {(c, k, w) for c, k, w, _ in reported(events[("unlock", None)], names)} == {
+        ("removed", "file", "<cache>/libcni_py/locks/<net>-<cid>-eth0")
+    }
