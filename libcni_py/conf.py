@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from . import gojson, names, schema, version
 from ._values import Value
@@ -364,11 +365,17 @@ def read_conf_bytes(path: str) -> bytes:
             :data:`MAX_CONF_BYTES`.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO named *.conf must not hang the caller
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise ConfigError(path, "", f"cannot read: {_os_reason(exc)}") from None
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(path, "", "cannot read: is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(path, "", "is not a regular file (a FIFO, socket or device?)")
+        size = st.st_size
         if size > MAX_CONF_BYTES:
             raise ConfigError(path, "", f"is {size} bytes, larger than the {MAX_CONF_BYTES} allowed")
         chunks = []

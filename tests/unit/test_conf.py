@@ -608,3 +608,10 @@ def test_load_any_file(tmp_path: Path) -> None:
         solo.config_bytes
         == b'{"cniVersion":"0.4.0","name":"solo","plugins":[{"cniVersion":"0.4.0","name":"solo","type":"bridge"}]}'
     )
+
+
+def test_fifo_named_conf_is_refused_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "10-pipe.conf"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        conf.read_conf_bytes(str(fifo))
