@@ -47,6 +47,7 @@ __all__ = [
     "create",
     "delete",
     "exists",
+    "find_command",
     "is_netns",
     "list_names",
     "opened",
@@ -327,6 +328,23 @@ def run_in(name_or_path: str, func: Callable[..., T], *args: Any) -> T:
     return _on_thread(inside)
 
 
+def find_command(program: str, env: Mapping[str, str] | None = None) -> str:
+    """The path :func:`run_command` would run for ``program``: as given if it
+    has a ``/``, else found on ``PATH`` (of ``env``, default ours).
+
+    Raises:
+        NetnsError: not found, or not executable.
+    """
+    import shutil
+
+    environment = os.environ if env is None else env
+    found = shutil.which(program, path=environment.get("PATH", os.defpath)) if "/" not in program else program
+    if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
+        where = "" if "/" in program else f" on PATH ({environment.get('PATH', os.defpath)})"
+        raise NetnsError(f"command {program!r} not found{where}", hint="or it is not an executable file")
+    return found
+
+
 #: Signals :func:`run_command` relays to the command when asked to.
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 
@@ -365,7 +383,6 @@ def run_command(
         KeyboardInterrupt: (without ``forward_signals``) the wait was
             interrupted; the command was killed and reaped first.
     """
-    import shutil
     import signal
 
     from .spawn import _RESET_SIGNALS
@@ -376,9 +393,7 @@ def run_command(
     if not argv:
         raise NetnsError("no command given")
     environment = dict(os.environ if env is None else env)
-    program = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=environment.get("PATH"))
-    if program is None:
-        raise NetnsError(f"command {argv[0]!r} not found on PATH")
+    program = find_command(argv[0], environment)
     if forward_signals and threading.current_thread() is not threading.main_thread():
         raise NetnsError("run_command(forward_signals=True) must be called from the main thread")
 

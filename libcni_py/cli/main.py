@@ -64,6 +64,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("ops", "ask a network's plugins whether they are ready (STATUS)"),
     "version": ("ops", "ask a plugin which spec versions it supports (VERSION)"),
     "validate": ("ops", "check that a network's plugins exist and support its version"),
+    "netns": ("netns_cmd", "create, delete or list named network namespaces (as ip netns)"),
+    "exec": ("exec_cmd", "run a command in a throw-away namespace attached to a network"),
 }
 
 
