@@ -36,6 +36,15 @@ def sh(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
 
+def chains() -> set[str]:
+    """Every iptables chain: ``"<binary> <table> <chain>"``."""
+    return {
+        f"{line.split(': ', 1)[0]} {line.split(': ', 1)[1][1:].split()[0]}"
+        for line in kernel.all_iptables()
+        if line.split(": ", 1)[1].startswith(":")
+    }
+
+
 class Matrix:
     """The sandbox of one matrix test.
 
@@ -136,6 +145,7 @@ class Attachment:
         )
         self.env = {"PATH": path} if path else {}
         self.ips: list[str] = []
+        self.chains_before = chains()
 
     @property
     def cache_file(self) -> Path:
@@ -219,13 +229,21 @@ class Attachment:
         found = re.compile("|".join(patterns))
         return [line for line in kernel.all_iptables() if found.search(line)]
 
-    def assert_gone(self, *, node_links_may_stay: frozenset[str] | set[str] = frozenset()) -> None:
+    def assert_gone(
+        self,
+        *,
+        node_links_may_stay: frozenset[str] | set[str] = frozenset(),
+        chains_may_stay: frozenset[str] | set[str] = frozenset(),
+    ) -> None:
         """Nothing of the attachment left: no new node link (but those named,
         e.g. a bridge, which the bridge plugin never deletes), only ``lo``
-        in the pod, no host-local reservation, no iptables rule mentioning
-        the container, no cache file."""
+        in the pod, no host-local reservation, no new iptables chain (but
+        those named: portmap's and firewall's top-level chains stay by
+        design) and no rule mentioning the container, no cache file."""
         new_links = set(kernel.links()) - self.mx.node_links_before - set(self.mx.made_links)
         assert new_links <= node_links_may_stay, new_links
+        new_chains = chains() - self.chains_before
+        assert {chain.split()[-1] for chain in new_chains} <= chains_may_stay, new_chains
         assert set(kernel.links(self.mx.pod)) == {"lo"}
         assert kernel.addresses(self.mx.pod) <= {("lo", "127.0.0.1/8"), ("lo", "::1/128")}
         assert kernel.reservations(self.mx.data_dir, self.network) == []
