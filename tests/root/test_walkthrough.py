@@ -70,7 +70,10 @@ def normalise(text: str) -> str:
     ]
     for pattern, repl in rules:
         text = re.sub(pattern, repl, text)
-    # a trailing comment ("# leave the ... shell") is not output
+    text = re.sub(r"[ \t]+", " ", text)
+    # a bridge that just lost its last port goes from UP to DOWN (NO-CARRIER)
+    # a moment later: either may be seen
+    text = re.sub(r"(?m)^cni0 (UP|DOWN) (.*)$", lambda m: "cni0 STATE " + m[2].replace("NO-CARRIER,", ""), text)
     return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
 
 
