@@ -8,7 +8,7 @@ created, and a namespace made by ``unshare(CLONE_NEWNET)`` is bind-mounted
 onto it.
 
 Nothing here changes the namespace of the calling thread.  Work that must
-happen inside a namespace (:func:`run_in`, :func:`spawn_in`) runs on a
+happen inside a namespace (:func:`run_in`, :func:`run_command`) runs on a
 short-lived worker thread that enters it with ``setns``; that thread dies
 afterwards, so neither the caller's thread nor a trio event loop ever moves.
 Processes started from such a thread (:func:`run_command`) are born inside

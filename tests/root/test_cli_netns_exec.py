@@ -306,3 +306,64 @@ def test_exec_teardown_failure_is_reported(tmp_path: Path, node: str) -> None:
         assert cid in gc.stdout
         break
     net.assert_nothing_left()
+
+
+RECEIVER = """
+import signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+print("ready", flush=True)
+while True:
+    info = signal.sigwaitinfo({signal.SIGINT, signal.SIGTERM})
+    with open(sys.argv[1], "a") as fh:
+        fh.write(f"{signal.Signals(info.si_signo).name} code={info.si_code} pid={info.si_pid}\\n")
+    if info.si_signo == signal.SIGTERM:
+        sys.exit(7)
+"""
+
+
+def test_exec_ctrl_c_at_a_terminal(tmp_path: Path, node: str) -> None:
+    """Ctrl-C typed at a terminal: the kernel sends SIGINT to the whole
+    foreground process group, so the command gets it from the terminal
+    (si_code SI_KERNEL), and cnitool is not interrupted by it: the command's
+    exit status and a full teardown follow.  A signal sent to cnitool alone
+    (kill) is relayed (its sender is cnitool).  That cnitool does not relay
+    the terminal's SIGINT a second time cannot be seen here: a second SIGINT
+    arriving while the first is pending merges with it."""
+    import fcntl
+    import pty
+    import termios
+
+    net = Net(tmp_path, "10.241.11.0/24")
+    received = tmp_path / "received"
+    master, slave = pty.openpty()
+
+    def controlling_tty() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, str(CNITOOL), "exec", net.name, "--", sys.executable, "-c", RECEIVER, str(received)],
+        env=dict(os.environ) | net.env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=controlling_tty,  # a controlling terminal needs setsid + TIOCSCTTY
+    )
+    os.close(slave)
+    seen = b""
+    while b"ready" not in seen:
+        seen += os.read(master, 1024)
+    os.write(master, b"\x03")  # Ctrl-C, as typed
+    deadline = time.monotonic() + 30
+    while not received.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 7
+    os.close(master)
+    si_kernel, si_user = 0x80, 0
+    assert received.read_text().splitlines() == [
+        f"SIGINT code={si_kernel} pid=0",
+        f"SIGTERM code={si_user} pid={proc.pid}",
+    ]
+    net.assert_nothing_left()
