@@ -80,10 +80,10 @@ def _terminate_interrupts() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _teardown(cni: CNI, netlist: NetworkConfigList, rt: RuntimeConf, name: str) -> list[CNIError]:
-    """DEL the attachment if anything was started, then delete the namespace,
-    with the interrupting signals held meanwhile; returns the errors (both
-    steps are always tried)."""
+def _teardown(cni: CNI, netlist: NetworkConfigList, rt: RuntimeConf, created: bool) -> list[CNIError]:
+    """DEL the attachment if anything was started, then delete the namespace
+    if this run created it, with the interrupting signals held meanwhile;
+    returns the errors (both steps are always tried)."""
     import signal
 
     from .. import netns
@@ -102,7 +102,8 @@ def _teardown(cni: CNI, netlist: NetworkConfigList, rt: RuntimeConf, name: str) 
         except CNIError as exc:
             errors.append(exc)
         try:
-            netns.delete(rt.netns)
+            if created:
+                netns.delete(rt.netns)
         except CNIError as exc:
             errors.append(exc)
     finally:
@@ -134,14 +135,16 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     cni = ctx.cni()
 
     status: int | None = None
+    created = False
     problems: list[CNIError] = []
     with _terminate_interrupts():
         try:
             netns.create(name)
+            created = True
             cni.add(netlist, rt)
             status = netns.run_command(rt.netns, argv, env=ctx.env, forward_signals=True)
         finally:
-            problems = _teardown(cni, netlist, rt, name)
+            problems = _teardown(cni, netlist, rt, created)
             if status is None:  # an error is on its way out; these are notes to it
                 for problem in problems:
                     ctx.notice(f"teardown: {problem.one_line()}")

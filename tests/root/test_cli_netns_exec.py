@@ -87,6 +87,32 @@ def test_netns_usage_errors(argv: list[str], code: int, text: str, node: str) ->
     assert text in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_netns_as_an_unprivileged_user(node: str) -> None:
+    name = unique("clins")
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            str(CNITOOL),
+            "netns",
+            "add",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 6
+    assert proc.stderr == (
+        f"cnitool: error: cannot prepare {netns.NETNS_DIR}: permission denied "
+        "(creating and deleting namespaces needs root (CAP_SYS_ADMIN))\n"
+    )
+    assert not netns.exists(name)
+
+
 # --------------------------------------------------------------------------
 # cnitool exec
 
