@@ -8,12 +8,15 @@ created, and a namespace made by ``unshare(CLONE_NEWNET)`` is bind-mounted
 onto it.
 
 Nothing here changes the namespace of the calling thread.  Work that must
-happen inside a namespace (:func:`run_in`, :func:`spawn_in`) runs on a
+happen inside a namespace (:func:`run_in`, :func:`run_command`) runs on a
 short-lived worker thread that enters it with ``setns``; that thread dies
 afterwards, so neither the caller's thread nor a trio event loop ever moves.
 Processes started from such a thread (:func:`run_command`) are born inside
 the namespace.  Netlink work uses pyroute2 on such a thread (a socket stays
 bound to the namespace it was made in).
+
+:func:`opened` gives a file descriptor on a namespace named or found by
+path (for ``setns``, or tools that take one).
 
 Blocking functions come with trio forms (``a``-prefixed) that run them in a
 worker thread.  Errors are :class:`~libcni_py.errors.NetnsError`, with the
@@ -22,6 +25,7 @@ reason a person can act on (name taken, not root, not a namespace, busy).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -30,7 +34,7 @@ from .errors import NetnsError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -43,8 +47,10 @@ __all__ = [
     "create",
     "delete",
     "exists",
+    "find_command",
     "is_netns",
     "list_names",
+    "opened",
     "path_for",
     "run_command",
     "run_in",
@@ -123,8 +129,8 @@ def list_names() -> list[str]:
     return sorted(n for n in names if is_netns(os.path.join(NETNS_DIR, n)))
 
 
-def _not_root(what: str) -> NetnsError:
-    return NetnsError(f"{what}: permission denied", hint="creating and deleting namespaces needs root (CAP_SYS_ADMIN)")
+def _not_root(what: str, doing: str = "creating and deleting namespaces") -> NetnsError:
+    return NetnsError(f"{what}: permission denied", hint=f"{doing} needs root (CAP_SYS_ADMIN)")
 
 
 def _prepare_dir() -> None:
@@ -174,9 +180,11 @@ def create(name: str, *, exist_ok: bool = False) -> str:
         exist_ok: a namespace of that name already existing is fine.
 
     Raises:
-        NetnsError: the name is taken (by a namespace, unless ``exist_ok``,
-            or by something that is not one), not root, or the kernel refused.
+        NetnsError: the name is not a plain file name, is taken (by a
+            namespace, unless ``exist_ok``, or by something that is not
+            one), not root, or the kernel refused.
     """
+    _check_name(name)
     path = path_for(name)
     _prepare_dir()
     try:
@@ -246,17 +254,60 @@ def delete(name_or_path: str, *, missing_ok: bool = True) -> bool:
     except FileNotFoundError:
         pass
     except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            # Still a mount point here: something else was mounted on it too
+            # (iproute2 fails the same way).
+            raise NetnsError(
+                f"network namespace {path} is busy: still mounted after one unmount",
+                hint=f"something else is mounted on it; see 'findmnt {path}', unmount it and delete again",
+            ) from None
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise _not_root(f"cannot remove {path}") from None
         raise NetnsError(f"cannot remove {path}: {exc.strerror}") from None
     return True
 
 
-def _enter(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+@contextlib.contextmanager
+def opened(name_or_path: str) -> Iterator[int]:
+    """Open a namespace by name or path; yields a file descriptor on it (closed
+    on exit), for ``setns`` or for pyroute2 and other tools that take one.
+
+    Holding the descriptor keeps the namespace alive even if it is deleted
+    meanwhile.
+
+    Raises:
+        NetnsError: it does not exist, cannot be opened, or is not a network
+            namespace.
+    """
+    path = path_for(name_or_path)
     try:
-        if _c().setns(fd, _CLONE_NEWNET) != 0:
-            raise NetnsError(f"cannot enter network namespace {path}: {os.strerror(_errno())}")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetnsError(f"network namespace {name_or_path!r} does not exist") from None
+    except OSError as exc:
+        raise NetnsError(f"cannot open network namespace {path}: {exc.strerror}") from None
+    try:
+        import fcntl
+
+        try:
+            kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+        except OSError:
+            kind = -1
+        if kind != _CLONE_NEWNET:
+            raise NetnsError(f"{path} is not a network namespace")
+        yield fd
     finally:
         os.close(fd)
+
+
+def _enter(path: str) -> None:
+    """Move the calling thread into the namespace (worker threads only)."""
+    with opened(path) as fd:
+        if _c().setns(fd, _CLONE_NEWNET) != 0:
+            err = _errno()
+            if err == errno.EPERM:
+                raise _not_root(f"cannot enter network namespace {path}", "entering a namespace")
+            raise NetnsError(f"cannot enter network namespace {path}: {os.strerror(err)}")
 
 
 def run_in(name_or_path: str, func: Callable[..., T], *args: Any) -> T:
@@ -277,25 +328,64 @@ def run_in(name_or_path: str, func: Callable[..., T], *args: Any) -> T:
     return _on_thread(inside)
 
 
+def find_command(program: str, env: Mapping[str, str] | None = None) -> str:
+    """The path :func:`run_command` would run for ``program``: as given if it
+    has a ``/``, else found on ``PATH`` (of ``env``, default ours).
+
+    Raises:
+        NetnsError: not found, or not executable.
+    """
+    import shutil
+
+    environment = os.environ if env is None else env
+    found = shutil.which(program, path=environment.get("PATH", os.defpath)) if "/" not in program else program
+    if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
+        where = "" if "/" in program else f" on PATH ({environment.get('PATH', os.defpath)})"
+        raise NetnsError(f"command {program!r} not found{where}", hint="or it is not an executable file")
+    return found
+
+
+#: Signals :func:`run_command` relays to the command when asked to.
+FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+_SI_KERNEL = 0x80
+
+
 def run_command(
     name_or_path: str,
     argv: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     on_start: Callable[[int], None] | None = None,
+    forward_signals: bool = False,
 ) -> int:
     """Run a command inside the namespace with this process's stdin, stdout and
     stderr; returns its exit status (negative: killed by that signal).
 
+    The command starts with default signal handling and an empty signal mask
+    (Python ignores SIGPIPE; a command must not inherit that), in this
+    process's process group, so a Ctrl-C at the terminal reaches it directly.
+
     Args:
         argv: the program (looked up on PATH) and its arguments.
         env: its environment (default: ours).
-        on_start: called with the child's pid once it runs (to forward signals).
+        on_start: called with the child's pid once it runs.
+        forward_signals: relay SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
+            this process (by ``kill``) to the command while it runs, as
+            ``sudo`` does, instead of letting them interrupt the wait; those a
+            terminal sends to the whole process group are not relayed, since
+            the command gets them anyway.  The wait ends only when the command
+            exits.  For a program's main thread with no other threads (a
+            CLI): signals are blocked there and collected with ``sigtimedwait``.
 
     Raises:
         NetnsError: the namespace cannot be entered, or the program not run.
+        KeyboardInterrupt: (without ``forward_signals``) the wait was
+            interrupted; the command was killed and reaped first.
     """
-    import shutil
+    import signal
+
+    from .spawn import _RESET_SIGNALS
 
     path = path_for(name_or_path)
     if not is_netns(path):
@@ -303,28 +393,69 @@ def run_command(
     if not argv:
         raise NetnsError("no command given")
     environment = dict(os.environ if env is None else env)
-    program = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=environment.get("PATH"))
-    if program is None:
-        raise NetnsError(f"command {argv[0]!r} not found on PATH")
+    program = find_command(argv[0], environment)
+    if forward_signals and threading.current_thread() is not threading.main_thread():
+        raise NetnsError("run_command(forward_signals=True) must be called from the main thread")
 
     def start() -> int:
         _enter(path)
         try:
-            return os.posix_spawn(program, list(argv), environment)
+            return os.posix_spawn(program, list(argv), environment, setsigdef=_RESET_SIGNALS, setsigmask=())
         except OSError as exc:
             raise NetnsError(f"cannot run {program}: {exc.strerror}") from None
 
-    pid = _on_thread(start)
-    if on_start is not None:
-        on_start(pid)
-    while True:
+    watched = {signal.SIGCHLD, *(signal.Signals[name] for name in FORWARDED_SIGNALS)}
+    # Blocked while the command starts, so that no interrupt falls between the
+    # start and the wait (a command nobody waits for would be left running).
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    try:
+        pid = _on_thread(start)
         try:
+            if not forward_signals:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            if on_start is not None:
+                on_start(pid)
+            if forward_signals:
+                return _wait_forwarding(pid, watched)
             _, status = os.waitpid(pid, 0)
             return os.waitstatus_to_exitcode(status)
         except ChildProcessError:
-            return -1
-        except InterruptedError:
+            raise NetnsError(f"lost track of {program} (pid {pid}): is SIGCHLD ignored?") from None
+        except BaseException:
+            _kill(pid)
+            raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _kill(pid: int) -> None:
+    """Kill and reap a command whose wait was interrupted."""
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+
+
+def _wait_forwarding(pid: int, watched: set[Any]) -> int:
+    """Wait for ``pid`` with ``watched`` blocked, relaying signals sent by
+    other processes; a signal generated by the kernel (the terminal's Ctrl-C,
+    sent to the whole process group) already reached the command."""
+    import signal
+
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        info = signal.sigtimedwait(watched, 1.0)
+        if info is None or info.si_signo == signal.SIGCHLD or info.si_code == _SI_KERNEL:
             continue
+        try:
+            os.kill(pid, info.si_signo)
+        except ProcessLookupError:
+            pass
 
 
 async def acreate(name: str, *, exist_ok: bool = False) -> str:

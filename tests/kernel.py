@@ -83,3 +83,64 @@ def reservations(data_dir: Path, network: str) -> list[str]:
     if not directory.is_dir():
         return []
     return sorted(p.name for p in directory.iterdir() if p.name != "lock" and not p.name.startswith("last_reserved_ip"))
+
+
+def table_routes(netns: str | None, table: int, family: int = 2) -> set[tuple[str, str | None, str]]:
+    """``{(dst/prefix, gateway, ifname)}`` of routing table ``table`` (as
+    :func:`routes` for the main table)."""
+    out: set[tuple[str, str | None, str]] = set()
+    with _ipr(netns) as ipr:
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        for route in ipr.get_routes(family=family, table=table):
+            if (route.get_attr("RTA_TABLE") or route["table"]) != table:
+                continue
+            dst = route.get_attr("RTA_DST") or ("0.0.0.0" if family == 2 else "::")
+            gateway = route.get_attr("RTA_GATEWAY")
+            out.add((f"{dst}/{route['dst_len']}", gateway, names.get(route.get_attr("RTA_OIF"), "?")))
+    return out
+
+
+def rules(netns: str | None = None, family: int = 2) -> set[tuple[int, str | None, int]]:
+    """Policy routing rules: ``{(priority, "src/prefix" or None, table)}``."""
+    out: set[tuple[int, str | None, int]] = set()
+    with _ipr(netns) as ipr:
+        for rule in ipr.get_rules(family=family):
+            src = rule.get_attr("FRA_SRC")
+            table = rule.get_attr("FRA_TABLE") or rule["table"]
+            out.add((rule.get_attr("FRA_PRIORITY") or 0, f"{src}/{rule['src_len']}" if src else None, table))
+    return out
+
+
+def qdiscs(netns: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Queueing disciplines per interface: ``{ifname: [{"kind", "handle",
+    "parent", "rate", "burst"}]}`` (rate in bytes/s and burst in bytes for tbf)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    with _ipr(netns) as ipr:
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        for qdisc in ipr.get_qdiscs():
+            kind = qdisc.get_attr("TCA_KIND")
+            entry: dict[str, Any] = {"kind": kind, "handle": qdisc["handle"], "parent": qdisc["parent"]}
+            if kind == "tbf":
+                params = qdisc.get_attr("TCA_OPTIONS").get_attr("TCA_TBF_PARMS")
+                entry["rate"] = params["rate"]
+                entry["burst"] = params["buffer"]
+            out.setdefault(names.get(qdisc["index"], "?"), []).append(entry)
+    return out
+
+
+def sysctl(netns: str, key: str) -> str:
+    """A sysctl's value as seen inside a named namespace (``net.ipv4...``)."""
+    from libcni_py import netns as ns
+
+    path = "/proc/sys/" + key.replace(".", "/")
+    return ns.run_in(netns, lambda: Path(path).read_text().strip())
+
+
+def all_iptables() -> list[str]:
+    """Every rule and chain of the nat, filter and mangle tables, IPv4 and
+    IPv6, each line prefixed with its binary and table."""
+    out: list[str] = []
+    for binary in ("iptables-save", "ip6tables-save"):
+        for table in ("nat", "filter", "mangle"):
+            out += [f"{binary} {table}: {line}" for line in iptables(table, binary)]
+    return out

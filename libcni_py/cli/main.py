@@ -80,6 +80,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("ls", "list the conf dir: verdicts, plugins, and which network each runtime takes"),
     "explain": ("explain", "dry run: what each plugin of an operation would be given"),
     "cache": ("cache", "list and show cached attachments (cache ls, cache show)"),
+    "netns": ("netns_cmd", "create, delete or list named network namespaces (as ip netns)"),
+    "exec": ("exec_cmd", "run a command in a throw-away namespace attached to a network"),
 }
 
 

@@ -40,6 +40,8 @@ _CAPS = Opt(
     help="capability arguments, a JSON object",
 )
 _ATTACH = (_IFNAME, _CID, _ARGS, _CAPS)
+#: The options that describe an attachment (shared with ``exec``).
+ATTACH_OPTIONS = _ATTACH
 
 SPECS = {
     "add": Command(

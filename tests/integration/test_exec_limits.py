@@ -10,35 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, write_conf
+from support import PLUGINS, wait_gone, write_conf
 
 from libcni_py import CNI, PluginError, PluginExecError, PluginTimeoutError, RuntimeConf, load_network
 from libcni_py.exec_sync import run_plugin
 from libcni_py.invoke import ExecRequest
 
 RT = RuntimeConf(container_id="ctr1", netns="/var/run/netns/fake", ifname="eth0")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pid: int, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_timeout_kills_the_plugin_and_what_it_started(conf_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
