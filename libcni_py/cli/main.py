@@ -64,6 +64,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("ops", "ask a network's plugins whether they are ready (STATUS)"),
     "version": ("ops", "ask a plugin which spec versions it supports (VERSION)"),
     "validate": ("ops", "check that a network's plugins exist and support its version"),
+    "pod": ("pod", "pod networks as a CRI runtime makes them (up, down, check, status, ls, gc)"),
+    "ready": ("pod", "is the pod network ready (CRI's NetworkReady)? exit 0 if it is"),
 }
 
 
