@@ -293,7 +293,9 @@ def _up(ctx: Context, values: dict[str, object], ref: str) -> int:
     container_id = str(values.get("id") or "") or None
     sandbox, result = _call(ctx, values, "run_pod", pod_spec, netns=netns, container_id=container_id)
     if values.get("json"):
-        _print_json({"pod": f"{sandbox.namespace}/{sandbox.name}", **result.to_json()})
+        from ..gojson import Struct
+
+        _print_json(Struct(pod=f"{sandbox.namespace}/{sandbox.name}", **result.to_json()))
     else:
         _describe(result, sandbox)
     return 0

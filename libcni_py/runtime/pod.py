@@ -33,7 +33,7 @@ from .. import conf, gojson, names, plan
 from .._values import Value
 from ..errors import ArgsError, CacheError, CNIError, ConfigError, MultiError, NetworkNotFoundError
 from ..gojson import Struct
-from ..result import DNS, Result, as_dict, convert
+from ..result import DNS, Result, convert, to_json
 from . import k8s
 from .effects import (
     Batch,
@@ -192,20 +192,21 @@ class PodResult(Value):
         return item.addresses[0] if item is not None and item.addresses else None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready summary (what ``cnitool pod up --json`` prints)."""
-        interfaces = {}
+        """A JSON-ready summary (what ``cnitool pod up --json`` prints), its
+        maps in order (interfaces in setup order)."""
+        interfaces = Struct()
         for item in self.interfaces:
-            entry: dict[str, Any] = {"network": item.network}
+            entry = Struct(network=item.network)
             if item.mac:
                 entry["mac"] = item.mac
             entry["ips"] = [
-                {"address": ip.address, **({"gateway": ip.gateway} if ip.gateway else {})} for ip in item.ips
+                Struct(address=ip.address, **({"gateway": ip.gateway} if ip.gateway else {})) for ip in item.ips
             ]
             if item.routes:
-                entry["routes"] = [{"dst": r.dst, **({"gw": r.gw} if r.gw else {})} for r in item.routes]
-            entry["result"] = as_dict(item.result)
+                entry["routes"] = [Struct(dst=r.dst, **({"gw": r.gw} if r.gw else {})) for r in item.routes]
+            entry["result"] = to_json(item.result)
             interfaces[item.ifname] = entry
-        return {"containerId": self.container_id, "netns": self.netns, "interfaces": interfaces}
+        return Struct(containerId=self.container_id, netns=self.netns, interfaces=interfaces)
 
 
 class PodTeardown(Value):
@@ -339,19 +340,19 @@ def merge_results(container_id: str, netns: str, attachments: Sequence[Attachmen
     for att, value in zip(attachments, values, strict=True):
         res = value if isinstance(value, Result) else convert(value, "1.0.0")
         assert isinstance(res, Result)
-        index = next(
-            (i for i, iface in enumerate(res.interfaces) if iface.name == att.rt.ifname and iface.sandbox), None
-        )
-        if index is None:
-            index = next((i for i, iface in enumerate(res.interfaces) if iface.name == att.rt.ifname), None)
-        iface = res.interfaces[index] if index is not None else None
+        # the result's entries for the pod's interface: by name (in the sandbox
+        # if any say so); a plugin that named it otherwise: its sandbox entries
+        mine = [i for i, iface in enumerate(res.interfaces) if iface.name == att.rt.ifname]
+        sandboxed = [i for i, iface in enumerate(res.interfaces) if iface.sandbox]
+        inside = [i for i in mine if i in sandboxed] or mine or sandboxed
+        iface = res.interfaces[inside[0]] if inside else None
         interfaces.append(
             PodInterface(
                 ifname=att.rt.ifname,
                 network=att.network.name,
                 mac=iface.mac if iface else "",
                 sandbox=iface.sandbox if iface else "",
-                ips=[ip for ip in res.ips if ip.interface is None or ip.interface == index],
+                ips=[ip for ip in res.ips if ip.interface is None or ip.interface in inside],
                 routes=res.routes,
                 dns=res.dns,
                 result=value,
