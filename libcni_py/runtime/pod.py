@@ -8,7 +8,8 @@ module does the same way:
   one ``loopback`` plugin, interface ``lo``), before its real networks;
 * then the default network as ``eth0`` and further networks as ``eth1``,
   ``eth2``, ... (go-cni's interface prefix ``eth`` + index), or the names the
-  caller gives; the networks are the first ``max_networks`` valid conf files
+  caller gives (an unnamed network then gets the first free ``eth<N>``, as
+  ocicni does); the networks are the first ``max_networks`` valid conf files
   unless the pod names its own (:class:`~libcni_py.runtime.k8s.PodSpec`);
 * networks are attached concurrently (go-cni) or one by one, and the results
   are merged into one :class:`PodInterface` per interface of the pod;
@@ -271,7 +272,9 @@ def pod_attachments(
             container_id=container_id, netns=netns, ifname=LOOPBACK_IFNAME, args=k8s.cni_args(spec, container_id)
         )
         found.append(Attachment(network=loopback, rt=rt))
-    for index, selection in enumerate(selections):
+    taken = {s.ifname for s in selections if s.ifname} | ({LOOPBACK_IFNAME} if loopback is not None else set())
+    counter = 0
+    for selection in selections:
         network = state.network(selection.name)
         if network is None:
             missing = NetworkNotFoundError(state.conf_dir, selection.name, seen=[n.name for n in state.networks])
@@ -280,7 +283,14 @@ def pod_attachments(
                     missing.file, missing.path, missing.problem, hint=f"files skipped as invalid: {state.problems()}"
                 )
             raise missing
-        ifname = selection.ifname or f"{prefix}{index}"
+        ifname = selection.ifname
+        if not ifname:
+            # the first free <prefix><N>: go-cni's eth0, eth1, ... when no
+            # network names its interface, and no clash when some do (ocicni)
+            while f"{prefix}{counter}" in taken:
+                counter += 1
+            ifname = f"{prefix}{counter}"
+            taken.add(ifname)
         names.check_ifname(ifname, where=f"network {selection.name!r}")
         rt = k8s.runtime_conf(spec, container_id=container_id, netns=netns, ifname=ifname, selection=selection)
         found.append(Attachment(network=network, rt=rt))

@@ -4,11 +4,13 @@ namespace given with --netns, so nothing here needs root)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from podkit import calls_of, two_networks
-from support import read_calls, run_cnitool, write_conf
+from support import REPO, read_calls, run_cnitool, write_conf
 
 
 @pytest.fixture
@@ -43,7 +45,9 @@ def test_ready_says_why_not_then_ready_once_a_conflist_is_dropped_in(env: dict[s
     assert proc.stdout == "ready (default network 'neta')\n"
 
 
-def test_pod_up_status_check_down(env: dict[str, str], conf_dir: Path, fake_netns: str, record_file: Path) -> None:
+def test_pod_up_status_check_down(
+    env: dict[str, str], conf_dir: Path, cache_dir: Path, fake_netns: str, record_file: Path
+) -> None:
     two_networks(conf_dir)
     up = run_cnitool(
         "pod", "up", "--namespace", "prod", "--name", "web", "--uid", "u1", "--netns", fake_netns,
@@ -55,11 +59,17 @@ def test_pod_up_status_check_down(env: dict[str, str], conf_dir: Path, fake_netn
     doc = json.loads(up.stdout)
     cid = doc["containerId"]
     assert len(cid) == 64 and doc["pod"] == "prod/web" and doc["netns"] == fake_netns
-    assert list(doc["interfaces"]) == ["lo", "net1", "eth1"]
+    assert list(doc["interfaces"]) == ["lo", "net1", "eth0"]
     assert doc["interfaces"]["net1"]["ips"] == [{"address": "10.2.0.5/24"}]
     adds = [json.loads(str(c["stdin"])) for c in read_calls(record_file) if c["command"] == "ADD"]
     caps = [a["runtimeConfig"] for a in adds if "runtimeConfig" in a]
     assert caps == [{"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "udp"}]}]
+    # every capability argument is cached with each attachment; plugins get those they declare
+    record = json.loads((cache_dir / "results" / f"neta-{cid}-eth0").read_text())
+    assert record["capabilityArgs"]["bandwidth"] == {
+        "ingressRate": 10_000_000, "ingressBurst": 2**32 - 1, "egressRate": 5_000_000, "egressBurst": 2**32 - 1,
+    }  # fmt: skip
+    assert record["capabilityArgs"]["io.kubernetes.cri.pod-annotations"] == {"team": "blue"}
     env_args = read_calls(record_file)[0]["env"]["CNI_ARGS"]  # type: ignore[index]
     assert (
         env_args
@@ -76,20 +86,20 @@ def test_pod_up_status_check_down(env: dict[str, str], conf_dir: Path, fake_netn
     assert {(a["network"], a["ifname"]) for a in info["attachments"]} == {
         ("cni-loopback", "lo"),
         ("netb", "net1"),
-        ("neta", "eth1"),
+        ("neta", "eth0"),
     }
 
     check = run_cnitool("pod", "check", cid[:8], env=env)
     assert check.returncode == 0, check.stderr
     head, _, tail = check.stdout.strip().partition(": ")
-    assert head == "pod prod/web" and sorted(tail.split(", ")) == ["eth1 ok", "lo ok", "net1 ok"]
+    assert head == "pod prod/web" and sorted(tail.split(", ")) == ["eth0 ok", "lo ok", "net1 ok"]
 
     down = run_cnitool("pod", "down", "--namespace", "prod", "--name", "web", env=env)
     assert down.returncode == 0, down.stderr
     assert sorted(calls_of(record_file, "DEL")) == [
         ("cni-loopback", "lo"),
-        ("neta", "eth1"),
-        ("neta", "eth1"),
+        ("neta", "eth0"),
+        ("neta", "eth0"),
         ("netb", "net1"),
     ]
     again = run_cnitool("pod", "down", "prod/web", env=env)
@@ -134,3 +144,13 @@ def test_pod_gc_keeps_live_pods_and_removes_the_rest(
     gc = run_cnitool("pod", "gc", env=env)
     assert gc.returncode == 0
     assert list((cache_dir / "results").iterdir()) == []
+
+
+def test_pod_commands_import_nothing_heavy() -> None:
+    """The blocking pod commands stay one-shot friendly: trio only with --concurrent."""
+    code = (
+        "import sys; import libcni_py.cli.main, libcni_py.cli.pod, libcni_py.runtime.manager, libcni_py.runtime.gc; "
+        "print(','.join(m for m in ('trio', 'pyroute2', 'jsonschema', 'subprocess', 'argparse') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert proc.stdout.strip() == ""

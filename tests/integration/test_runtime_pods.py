@@ -78,18 +78,19 @@ def test_default_is_one_network_and_callers_name_their_own(
 
     spec = PodSpec(name="b", networks=[NetworkSelection(name="netb", ifname="net1"), NetworkSelection(name="neta")])
     _, res = pods.run_pod(spec, netns=fake_netns, container_id="podb")
-    assert [(i.ifname, i.network) for i in res.interfaces] == [("net1", "netb"), ("eth1", "neta")]
+    assert [(i.ifname, i.network) for i in res.interfaces] == [("net1", "netb"), ("eth0", "neta")]
 
+    spec = PodSpec(name="c", networks=[NetworkSelection(name="neta"), NetworkSelection(name="netb", ifname="eth0")])
+    _, res = pods.run_pod(spec, netns=fake_netns, container_id="podc")
+    assert [(i.ifname, i.network) for i in res.interfaces] == [("eth1", "neta"), ("eth0", "netb")]  # first free name
+    twice = [NetworkSelection(name="neta", ifname="net5"), NetworkSelection(name="netb", ifname="net5")]
     with pytest.raises(ArgsError, match="asked for twice"):
-        pods.run_pod(
-            PodSpec(name="c", networks=[NetworkSelection(name="neta"), NetworkSelection(name="netb", ifname="eth0")]),
-            netns=fake_netns,
-        )
+        pods.run_pod(PodSpec(name="c2", networks=twice), netns=fake_netns)
     write_conf(conf_dir, "30-bad.conflist", {"cniVersion": "1.0.0", "name": "netc", "plugins": []})
     with pytest.raises(ConfigError, match='no network named "netc"') as info:
         pods.run_pod(PodSpec(name="d", networks=[NetworkSelection(name="netc")]), netns=fake_netns)
     assert "30-bad.conflist" in info.value.hint
-    assert {s.container_id for s in pods.sandboxes()} == {"poda", "podb"}  # nothing left of the refused pods
+    assert {s.container_id for s in pods.sandboxes()} == {"poda", "podb", "podc"}  # nothing of the refused ones
 
 
 def test_teardown_uses_the_cached_config_after_the_conf_changed_or_vanished(
