@@ -281,3 +281,58 @@ def test_the_pod_lock_is_held_across_processes(
     assert proc.returncode == 0, err
     assert sorted(calls_of(record_file, "DEL")) == [("cni-loopback", "lo"), ("neta", "eth0"), ("neta", "eth0")]
     assert pods.sandboxes() == []
+
+
+def sleeper_plugin(directory: Path) -> None:
+    """A plugin whose ADD writes its pid to "pidFile" and sleeps; DEL returns at once."""
+    script = directory / "sleeper"
+    script.write_text(
+        textwrap.dedent(
+            f"""\
+            #!{sys.executable}
+            import os, sys, time
+            sys.path.insert(0, {str(REPO)!r})
+            from libcni_py import result, skel
+
+            def add(args):
+                with open(args.conf["pidFile"], "w") as fh:
+                    fh.write(str(os.getpid()))
+                time.sleep(3600)
+                return result.Result(cni_version="1.0.0")
+
+            skel.run(add=add, delete=lambda args: None)
+            """
+        )
+    )
+    script.chmod(0o755)
+
+
+def test_a_cancelled_setup_is_rolled_back_before_the_cancellation_goes_on(
+    conf_dir: Path, cache_dir: Path, plugin_dir: Path, record_file: Path, fake_netns: str, tmp_path: Path
+) -> None:
+    sleeper_plugin(plugin_dir)
+    pid_file = tmp_path / "sleeper.pid"
+    write_conf(
+        conf_dir,
+        "10-a.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "neta",
+            "plugins": [{"type": "recorder"}, {"type": "sleeper", "pidFile": str(pid_file)}],
+        },
+    )
+    pods = make_pods(conf_dir, cache_dir, plugin_dir, record_file, cls=AsyncPodNetworks)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: pods.run_pod(PodSpec(name="web"), netns=fake_netns, container_id="pod1"))
+            while not pid_file.exists() or not pid_file.read_text():
+                await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+        # the cancellation went on only after the rollback
+        assert await pods.attachments() == [] and await pods.sandboxes() == []
+
+    trio.run(main)
+    sleeper = int(pid_file.read_text())
+    assert not Path(f"/proc/{sleeper}").exists() or "zombie" in Path(f"/proc/{sleeper}/status").read_text()
+    assert sorted(calls_of(record_file, "DEL")) == [("cni-loopback", "lo"), ("neta", "eth0")]

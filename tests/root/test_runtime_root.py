@@ -6,6 +6,7 @@ conflist vanished still comes down cleanly."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,28 @@ def test_a_plugin_that_does_not_support_the_version_is_named(conf_dir: Path, cac
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["reason"] == "PluginVersionUnsupported"
     assert "plugin 'bridge' (/usr/lib/cni/bridge) supports only 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0" in proc.stderr
+
+
+def test_a_failed_pod_up_removes_its_namespace_and_everything_else(
+    tmp_path: Path, conf_dir: Path, cache_dir: Path, reaper: None
+) -> None:
+    from support import PLUGINS
+
+    data_dir = tmp_path / "ipam"
+    network = unique("pnf")
+    doc = bridge_net(network, unique("brf"), "10.243.7.0/24", data_dir)
+    doc["plugins"].append({"type": "failer", "failOn": ["ADD"], "msg": "no room at the inn"})  # type: ignore[attr-defined]
+    write_conf(conf_dir, "10-net.conflist", doc)
+    links_before = set(kernel.links())
+    env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": f"{DEBIAN_PLUGINS}:{PLUGINS}", "CNI_CACHE_DIR": str(cache_dir)}
+    pod_id = os.urandom(32).hex()
+
+    up = run_cnitool("pod", "up", "--name", "web", "--id", pod_id, env=env)
+
+    assert up.returncode == 1
+    assert 'plugin type="failer" failed (add): no room at the inn' in up.stderr
+    assert not os.path.lexists(f"/var/run/netns/cni-{pod_id[:12]}")  # the namespace it made is gone again
+    assert [n for n, link in kernel.links().items() if n not in links_before and link["kind"] == "veth"] == []
+    assert kernel.reservations(data_dir, network) == []
+    assert list((cache_dir / "results").iterdir()) == []
+    assert list((cache_dir / "libcni_py" / "pods").iterdir()) == []
