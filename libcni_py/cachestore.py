@@ -7,6 +7,7 @@ Layout under the cache directory (default ``/var/lib/cni``)::
     libcni_py/locks/<network>-<containerID>-<ifname>
                                                one flock(2) file per attachment
     libcni_py/pod-locks/<containerID>          one flock(2) file per pod (the runtime layer)
+    libcni_py/gc-lock/lock                     shared by pod operations, exclusive for their GC
     libcni_py/pods/<containerID>               pod records of the runtime layer
 
 Guarantees:
@@ -22,7 +23,9 @@ Guarantees:
 * **locks** -- :meth:`CacheStore.lock` takes an exclusive ``flock`` that works
   across processes; the lock file's identity is re-checked after locking, so
   removing lock files (after a DEL) is safe.  :meth:`CacheStore.lock_pod` is
-  the same lock for a whole pod (:mod:`libcni_py.runtime`), in its own folder.
+  the same lock for a whole pod (:mod:`libcni_py.runtime`), in its own folder;
+  :meth:`CacheStore.lock_gc` is CRI-O's ``gcLock`` across processes: pod
+  operations hold it shared, the runtime's GC exclusively.
 
 Files of other folders (the runtime layer's pod records) are read, written
 and removed with the same helpers, given ``folder``.
@@ -57,6 +60,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 RESULTS = ("results",)
 ATTACHMENT_LOCKS = ("libcni_py", "locks")
 POD_LOCKS = ("libcni_py", "pod-locks")
+GC_LOCK = ("libcni_py", "gc-lock")
 
 
 class LockHandle:
@@ -328,7 +332,20 @@ class CacheStore:
         assert handle is not None
         return handle
 
-    def _lock(self, name: str, *, blocking: bool, folder: tuple[str, ...] = ATTACHMENT_LOCKS) -> LockHandle | None:
+    def try_lock_gc(self, *, exclusive: bool) -> LockHandle | None:
+        """Take the GC lock without waiting (shared: a pod operation;
+        exclusive: the GC); None if it is held in a conflicting mode."""
+        return self._lock("lock", blocking=False, folder=GC_LOCK, shared=not exclusive)
+
+    def lock_gc(self, *, exclusive: bool) -> LockHandle:
+        """Take the GC lock, waiting for it (blocking)."""
+        handle = self._lock("lock", blocking=True, folder=GC_LOCK, shared=not exclusive)
+        assert handle is not None
+        return handle
+
+    def _lock(
+        self, name: str, *, blocking: bool, folder: tuple[str, ...] = ATTACHMENT_LOCKS, shared: bool = False
+    ) -> LockHandle | None:
         dfd = self._open_dir(*folder, create=True)
         try:
             while True:
@@ -337,7 +354,8 @@ class CacheStore:
                 except OSError as exc:
                     raise CacheError(os.path.join(self.cache_dir, *folder, name), _why(exc)) from None
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+                    fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
                 except BlockingIOError:
                     os.close(fd)
                     return None

@@ -13,7 +13,9 @@ networks, ``pod status`` shows one pod, ``pod ls`` all of them.
 dir (``libcni_py/pods/``) by ``pod up`` and by programs using the library
 (``examples/toy_runtime.py``).  A pod with an owner process (a runtime that
 keeps it) is alive while that process runs; a pod made by ``pod up`` is
-alive while its namespace exists.  ``--live ID`` adds pods the records do
+alive while its namespace exists.  This is judged while the GC holds the
+GC lock, which every pod operation holds shared, so a pod being set up is
+never taken for dead.  ``--live ID`` adds pods the records do
 not know.  Everything else in the cache dir is garbage -- including
 attachments made with ``cnitool add`` (give ``--live`` for those).
 
@@ -397,10 +399,10 @@ def _gc(ctx: Context, values: dict[str, object], ref: str) -> int:
     extra = _list(values, "live")
     for item in extra:
         names.check_container_id(item, where="--live")
-    pods = _manager(ctx, values)
-    live = pods.live_pods() | set(extra)
     try:
-        report = _call(ctx, values, "gc", live)
+        # the records' pods are judged inside, under the GC lock: a pod made
+        # meanwhile is never taken for dead
+        report = _call(ctx, values, "gc", extra, judge_records=True)
     except MultiError as exc:
         if isinstance(exc.report, PodGCReport):
             _print_gc(exc.report)

@@ -11,12 +11,13 @@ and these:
   The trio driver runs them concurrently when asked; the blocking driver
   runs them in order.  This is the only place the two forms differ.
 * :class:`LockPod` / :class:`UnlockPod` -- the pod's cross-process lock
-  (:meth:`~libcni_py.cachestore.CacheStore.lock_pod`); drivers release what a
-  plan still holds when it ends, however it ends.
+  (:meth:`~libcni_py.cachestore.CacheStore.lock_pod`), and :class:`LockGC`,
+  held shared by every pod operation and exclusively by the GC; drivers
+  release what a plan still holds when it ends, however it ends.
 * pod records (:class:`LoadPod`, :class:`SavePod`, :class:`ForgetPod`,
   :class:`ListPods`), the cached attachments (:class:`ListAttachments`),
-  namespaces (:class:`CreateNetns`, :class:`DeleteNetns`) and
-  :class:`Fingerprint` (has a plugin binary changed since it was probed?).
+  namespaces (:class:`CreateNetns`, :class:`DeleteNetns`), :class:`PodAlive`
+  and :class:`Fingerprint` (has a plugin binary changed since it was probed?).
 
 :class:`SyncPodDriver` extends the core's blocking driver; the trio one is in
 :mod:`libcni_py.runtime.run_trio`.
@@ -30,7 +31,7 @@ from .. import netns, plan
 from .._values import Value
 from ..errors import CacheError, CNIError
 from ..exec_sync import SyncDriver
-from .sandbox import PODS_FOLDER, PodSandbox, decode_sandbox, encode_sandbox
+from .sandbox import PODS_FOLDER, PodSandbox, decode_sandbox, encode_sandbox, pod_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,8 +49,10 @@ __all__ = [
     "ListAttachments",
     "ListPods",
     "LoadPod",
+    "LockGC",
     "LockPod",
     "Outcome",
+    "PodAlive",
     "PodEffects",
     "PodPlan",
     "SavePod",
@@ -92,6 +95,18 @@ class LockPod(Value):
 
     def __init__(self, *, container_id: str) -> None:
         self._set(container_id=container_id)
+
+
+class LockGC(Value):
+    """Take the GC lock -> None (waits; a plan takes it once, before any pod
+    lock): shared for pod operations, exclusive for the GC, so that the GC
+    never sees a pod half set up or half torn down (CRI-O's ``gcLock``)."""
+
+    __slots__ = ("exclusive",)
+    exclusive: bool
+
+    def __init__(self, *, exclusive: bool) -> None:
+        self._set(exclusive=exclusive)
 
 
 class UnlockPod(Value):
@@ -177,6 +192,17 @@ class DeleteNetns(Value):
         self._set(path=path)
 
 
+class PodAlive(Value):
+    """Is this recorded pod alive (owner process running, or without owner,
+    its namespace existing)? -> bool"""
+
+    __slots__ = ("sandbox",)
+    sandbox: PodSandbox
+
+    def __init__(self, *, sandbox: PodSandbox) -> None:
+        self._set(sandbox=sandbox)
+
+
 class Fingerprint(Value):
     """``(device, inode, size, mtime_ns)`` of a file -> tuple, or None if it is gone."""
 
@@ -189,6 +215,7 @@ class Fingerprint(Value):
 
 PodEffect = (
     LockPod
+    | LockGC
     | UnlockPod
     | ListAttachments
     | LoadPod
@@ -197,6 +224,7 @@ PodEffect = (
     | ListPods
     | CreateNetns
     | DeleteNetns
+    | PodAlive
     | Fingerprint
 )
 
@@ -210,6 +238,7 @@ class PodEffects:
 
     store: CacheStore
     pod_locks: dict[str, LockHandle]
+    gc_lock: LockHandle | None
 
     def perform_pod(self, effect: Any) -> Any:
         """Perform a pod effect other than :class:`Batch` and :class:`LockPod`."""
@@ -234,6 +263,8 @@ class PodEffects:
             return netns.create(effect.name)
         if isinstance(effect, DeleteNetns):
             return netns.delete(effect.path)
+        if isinstance(effect, PodAlive):
+            return pod_alive(effect.sandbox)
         if isinstance(effect, Fingerprint):
             try:
                 st = os.stat(effect.path)
@@ -258,10 +289,15 @@ class PodEffects:
         return sandboxes, damaged
 
     def release_pods(self) -> None:
-        """Release every pod lock still held."""
-        while self.pod_locks:
-            _, handle = self.pod_locks.popitem()
-            self.store.unlock(handle)
+        """Release every pod lock still held, then the GC lock."""
+        try:
+            while self.pod_locks:
+                _, handle = self.pod_locks.popitem()
+                self.store.unlock(handle)
+        finally:
+            gc_lock, self.gc_lock = self.gc_lock, None
+            if gc_lock is not None:
+                self.store.unlock(gc_lock)
 
 
 class SyncPodDriver(PodEffects, SyncDriver):
@@ -273,11 +309,16 @@ class SyncPodDriver(PodEffects, SyncDriver):
         super().__init__(store, **driver_kwargs)
         self.driver_kwargs = driver_kwargs
         self.pod_locks = {}
+        self.gc_lock = None
 
     def perform(self, effect: plan.Effect | PodEffect | Batch) -> Any:
         """Perform one effect and return its outcome."""
         if isinstance(effect, Batch):
             return tuple(self._run_one(steps) for steps in effect.plans)
+        if isinstance(effect, LockGC):
+            if self.gc_lock is None:
+                self.gc_lock = self.store.lock_gc(exclusive=effect.exclusive)
+            return None
         if isinstance(effect, LockPod):
             if effect.container_id not in self.pod_locks:
                 self.pod_locks[effect.container_id] = self.store.lock_pod(effect.container_id)

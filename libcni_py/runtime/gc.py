@@ -2,8 +2,12 @@
 
 Given the runtime's list of live pods (their container IDs), :func:`gc`
 
-1. takes the lock of every dead pod (so that no setup or teardown of it runs
-   meanwhile; in sorted order, so two GCs cannot deadlock);
+1. takes the GC lock exclusively: pod operations hold it shared (CRI-O's
+   ``gcLock``, here across processes), so none is under way while the GC
+   decides; then judges the pods the runtime layer recorded (unless told
+   not to): a pod whose owner process runs, or without owner whose
+   namespace exists, is alive even if the caller's list does not name it
+   (it may have been made after the list was drawn up);
 2. deletes each cached attachment of a dead pod whose network is no longer
    configured as it was when the attachment was made (changed or removed
    conf file), with the configuration from its cache record;
@@ -29,7 +33,18 @@ from __future__ import annotations
 from .. import plan
 from .._values import Value
 from ..errors import CacheError, CNIError, MultiError
-from .effects import Batch, DeleteNetns, ForgetPod, ListAttachments, ListPods, LockPod, PodPlan, UnlockPod
+from .effects import (
+    Batch,
+    DeleteNetns,
+    ForgetPod,
+    ListAttachments,
+    ListPods,
+    LockGC,
+    LockPod,
+    PodAlive,
+    PodPlan,
+    UnlockPod,
+)
 from .pod import network_for_record
 
 TYPE_CHECKING = False
@@ -105,6 +120,7 @@ def gc(
     opts: plan.Options,
     *,
     concurrent: bool,
+    judge_records: bool = True,
 ) -> PodPlan:
     """The runtime GC (see the module docstring) as a plan.
 
@@ -113,22 +129,31 @@ def gc(
             the cache (and in the pod records) is garbage.
         state: the conf dir as loaded (None: no configured network).
         loopback: the loopback network, or None.
+        judge_records: also keep the recorded pods that are alive by their
+            record (owner running, or namespace existing); False: ``live``
+            alone decides.
 
     Returns:
         :class:`PodGCReport`.
     """
+    yield LockGC(exclusive=True)
     alive = set(live)
     records, damaged = yield ListAttachments()
     sandboxes, damaged_pods = yield ListPods()
     for filename, problem in damaged:
         yield plan.Notice(text=f"cache file {filename}: {problem}; not an attachment GC can act on")
     for filename, problem in damaged_pods:
-        yield plan.Notice(text=f"pod record {filename}: {problem}; left alone")
+        yield plan.Notice(text=f"pod record {filename}: {problem}; that pod is left alone")
+        alive.add(filename)
+    if judge_records:
+        for sandbox in sandboxes:
+            if sandbox.container_id not in alive and (yield PodAlive(sandbox=sandbox)):
+                alive.add(sandbox.container_id)
     dead = sorted(
         {r.container_id for r in records if r.container_id not in alive}
         | {s.container_id for s in sandboxes if s.container_id not in alive}
     )
-    for container_id in dead:
+    for container_id in dead:  # no pod operation runs (GC lock); taken so that their lock files go with them
         yield LockPod(container_id=container_id)
 
     loaded: dict[str, NetworkConfigList] = {}

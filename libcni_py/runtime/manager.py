@@ -40,7 +40,7 @@ from . import gc as gc_plans
 from . import pod, readiness
 from .confdir import DEFAULT_CONF_DIR, DEFAULT_MAX_NETWORKS, ConfDir
 from .effects import ListAttachments, ListPods, SyncPodDriver
-from .sandbox import PodSandbox, netns_name_for, new_container_id, owner_alive, process_start_time
+from .sandbox import PodSandbox, netns_name_for, new_container_id, pod_alive, process_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -209,9 +209,7 @@ class _Base:
     def is_alive(sandbox: PodSandbox) -> bool:
         """Whether a recorded pod is alive: its owner process runs, or (for a
         pod without owner) its namespace still exists."""
-        if sandbox.owner_pid:
-            return owner_alive(sandbox)
-        return bool(sandbox.netns) and netns_mod.is_netns(sandbox.netns)
+        return pod_alive(sandbox)
 
     def _plans(self) -> _Plans:
         return _Plans(self)
@@ -246,8 +244,10 @@ class _Plans:
     def check(self, container_id: str, state: ConfDirState | None) -> PodPlan:
         return pod.check(container_id, state, self.m.loopback, self.opts, concurrent=self.m.concurrent)
 
-    def gc(self, live: Iterable[str], state: ConfDirState | None) -> PodPlan:
-        return gc_plans.gc(live, state, self.m.loopback, self.opts, concurrent=self.m.concurrent)
+    def gc(self, live: Iterable[str], state: ConfDirState | None, judge_records: bool) -> PodPlan:
+        return gc_plans.gc(
+            live, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, judge_records=judge_records
+        )
 
 
 class PodNetworks(_Base):
@@ -345,17 +345,21 @@ class PodNetworks(_Base):
         report: PodTeardown = self._run(self._plans().stop_pod(container_id, self._networks_or_none()))
         return report
 
-    def gc(self, live: Iterable[str]) -> PodGCReport:
+    def gc(self, live: Iterable[str] = (), *, judge_records: bool = True) -> PodGCReport:
         """Remove everything that does not belong to a live pod (see
-        :mod:`libcni_py.runtime.gc`).
+        :mod:`libcni_py.runtime.gc`).  Waits until no pod operation runs,
+        and blocks them while it works.
 
         Args:
             live: the container IDs of the pods that are alive.
+            judge_records: also keep the pods recorded by :meth:`run_pod`
+                whose owner runs or (without owner) whose namespace exists,
+                judged while the GC holds its lock; False: ``live`` alone.
 
         Raises:
             MultiError: some removals failed; ``.report`` says what was done.
         """
-        report: PodGCReport = self._run(self._plans().gc(live, self._networks_or_none()))
+        report: PodGCReport = self._run(self._plans().gc(live, self._networks_or_none(), judge_records))
         return report
 
     def sandboxes(self) -> list[PodSandbox]:
@@ -469,10 +473,10 @@ class AsyncPodNetworks(_Base):
         report: PodTeardown = await self._run(self._plans().stop_pod(container_id, state))
         return report
 
-    async def gc(self, live: Iterable[str]) -> PodGCReport:
+    async def gc(self, live: Iterable[str] = (), *, judge_records: bool = True) -> PodGCReport:
         """See :meth:`PodNetworks.gc`."""
         state = await self._anetworks_or_none()
-        report: PodGCReport = await self._run(self._plans().gc(live, state))
+        report: PodGCReport = await self._run(self._plans().gc(live, state, judge_records))
         return report
 
     async def sandboxes(self) -> list[PodSandbox]:

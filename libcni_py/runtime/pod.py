@@ -20,7 +20,8 @@ module does the same way:
   ``<confdir>/<name>/``).  A pod with no cache records has nothing left to
   delete, so a second teardown succeeds;
 * a per-pod lock, held across processes, serialises setup, teardown and
-  check of one pod.
+  check of one pod; every pod operation also holds the GC lock shared
+  (CRI-O's ``gcLock``), so the GC never sees a pod half set up.
 
 Where this goes further: a failed setup is rolled back by the manager (every
 attachment it started is deleted, from the cache records written before each
@@ -43,6 +44,7 @@ from .effects import (
     ForgetPod,
     ListAttachments,
     LoadPod,
+    LockGC,
     LockPod,
     PodPlan,
     SavePod,
@@ -397,6 +399,7 @@ def setup(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.Opt
         CNIError: the failure (one network), or MultiError (several).  What
             was added stays; the manager rolls it back.
     """
+    yield LockGC(exclusive=False)
     yield LockPod(container_id=sandbox.container_id)
     values: list[Any] = []
     ordered: list[Attachment] = []
@@ -422,6 +425,7 @@ def run_pod(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.O
     Raises:
         CNIError: a pod with this ID exists already, or setup failed.
     """
+    yield LockGC(exclusive=False)
     yield LockPod(container_id=sandbox.container_id)
     existing = yield LoadPod(container_id=sandbox.container_id)
     if existing is not None:
@@ -501,6 +505,7 @@ def teardown(
         CNIError: the failure, or MultiError; failed attachments keep their
             cache records, so teardown (or GC) can be run again.
     """
+    yield LockGC(exclusive=False)
     yield LockPod(container_id=container_id)
     attachments, errors = yield from _cached_attachments(container_id, state, loopback, netns_hint)
     removed: list[tuple[str, str]] = []
@@ -542,6 +547,7 @@ def stop_pod(
     Returns:
         :class:`PodTeardown`.
     """
+    yield LockGC(exclusive=False)
     yield LockPod(container_id=container_id)
     sandbox: PodSandbox | None = None
     try:
@@ -577,6 +583,7 @@ def check(
         CNIError: the pod has no cached attachment, a record is damaged, or
             a plugin reported a problem (MultiError: several).
     """
+    yield LockGC(exclusive=False)
     yield LockPod(container_id=container_id)
     attachments, errors = yield from _cached_attachments(container_id, state, loopback, "")
     if not attachments and not errors:

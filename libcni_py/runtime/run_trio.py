@@ -12,7 +12,7 @@ import trio
 
 from ..errors import CNIError
 from ..exec_trio import TrioDriver, wait_for_lock
-from .effects import Batch, LockPod, Outcome, PodEffect, PodEffects
+from .effects import Batch, LockGC, LockPod, Outcome, PodEffect, PodEffects
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class TrioPodDriver(PodEffects, TrioDriver):
         super().__init__(store, **driver_kwargs)
         self.driver_kwargs = driver_kwargs
         self.pod_locks = {}
+        self.gc_lock = None
 
     async def perform(self, effect: plan.Effect | PodEffect | Batch) -> Any:
         """Perform one effect and return its outcome."""
@@ -49,6 +50,11 @@ class TrioPodDriver(PodEffects, TrioDriver):
                 for index, steps in enumerate(effect.plans):
                     nursery.start_soon(one, index, steps)
             return tuple(outcomes)
+        if isinstance(effect, LockGC):
+            if self.gc_lock is None:
+                exclusive = effect.exclusive
+                self.gc_lock = await wait_for_lock(lambda: self.store.try_lock_gc(exclusive=exclusive))
+            return None
         if isinstance(effect, LockPod):
             if effect.container_id not in self.pod_locks:
                 cid = effect.container_id

@@ -41,6 +41,7 @@ __all__ = [
     "netns_name_for",
     "new_container_id",
     "owner_alive",
+    "pod_alive",
     "process_start_time",
 ]
 
@@ -200,3 +201,13 @@ def owner_alive(sandbox: PodSandbox) -> bool:
         return False
     started = process_start_time(sandbox.owner_pid)
     return started is not None and started == sandbox.owner_start
+
+
+def pod_alive(sandbox: PodSandbox) -> bool:
+    """Whether a recorded pod is alive: its owner process runs, or (for a pod
+    without owner) its namespace still exists."""
+    from .. import netns
+
+    if sandbox.owner_pid:
+        return owner_alive(sandbox)
+    return bool(sandbox.netns) and netns.is_netns(sandbox.netns)

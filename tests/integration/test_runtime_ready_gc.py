@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from podkit import make_pods, two_networks
-from support import REPO, read_calls, write_conf
+from support import CNITOOL, REPO, read_calls, write_conf
 
 from libcni_py import MultiError
+from libcni_py.cachestore import CacheStore
 from libcni_py.runtime import PodSpec
 
 
@@ -186,3 +188,42 @@ def test_gc_collects_failures_and_keeps_what_it_could_not_remove(
     assert report.pods_removed == ()  # type: ignore[attr-defined]
     assert [(r.network, r.ifname) for r in pods.attachments()] == [("neta", "eth0")]
     assert [s.container_id for s in pods.sandboxes()] == ["dead1"]  # kept for the next GC
+
+
+def test_gc_keeps_recorded_pods_whose_owner_runs_unless_told_to_trust_the_list_alone(
+    conf_dir: Path, cache_dir: Path, plugin_dir: Path, record_file: Path, fake_netns: str
+) -> None:
+    two_networks(conf_dir)
+    pods = make_pods(conf_dir, cache_dir, plugin_dir, record_file)
+    pods.run_pod(PodSpec(name="mine"), netns=fake_netns, container_id="owned1", owner_pid=os.getpid())
+    assert pods.live_pods() == {"owned1"}
+    assert pods.gc([]).removed == ()  # its owner (this process) runs
+    report = pods.gc([], judge_records=False)
+    assert sorted(report.removed) == [("cni-loopback", "owned1", "lo"), ("neta", "owned1", "eth0")]
+    assert pods.sandboxes() == []
+
+
+def test_gc_waits_for_pod_operations_in_flight(
+    conf_dir: Path, cache_dir: Path, plugin_dir: Path, record_file: Path, fake_netns: str
+) -> None:
+    two_networks(conf_dir)
+    pods = make_pods(conf_dir, cache_dir, plugin_dir, record_file)
+    pods.run_pod(PodSpec(name="dead"), netns=fake_netns, container_id="dead1")
+    store = CacheStore(str(cache_dir))
+    in_flight = store.lock_gc(exclusive=False)  # what every pod operation holds
+    env = {"PATH": "/usr/bin:/bin", "RECORD_FILE": str(record_file), "CNI_PATH": str(plugin_dir)}
+    argv = [sys.executable, str(CNITOOL), "--conf-dir", str(conf_dir), "--cache-dir", str(cache_dir), "pod", "gc"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)  # it may not decide while a pod operation is under way
+        assert [c for c in read_calls(record_file) if c["command"] == "DEL"] == []
+        second = store.try_lock_gc(exclusive=False)
+        assert second is not None  # pod operations do not exclude each other
+        store.unlock(second)
+    finally:
+        store.unlock(in_flight)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "removed pod dead1" in out
+    assert pods.sandboxes() == []
