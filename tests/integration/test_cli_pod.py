@@ -130,11 +130,12 @@ def test_pod_gc_keeps_live_pods_and_removes_the_rest(
 ) -> None:
     two_networks(conf_dir)
     ids = []
-    for name in ("keep", "drop"):
-        up = run_cnitool("pod", "up", "--name", name, "--netns", fake_netns, "--json", env=env)
+    for name, extra in (("keep", ()), ("drop", ("--concurrent", "--max-networks", "2"))):
+        up = run_cnitool("pod", "up", "--name", name, "--netns", fake_netns, "--json", *extra, env=env)
         assert up.returncode == 0, up.stderr
         ids.append(json.loads(up.stdout)["containerId"])
     keep, drop = ids
+    assert list(json.loads(up.stdout)["interfaces"]) == ["lo", "eth0", "eth1"]  # the trio form, two networks
     gc = run_cnitool("pod", "gc", "--live", keep, env=env)
     assert gc.returncode == 0, gc.stderr
     assert f"removed neta {drop} eth0" in gc.stdout and f"removed pod {drop}" in gc.stdout
