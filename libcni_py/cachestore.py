@@ -6,6 +6,9 @@ Layout under the cache directory (default ``/var/lib/cni``)::
     libcni_py/tmp/                             where new records are written first
     libcni_py/locks/<network>-<containerID>-<ifname>
                                                one flock(2) file per attachment
+    libcni_py/pod-locks/<containerID>          one flock(2) file per pod (the runtime layer)
+    libcni_py/gc-lock/lock                     shared by pod operations, exclusive for their GC
+    libcni_py/pods/<containerID>               pod records of the runtime layer
 
 Guarantees:
 
@@ -19,7 +22,13 @@ Guarantees:
 * **modes** -- directories 0700, files 0600, as Go creates them;
 * **locks** -- :meth:`CacheStore.lock` takes an exclusive ``flock`` that works
   across processes; the lock file's identity is re-checked after locking, so
-  removing lock files (after a DEL) is safe.
+  removing lock files (after a DEL) is safe.  :meth:`CacheStore.lock_pod` is
+  the same lock for a whole pod (:mod:`libcni_py.runtime`), in its own folder;
+  :meth:`CacheStore.lock_gc` is CRI-O's ``gcLock`` across processes: pod
+  operations hold it shared, the runtime's GC exclusively.
+
+Files of other folders (the runtime layer's pod records) are read, written
+and removed with the same helpers, given ``folder``.
 
 Everything raises :class:`~libcni_py.errors.CacheError`, never ``OSError``.
 """
@@ -30,6 +39,7 @@ import errno
 import fcntl
 import os
 
+from . import names as _names
 from .cache import AttachmentKey
 from .errors import CacheError
 
@@ -46,15 +56,22 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
+#: Folders (below the cache dir) of the results, the attachment locks and the pod locks.
+RESULTS = ("results",)
+ATTACHMENT_LOCKS = ("libcni_py", "locks")
+POD_LOCKS = ("libcni_py", "pod-locks")
+GC_LOCK = ("libcni_py", "gc-lock")
+
 
 class LockHandle:
-    """A held attachment lock; release with :meth:`CacheStore.unlock`."""
+    """A held lock; release with :meth:`CacheStore.unlock`."""
 
-    __slots__ = ("fd", "name")
+    __slots__ = ("fd", "folder", "name")
 
-    def __init__(self, fd: int, name: str) -> None:
+    def __init__(self, fd: int, name: str, folder: tuple[str, ...] = ATTACHMENT_LOCKS) -> None:
         self.fd = fd
         self.name = name
+        self.folder = folder
 
 
 class CacheStore:
@@ -127,12 +144,13 @@ class CacheStore:
         """
         return self.read_name(key.filename)
 
-    def read_name(self, name: str) -> bytes | None:
-        """Like :meth:`read`, by file name inside ``results/``."""
+    def read_name(self, name: str, *, folder: tuple[str, ...] = RESULTS) -> bytes | None:
+        """Like :meth:`read`, by file name inside ``folder`` (default ``results/``)."""
         try:
-            dfd = self._open_dir("results", create=False)
+            dfd = self._open_dir(*folder, create=False)
         except FileNotFoundError:
             return None
+        where = os.path.join(self.cache_dir, *folder, name)
         try:
             try:
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
@@ -140,16 +158,14 @@ class CacheStore:
                 return None
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    raise CacheError(
-                        os.path.join(self.results_dir, name), "is a symbolic link; refusing to read it"
-                    ) from None
-                raise CacheError(os.path.join(self.results_dir, name), _why(exc)) from None
+                    raise CacheError(where, "is a symbolic link; refusing to read it") from None
+                raise CacheError(where, _why(exc)) from None
             try:
                 st = os.fstat(fd)
                 if not _is_regular(st.st_mode):
-                    raise CacheError(os.path.join(self.results_dir, name), "is not a regular file")
+                    raise CacheError(where, "is not a regular file")
                 if st.st_size > MAX_RECORD_BYTES:
-                    raise CacheError(os.path.join(self.results_dir, name), f"is {st.st_size} bytes; not a cache record")
+                    raise CacheError(where, f"is {st.st_size} bytes; not a cache record")
                 chunks = []
                 while True:
                     chunk = os.read(fd, 65536)
@@ -158,7 +174,7 @@ class CacheStore:
                     chunks.append(chunk)
                 return b"".join(chunks)
             except OSError as exc:
-                raise CacheError(os.path.join(self.results_dir, name), _why(exc)) from None
+                raise CacheError(where, _why(exc)) from None
             finally:
                 os.close(fd)
         finally:
@@ -170,11 +186,17 @@ class CacheStore:
         Raises:
             CacheError: the directories cannot be created or written.
         """
-        rdfd = self._open_dir("results", create=True)
+        self.write_name(key.filename, data)
+
+    def write_name(self, name: str, data: bytes, *, folder: tuple[str, ...] = RESULTS) -> None:
+        """Like :meth:`write`, by file name inside ``folder`` (a valid name:
+        letters, digits, ``_.-``)."""
+        rdfd = self._open_dir(*folder, create=True)
+        target = os.path.join(self.cache_dir, *folder, name)
         try:
             tdfd = self._open_dir("libcni_py", "tmp", create=True)
             try:
-                tmp = f"{key.filename}.{os.getpid()}.{os.urandom(4).hex()}"
+                tmp = f"{name}.{os.getpid()}.{os.urandom(4).hex()}"
                 try:
                     fd = os.open(
                         tmp,
@@ -194,7 +216,7 @@ class CacheStore:
                             os.fsync(fd)
                     finally:
                         os.close(fd)
-                    os.rename(tmp, key.filename, src_dir_fd=tdfd, dst_dir_fd=rdfd)
+                    os.rename(tmp, name, src_dir_fd=tdfd, dst_dir_fd=rdfd)
                     if self.durable:
                         os.fsync(rdfd)
                 except OSError as exc:
@@ -202,7 +224,7 @@ class CacheStore:
                         os.unlink(tmp, dir_fd=tdfd)
                     except OSError:
                         pass
-                    raise CacheError(self.path_for(key), f"cannot write: {_why(exc)}") from None
+                    raise CacheError(target, f"cannot write: {_why(exc)}") from None
             finally:
                 os.close(tdfd)
         finally:
@@ -216,10 +238,10 @@ class CacheStore:
         """
         return self.remove_name(key.filename)
 
-    def remove_name(self, name: str) -> bool:
-        """Like :meth:`remove`, by file name inside ``results/``."""
+    def remove_name(self, name: str, *, folder: tuple[str, ...] = RESULTS) -> bool:
+        """Like :meth:`remove`, by file name inside ``folder`` (default ``results/``)."""
         try:
-            dfd = self._open_dir("results", create=False)
+            dfd = self._open_dir(*folder, create=False)
         except FileNotFoundError:
             return False
         try:
@@ -228,21 +250,21 @@ class CacheStore:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise CacheError(os.path.join(self.results_dir, name), f"cannot remove: {_why(exc)}") from None
+            raise CacheError(os.path.join(self.cache_dir, *folder, name), f"cannot remove: {_why(exc)}") from None
         finally:
             os.close(dfd)
 
-    def names(self, container_id: str = "") -> list[str]:
-        """File names in ``results/``, sorted, optionally only those that can
-        belong to ``container_id`` (Go's ``-<id>-`` filter)."""
+    def names(self, container_id: str = "", *, folder: tuple[str, ...] = RESULTS) -> list[str]:
+        """File names in ``folder`` (default ``results/``), sorted, optionally
+        only those that can belong to ``container_id`` (Go's ``-<id>-`` filter)."""
         try:
-            dfd = self._open_dir("results", create=False)
+            dfd = self._open_dir(*folder, create=False)
         except FileNotFoundError:
             return []
         try:
             found = sorted(os.listdir(dfd))
         except OSError as exc:
-            raise CacheError(self.results_dir, f"cannot list: {_why(exc)}") from None
+            raise CacheError(os.path.join(self.cache_dir, *folder), f"cannot list: {_why(exc)}") from None
         finally:
             os.close(dfd)
         if container_id:
@@ -294,16 +316,46 @@ class CacheStore:
         assert handle is not None
         return handle
 
-    def _lock(self, name: str, *, blocking: bool) -> LockHandle | None:
-        dfd = self._open_dir("libcni_py", "locks", create=True)
+    def try_lock_pod(self, container_id: str) -> LockHandle | None:
+        """Take the lock of a whole pod without waiting; None if it is held.
+
+        Raises:
+            InvalidNameError: ``container_id`` is not a valid container ID.
+        """
+        _names.check_container_id(container_id)
+        return self._lock(container_id, blocking=False, folder=POD_LOCKS)
+
+    def lock_pod(self, container_id: str) -> LockHandle:
+        """Take the lock of a whole pod, waiting for it (blocking)."""
+        _names.check_container_id(container_id)
+        handle = self._lock(container_id, blocking=True, folder=POD_LOCKS)
+        assert handle is not None
+        return handle
+
+    def try_lock_gc(self, *, exclusive: bool) -> LockHandle | None:
+        """Take the GC lock without waiting (shared: a pod operation;
+        exclusive: the GC); None if it is held in a conflicting mode."""
+        return self._lock("lock", blocking=False, folder=GC_LOCK, shared=not exclusive)
+
+    def lock_gc(self, *, exclusive: bool) -> LockHandle:
+        """Take the GC lock, waiting for it (blocking)."""
+        handle = self._lock("lock", blocking=True, folder=GC_LOCK, shared=not exclusive)
+        assert handle is not None
+        return handle
+
+    def _lock(
+        self, name: str, *, blocking: bool, folder: tuple[str, ...] = ATTACHMENT_LOCKS, shared: bool = False
+    ) -> LockHandle | None:
+        dfd = self._open_dir(*folder, create=True)
         try:
             while True:
                 try:
                     fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
                 except OSError as exc:
-                    raise CacheError(os.path.join(self.cache_dir, "libcni_py", "locks", name), _why(exc)) from None
+                    raise CacheError(os.path.join(self.cache_dir, *folder, name), _why(exc)) from None
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+                    fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
                 except BlockingIOError:
                     os.close(fd)
                     return None
@@ -316,7 +368,7 @@ class CacheStore:
                     current = os.stat(name, dir_fd=dfd, follow_symlinks=False)
                     mine = os.fstat(fd)
                     if (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
-                        return LockHandle(fd, name)
+                        return LockHandle(fd, name, folder)
                 except FileNotFoundError:
                     pass
                 os.close(fd)
@@ -329,7 +381,7 @@ class CacheStore:
         try:
             if remove:
                 try:
-                    dfd = self._open_dir("libcni_py", "locks", create=False)
+                    dfd = self._open_dir(*handle.folder, create=False)
                 except (FileNotFoundError, CacheError):
                     dfd = -1
                 if dfd >= 0:

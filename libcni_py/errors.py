@@ -53,6 +53,7 @@ __all__ = [
     "MultiError",
     "NetnsError",
     "NetworkNotFoundError",
+    "NetworkNotReadyError",
     "PluginError",
     "PluginExecError",
     "PluginNotFoundError",
@@ -281,6 +282,22 @@ class CacheError(CNIError):
 
 class NetnsError(CNIError):
     """A network namespace that cannot be created, opened, used or deleted."""
+
+
+class NetworkNotReadyError(CNIError):
+    """The pod network is not ready (CRI's ``NetworkReady`` condition is false).
+
+    Attributes:
+        reason: one CamelCase word a program can test (``NoConfDir``,
+            ``NoValidNetwork``, ``PluginNotFound``, ``PluginVersionUnsupported``,
+            ``PluginNotReady``, ...); see :mod:`libcni_py.runtime.readiness`.
+    """
+
+    default_code = CODE_PLUGIN_NOT_AVAILABLE
+
+    def __init__(self, reason: str, msg: str, *, hint: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"network not ready ({reason}): {msg}", hint=hint)
 
 
 class MultiError(CNIError):

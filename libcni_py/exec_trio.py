@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .cachestore import LockHandle
     from .invoke import ExecRequest
 
-__all__ = ["TrioDriver", "run_plugin"]
+__all__ = ["TrioDriver", "run_plugin", "wait_for_lock"]
 
 TEXT_BUSY_RETRIES = 5
 TEXT_BUSY_DELAY = 1.0
@@ -134,6 +135,23 @@ async def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:  #
     )
 
 
+async def wait_for_lock(try_lock: Callable[[], LockHandle | None]) -> LockHandle:
+    """Take a cross-process ``flock`` without blocking the event loop: try,
+    then sleep with a short backoff (so that waiting stays cancellable).
+
+    Args:
+        try_lock: takes the lock without waiting, or returns None if it is held
+            (:meth:`~libcni_py.cachestore.CacheStore.try_lock` and friends).
+    """
+    delay = 0.001
+    while True:
+        handle = try_lock()
+        if handle is not None:
+            return handle
+        await trio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 class TrioDriver(DriverBase):
     """Runs plans in trio (see :class:`~libcni_py.driver.DriverBase`).
 
@@ -156,13 +174,7 @@ class TrioDriver(DriverBase):
         return self.perform_simple(effect)
 
     async def _lock(self, effect: plan.Acquire) -> Any:
-        delay = 0.001
-        while True:
-            handle = self.store.try_lock(effect.key)
-            if handle is not None:
-                return handle
-            await trio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        return await wait_for_lock(lambda: self.store.try_lock(effect.key))
 
     async def run(self, steps: plan.Plan) -> Any:
         """Drive a plan to its end and return its value (or raise its error)."""

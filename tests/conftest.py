@@ -182,3 +182,29 @@ def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.fail(f"CI must run the Go comparison: {problem}")
         pytest.skip(problem)
     return build_gopeer(tmp_path_factory.mktemp("gopeer"))
+
+
+# --------------------------------------------------------------------------
+# the runtime layer (tests/*/test_runtime_*.py, test_cli_pod.py, test_toy_runtime.py)
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path) -> Path:
+    """The test plugins in a directory of their own, with ``loopback`` played
+    by the recorder (the pod manager adds the loopback network to every pod)."""
+    from support import PLUGINS
+
+    directory = tmp_path / "plugins"
+    directory.mkdir()
+    for name in ("recorder", "failer", "fakeipam", "_common.py"):
+        (directory / name).symlink_to(PLUGINS / name)
+    (directory / "loopback").symlink_to(PLUGINS / "recorder")
+    return directory
+
+
+@pytest.fixture
+def fake_netns(tmp_path: Path) -> str:
+    """A path standing for a pod's namespace where the plugins never enter it."""
+    path = tmp_path / "netns"
+    path.write_text("")
+    return str(path)

@@ -82,6 +82,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("cache", "list and show cached attachments (cache ls, cache show)"),
     "netns": ("netns_cmd", "create, delete or list named network namespaces (as ip netns)"),
     "exec": ("exec_cmd", "run a command in a throw-away namespace attached to a network"),
+    "pod": ("pod", "pod networks as a CRI runtime makes them (up, down, check, status, ls, gc)"),
+    "ready": ("pod", "is the pod network ready (CRI's NetworkReady)? exit 0 if it is"),
 }
 
 

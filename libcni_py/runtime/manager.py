@@ -1,0 +1,496 @@
+"""The pod network manager: what a container runtime embeds (go-cni, ocicni).
+
+Two forms with the same methods, running the same plans:
+
+* :class:`PodNetworks` -- blocking; a pod's networks are set up one after
+  another (the one-shot CLI uses it and does not pay for importing trio);
+* :class:`AsyncPodNetworks` -- for trio; a pod's networks are set up
+  concurrently (``concurrent=False`` for one after another), and many pods
+  can be handled at once from different tasks.
+
+Example::
+
+    from libcni_py.runtime import PodNetworks, PodSpec, PortMapping
+
+    pods = PodNetworks(conf_dir="/etc/cni/net.d", plugin_path=["/usr/lib/cni"])
+    print(pods.status())                      # NetworkStatus(ready=True, ...)
+    sandbox, res = pods.run_pod(PodSpec(namespace="default", name="web",
+                                        port_mappings=[PortMapping(host_port=8080, container_port=80)]))
+    print(res.address("eth0"))                # 10.22.0.5
+    pods.stop_pod(sandbox.container_id)
+
+:meth:`~PodNetworks.run_pod` / :meth:`~PodNetworks.stop_pod` handle the whole
+sandbox (record, namespace, networks); :meth:`~PodNetworks.setup` /
+:meth:`~PodNetworks.teardown` / :meth:`~PodNetworks.check` work on the
+networks of a sandbox the caller manages, like go-cni's ``Setup``,
+``Remove`` and ``Check``.  A setup that fails (or is cancelled, or
+interrupted) is rolled back before the error propagates.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import netns as netns_mod
+from ..api import CNI, DEFAULT_PLUGIN_PATH, DEFAULT_TIMEOUT, AsyncCNI
+from ..cachestore import DEFAULT_CACHE_DIR
+from ..driver import stderr_to_terminal
+from ..errors import CNIError, ConfigError
+from . import gc as gc_plans
+from . import pod, readiness
+from .confdir import DEFAULT_CONF_DIR, DEFAULT_MAX_NETWORKS, ConfDir
+from .effects import ListAttachments, ListPods, SyncPodDriver
+from .sandbox import PodSandbox, netns_name_for, new_container_id, pod_alive, process_start_time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
+    from ..cache import CacheRecord
+    from ..conf import NetworkConfigList
+    from ..driver import Tracer
+    from ..invoke import ExecRequest
+    from .confdir import ConfDirState
+    from .effects import PodPlan
+    from .gc import PodGCReport
+    from .k8s import PodSpec
+    from .pod import PodResult, PodTeardown
+    from .readiness import NetworkStatus, ProbeCache
+
+__all__ = ["ROLLBACK_TIMEOUT", "AsyncPodNetworks", "PodNetworks"]
+
+#: Seconds a rollback after a cancelled setup may take (it runs shielded).
+ROLLBACK_TIMEOUT = 60.0
+
+
+class _Base:
+    """Settings shared by both forms.
+
+    Args:
+        conf_dir: the network configuration directory.
+        plugin_path: directories searched for plugins.
+        cache_dir: the result cache (also holds pod records and locks).
+        max_networks: how many conf files every pod gets when it names no
+            network (containerd's ``max_conf_num``; 0: all).
+        loopback: give every pod the loopback network first; a string names
+            the plugin binary to use instead of ``loopback``.
+        interface_prefix: pod interfaces are ``<prefix>0``, ``<prefix>1``, ...
+        concurrent: attach a pod's networks concurrently (trio form only).
+        timeout, env, on_notice, tracer, on_stderr, durable: as for
+            :class:`libcni_py.CNI`.
+    """
+
+    _cni_class: type[CNI] | type[AsyncCNI]
+
+    def __init__(
+        self,
+        *,
+        conf_dir: str = DEFAULT_CONF_DIR,
+        plugin_path: Iterable[str] = DEFAULT_PLUGIN_PATH,
+        cache_dir: str = DEFAULT_CACHE_DIR,
+        max_networks: int = DEFAULT_MAX_NETWORKS,
+        loopback: bool | str = True,
+        interface_prefix: str = pod.DEFAULT_INTERFACE_PREFIX,
+        concurrent: bool = True,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        env: Mapping[str, str] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        tracer: Tracer | None = None,
+        on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
+        durable: bool = True,
+    ) -> None:
+        self.confdir = ConfDir(conf_dir, max_networks=max_networks)
+        self.cni = self._cni_class(
+            plugin_path=plugin_path,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            env=env,
+            on_notice=on_notice,
+            tracer=tracer,
+            on_stderr=on_stderr,
+            durable=durable,
+        )
+        self.loopback: NetworkConfigList | None = None
+        if loopback:
+            self.loopback = pod.loopback_network(loopback if isinstance(loopback, str) else "loopback")
+        self.interface_prefix = interface_prefix
+        self.concurrent = concurrent
+        self.on_notice = on_notice
+        self.probes: ProbeCache = {}
+
+    @property
+    def conf_dir(self) -> str:
+        """The conf dir."""
+        return self.confdir.conf_dir
+
+    @property
+    def cache_dir(self) -> str:
+        """The cache dir."""
+        return self.cni.cache_dir
+
+    def networks(self) -> ConfDirState:
+        """The conf dir's networks now (re-read if it changed).
+
+        Raises:
+            ConfigError: the conf dir exists but cannot be listed.
+        """
+        return self.confdir.current()
+
+    def _networks_or_none(self) -> ConfDirState | None:
+        # teardown, check and GC must work with a broken conf dir: cached configs suffice
+        try:
+            return self.confdir.current()
+        except ConfigError as exc:
+            self._notice(f"{exc.one_line()}; using cached configurations only")
+            return None
+
+    def _notice(self, text: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(text)
+
+    def new_sandbox(
+        self,
+        spec: PodSpec,
+        *,
+        netns: str | None = None,
+        container_id: str | None = None,
+        owner_pid: int = 0,
+    ) -> PodSandbox:
+        """A new sandbox for ``spec`` (nothing is created yet).
+
+        Args:
+            netns: the pod's namespace path; None: the runtime layer creates
+                ``/var/run/netns/cni-<id>`` and deletes it with the pod.
+            container_id: the sandbox ID (default: 64 random hex digits).
+            owner_pid: the process that keeps the pod alive (0: none; the pod
+                then lives until stopped, or until its namespace is gone).
+
+        Raises:
+            InvalidNameError: ``container_id`` is not valid.
+            CNIError: ``owner_pid`` is not a running process.
+        """
+        from .. import names
+
+        cid = container_id or new_container_id()
+        names.check_container_id(cid)
+        start = 0
+        if owner_pid:
+            found = process_start_time(owner_pid)
+            if found is None:
+                raise CNIError(f"owner process {owner_pid} does not exist")
+            start = found
+        return PodSandbox(
+            container_id=cid,
+            netns=netns or netns_mod.path_for(netns_name_for(cid)),
+            netns_owned=netns is None,
+            namespace=spec.namespace,
+            name=spec.name,
+            uid=spec.uid,
+            owner_pid=owner_pid,
+            owner_start=start,
+            created=time.time(),
+        )
+
+    def attachments_for(
+        self, sandbox: PodSandbox, spec: PodSpec, state: ConfDirState | None = None
+    ) -> tuple[pod.Attachment, ...]:
+        """The attachments ``spec`` asks for (see :func:`libcni_py.runtime.pod.pod_attachments`)."""
+        return pod.pod_attachments(
+            state if state is not None else self.networks(),
+            spec,
+            container_id=sandbox.container_id,
+            netns=sandbox.netns,
+            loopback=self.loopback,
+            prefix=self.interface_prefix,
+        )
+
+    @staticmethod
+    def is_alive(sandbox: PodSandbox) -> bool:
+        """Whether a recorded pod is alive: its owner process runs, or (for a
+        pod without owner) its namespace still exists."""
+        return pod_alive(sandbox)
+
+    def _plans(self) -> _Plans:
+        return _Plans(self)
+
+
+class _Plans:
+    """The plans of one manager, with its settings filled in (shared by both forms)."""
+
+    def __init__(self, manager: _Base) -> None:
+        self.m = manager
+        self.opts = manager.cni.options()
+
+    def status(self, state: ConfDirState) -> PodPlan:
+        return readiness.status(state, self.m.loopback, self.opts, self.m.probes, concurrent=self.m.concurrent)
+
+    def setup(self, sandbox: PodSandbox, attachments: tuple[pod.Attachment, ...]) -> PodPlan:
+        return pod.setup(sandbox, attachments, self.opts, concurrent=self.m.concurrent)
+
+    def run_pod(self, sandbox: PodSandbox, attachments: tuple[pod.Attachment, ...]) -> PodPlan:
+        return pod.run_pod(sandbox, attachments, self.opts, concurrent=self.m.concurrent)
+
+    def teardown(self, container_id: str, state: ConfDirState | None, netns_hint: str = "") -> PodPlan:
+        return pod.teardown(
+            container_id, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, netns_hint=netns_hint
+        )
+
+    def stop_pod(self, container_id: str, state: ConfDirState | None, only_if: PodSandbox | None = None) -> PodPlan:
+        return pod.stop_pod(
+            container_id, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, only_if=only_if
+        )
+
+    def check(self, container_id: str, state: ConfDirState | None) -> PodPlan:
+        return pod.check(container_id, state, self.m.loopback, self.opts, concurrent=self.m.concurrent)
+
+    def gc(self, live: Iterable[str], state: ConfDirState | None, judge_records: bool) -> PodPlan:
+        return gc_plans.gc(
+            live, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, judge_records=judge_records
+        )
+
+
+class PodNetworks(_Base):
+    """The blocking pod network manager (see :class:`_Base` for the settings).
+
+    Networks of a pod are set up one after another, whatever ``concurrent``
+    says; Ctrl-C during a setup rolls it back before ``KeyboardInterrupt``
+    propagates.
+    """
+
+    _cni_class = CNI
+
+    def _run(self, steps: PodPlan) -> Any:
+        return SyncPodDriver(self.cni.store, **self.cni._driver_kwargs()).run(steps)
+
+    def _quietly(self, steps: PodPlan) -> None:
+        try:
+            self._run(steps)
+        except CNIError as exc:
+            self._notice(f"rolling back: {exc.one_line()}")
+
+    def status(self) -> NetworkStatus:
+        """Is the pod network ready?  See :mod:`libcni_py.runtime.readiness`.
+
+        Raises:
+            ConfigError: the conf dir exists but cannot be listed.
+        """
+        status: NetworkStatus = self._run(self._plans().status(self.networks()))
+        return status
+
+    def setup(self, sandbox: PodSandbox, spec: PodSpec) -> PodResult:
+        """Set up the pod's networks in its (existing) namespace.
+
+        Returns:
+            One :class:`~libcni_py.runtime.pod.PodInterface` per interface.
+
+        Raises:
+            NetworkNotReadyError, NetworkNotFoundError, ArgsError: before
+                anything runs.
+            CNIError: a network failed (MultiError: several); every
+                attachment was deleted again first.
+        """
+        attachments = self.attachments_for(sandbox, spec)
+        try:
+            result: PodResult = self._run(self._plans().setup(sandbox, attachments))
+        except BaseException:
+            self._quietly(self._plans().teardown(sandbox.container_id, self._networks_or_none(), sandbox.netns))
+            raise
+        return result
+
+    def teardown(self, container_id: str) -> tuple[tuple[str, str], ...]:
+        """Delete every cached attachment of the pod (go-cni's ``Remove``).
+
+        Returns:
+            ``(network, ifname)`` of each attachment deleted.
+
+        Raises:
+            CNIError: some DEL failed (MultiError: several); run it again.
+        """
+        removed: tuple[tuple[str, str], ...] = self._run(self._plans().teardown(container_id, self._networks_or_none()))
+        return removed
+
+    def check(self, container_id: str) -> tuple[tuple[str, str], ...]:
+        """CHECK every cached attachment of the pod.
+
+        Returns:
+            ``(network, ifname)`` of each attachment checked.
+        """
+        checked: tuple[tuple[str, str], ...] = self._run(self._plans().check(container_id, self._networks_or_none()))
+        return checked
+
+    def run_pod(
+        self, spec: PodSpec, *, netns: str | None = None, container_id: str | None = None, owner_pid: int = 0
+    ) -> tuple[PodSandbox, PodResult]:
+        """Start a pod's networking: record it, create its namespace (unless
+        ``netns`` is given) and set up its networks.  See :meth:`new_sandbox`
+        for the arguments.
+
+        Raises:
+            NetnsError: the namespace cannot be created.
+            CNIError: as :meth:`setup`; everything made is removed again.
+        """
+        sandbox = self.new_sandbox(spec, netns=netns, container_id=container_id, owner_pid=owner_pid)
+        attachments = self.attachments_for(sandbox, spec)
+        try:
+            result: PodResult = self._run(self._plans().run_pod(sandbox, attachments))
+        except BaseException:
+            self._quietly(self._plans().stop_pod(sandbox.container_id, self._networks_or_none(), only_if=sandbox))
+            raise
+        return sandbox, result
+
+    def stop_pod(self, container_id: str) -> PodTeardown:
+        """Tear down the pod's networks, then delete its namespace (if the
+        runtime layer made it) and its record.  A pod already gone is fine."""
+        report: PodTeardown = self._run(self._plans().stop_pod(container_id, self._networks_or_none()))
+        return report
+
+    def gc(self, live: Iterable[str] = (), *, judge_records: bool = True) -> PodGCReport:
+        """Remove everything that does not belong to a live pod (see
+        :mod:`libcni_py.runtime.gc`).  Waits until no pod operation runs,
+        and blocks them while it works.
+
+        Args:
+            live: the container IDs of the pods that are alive.
+            judge_records: also keep the pods recorded by :meth:`run_pod`
+                whose owner runs or (without owner) whose namespace exists,
+                judged while the GC holds its lock; False: ``live`` alone.
+
+        Raises:
+            MultiError: some removals failed; ``.report`` says what was done.
+        """
+        report: PodGCReport = self._run(self._plans().gc(live, self._networks_or_none(), judge_records))
+        return report
+
+    def sandboxes(self) -> list[PodSandbox]:
+        """Every recorded pod (damaged records are skipped, with a notice)."""
+        found, damaged = self._run(_list_pods())
+        for name, problem in damaged:
+            self._notice(f"pod record {name}: {problem}")
+        return list(found)
+
+    def live_pods(self) -> set[str]:
+        """The container IDs of the recorded pods that are alive (:meth:`is_alive`)."""
+        return {s.container_id for s in self.sandboxes() if self.is_alive(s)}
+
+    def attachments(self, container_id: str = "") -> list[CacheRecord]:
+        """The cached attachments, of one pod or of all."""
+        return self.cni.cached_attachments(container_id)
+
+
+def _list_pods() -> PodPlan:
+    value = yield ListPods()
+    return value
+
+
+def _list_attachments(container_id: str) -> PodPlan:
+    value = yield ListAttachments(container_id=container_id)
+    return value
+
+
+class AsyncPodNetworks(_Base):
+    """The pod network manager for trio: the same methods as
+    :class:`PodNetworks`, as coroutines.
+
+    A pod's networks are attached concurrently (unless ``concurrent=False``).
+    Cancel a call with trio's scopes: the running plugins' process groups are
+    killed, and a cancelled setup is rolled back (shielded, at most
+    :data:`ROLLBACK_TIMEOUT` seconds) before the cancellation goes on.
+    """
+
+    _cni_class = AsyncCNI
+
+    async def _run(self, steps: PodPlan) -> Any:
+        from .run_trio import TrioPodDriver
+
+        return await TrioPodDriver(self.cni.store, **self.cni._driver_kwargs()).run(steps)
+
+    async def _rollback(self, steps: PodPlan) -> None:
+        import trio
+
+        with trio.CancelScope(shield=True), trio.move_on_after(ROLLBACK_TIMEOUT):
+            try:
+                await self._run(steps)
+            except CNIError as exc:
+                self._notice(f"rolling back: {exc.one_line()}")
+
+    async def _anetworks(self) -> ConfDirState:
+        import trio
+
+        return await trio.to_thread.run_sync(self.networks)
+
+    async def _anetworks_or_none(self) -> ConfDirState | None:
+        import trio
+
+        return await trio.to_thread.run_sync(self._networks_or_none)
+
+    async def status(self) -> NetworkStatus:
+        """See :meth:`PodNetworks.status`."""
+        status: NetworkStatus = await self._run(self._plans().status(await self._anetworks()))
+        return status
+
+    async def setup(self, sandbox: PodSandbox, spec: PodSpec) -> PodResult:
+        """See :meth:`PodNetworks.setup`."""
+        attachments = self.attachments_for(sandbox, spec, await self._anetworks())
+        try:
+            result: PodResult = await self._run(self._plans().setup(sandbox, attachments))
+        except BaseException:
+            state = self._networks_or_none()
+            await self._rollback(self._plans().teardown(sandbox.container_id, state, sandbox.netns))
+            raise
+        return result
+
+    async def teardown(self, container_id: str) -> tuple[tuple[str, str], ...]:
+        """See :meth:`PodNetworks.teardown`."""
+        state = await self._anetworks_or_none()
+        removed: tuple[tuple[str, str], ...] = await self._run(self._plans().teardown(container_id, state))
+        return removed
+
+    async def check(self, container_id: str) -> tuple[tuple[str, str], ...]:
+        """See :meth:`PodNetworks.check`."""
+        state = await self._anetworks_or_none()
+        checked: tuple[tuple[str, str], ...] = await self._run(self._plans().check(container_id, state))
+        return checked
+
+    async def run_pod(
+        self, spec: PodSpec, *, netns: str | None = None, container_id: str | None = None, owner_pid: int = 0
+    ) -> tuple[PodSandbox, PodResult]:
+        """See :meth:`PodNetworks.run_pod`."""
+        state = await self._anetworks()
+        sandbox = self.new_sandbox(spec, netns=netns, container_id=container_id, owner_pid=owner_pid)
+        attachments = self.attachments_for(sandbox, spec, state)
+        try:
+            result: PodResult = await self._run(self._plans().run_pod(sandbox, attachments))
+        except BaseException:
+            now = self._networks_or_none()
+            await self._rollback(self._plans().stop_pod(sandbox.container_id, now, only_if=sandbox))
+            raise
+        return sandbox, result
+
+    async def stop_pod(self, container_id: str) -> PodTeardown:
+        """See :meth:`PodNetworks.stop_pod`."""
+        state = await self._anetworks_or_none()
+        report: PodTeardown = await self._run(self._plans().stop_pod(container_id, state))
+        return report
+
+    async def gc(self, live: Iterable[str] = (), *, judge_records: bool = True) -> PodGCReport:
+        """See :meth:`PodNetworks.gc`."""
+        state = await self._anetworks_or_none()
+        report: PodGCReport = await self._run(self._plans().gc(live, state, judge_records))
+        return report
+
+    async def sandboxes(self) -> list[PodSandbox]:
+        """See :meth:`PodNetworks.sandboxes`."""
+        found, damaged = await self._run(_list_pods())
+        for name, problem in damaged:
+            self._notice(f"pod record {name}: {problem}")
+        return list(found)
+
+    async def live_pods(self) -> set[str]:
+        """See :meth:`PodNetworks.live_pods`."""
+        return {s.container_id for s in await self.sandboxes() if self.is_alive(s)}
+
+    async def attachments(self, container_id: str = "") -> list[CacheRecord]:
+        """See :meth:`PodNetworks.attachments`."""
+        records, _ = await self._run(_list_attachments(container_id))
+        return list(records)
