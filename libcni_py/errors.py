@@ -276,6 +276,7 @@ class CacheError(CNIError):
 
     def __init__(self, path: str, problem: str, *, hint: str = "") -> None:
         self.path = path
+        self.problem = problem
         super().__init__(f"{path}: {problem}", hint=hint)
 
 
