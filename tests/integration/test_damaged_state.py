@@ -343,7 +343,7 @@ def test_gc_leaves_files_it_cannot_attribute(
 def test_results_directory_that_is_a_symlink(
     cli_env: dict[str, str], conf_dir: Path, tmp_path: Path, cache_dir: Path, record_file: Path
 ) -> None:
-    netns, record = _added(cli_env, conf_dir, tmp_path, cache_dir)
+    netns, _ = _added(cli_env, conf_dir, tmp_path, cache_dir)
     elsewhere = tmp_path / "elsewhere"
     (cache_dir / "results").rename(elsewhere)
     (cache_dir / "results").symlink_to(elsewhere)
