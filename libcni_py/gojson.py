@@ -217,7 +217,7 @@ def loads(data: bytes | str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise DecodeError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise DecodeError(f"not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})") from None
     except ValueError as exc:
         raise DecodeError(f"not valid JSON: {exc}") from None
     except RecursionError:
