@@ -14,6 +14,7 @@ import stat
 from . import gojson, result, schema, version
 from ._values import Value
 from .errors import (
+    CODE_TRY_AGAIN_LATER,
     DecodeError,
     InvalidResultError,
     PluginError,
@@ -58,9 +59,23 @@ class ExecRequest(Value):
         index: position of the plugin in its list (-1 for VERSION).
         result_version: for ADD, the version to parse a result without
             ``cniVersion`` as (the config's).
+        redact: texts never to show in an error message (the values of the
+            capability arguments the plugin was given: they may be secrets,
+            and a plugin may echo its stdin).
     """
 
-    __slots__ = ("plugin_type", "plugin_name", "path", "command", "stdin", "env", "network", "index", "result_version")
+    __slots__ = (
+        "plugin_type",
+        "plugin_name",
+        "path",
+        "command",
+        "stdin",
+        "env",
+        "network",
+        "index",
+        "result_version",
+        "redact",
+    )
     plugin_type: str
     plugin_name: str
     path: str
@@ -70,6 +85,7 @@ class ExecRequest(Value):
     network: str
     index: int
     result_version: str
+    redact: tuple[str, ...]
 
     def __init__(
         self,
@@ -83,6 +99,7 @@ class ExecRequest(Value):
         network: str = "",
         index: int = -1,
         result_version: str = "",
+        redact: Sequence[str] = (),
     ) -> None:
         self._set(
             plugin_type=plugin_type,
@@ -94,6 +111,7 @@ class ExecRequest(Value):
             network=network,
             index=index,
             result_version=result_version,
+            redact=tuple(redact),
         )
 
 
@@ -207,6 +225,14 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret (and its JSON-escaped form) blanked out."""
+    for secret in secrets:
+        for form in {secret, gojson.dumps(secret)[1:-1]}:
+            text = text.replace(form, "<redacted>")
+    return text
+
+
 def _error(
     cls: type[PluginError],
     request: ExecRequest,
@@ -217,15 +243,23 @@ def _error(
     details: str = "",
     hint: str = "",
 ) -> PluginError:
+    if code == CODE_TRY_AGAIN_LATER and not hint:
+        hint = "retryable: try again later"
+    elif "no IP addresses available" in msg or "no IP addresses available" in details:
+        hint = (
+            f"the address range of network {request.network!r} is used up: delete attachments that are gone "
+            "(cnitool gc NETWORK --valid ...) or give the network a larger range"
+        )
     return cls(
-        msg,
+        _redact(msg, request.redact),
         plugin_type=request.plugin_type,
         plugin_name=request.plugin_name,
         command=request.command,
         stderr=outcome.stderr,
         code=code,
-        details=details,
+        details=_redact(details, request.redact),
         hint=hint,
+        network=request.network,
     )
 
 

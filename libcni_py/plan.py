@@ -294,6 +294,7 @@ def _request(
     command: str,
     stdin: bytes,
     env: Mapping[str, str],
+    rt: RuntimeConf | None = None,
 ) -> invoke.ExecRequest:
     plugin = netlist.plugins[index]
     return invoke.ExecRequest(
@@ -306,6 +307,7 @@ def _request(
         network=netlist.name,
         index=index,
         result_version=netlist.cni_version or "0.1.0",
+        redact=request.capability_strings(plugin, rt.capability_args) if rt is not None else (),
     )
 
 
@@ -383,7 +385,7 @@ def add(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
             prev_result=prev,
             capability_args=rt.capability_args,
         )
-        req = _request(netlist, index=index, path=paths[index], command="ADD", stdin=stdin, env=env)
+        req = _request(netlist, index=index, path=paths[index], command="ADD", stdin=stdin, env=env, rt=rt)
         outcome = yield Exec(request=req)
         try:
             prev = invoke.decode_result(req, outcome)
@@ -460,6 +462,7 @@ def check(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
                 capability_args=rt.capability_args,
             ),
             env=env,
+            rt=rt,
         )
         for index, plugin in enumerate(netlist.plugins)
     ]
@@ -607,6 +610,7 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
                 capability_args=rt.capability_args,
             ),
             env=env,
+            rt=rt,
         )
         for index in reversed(range(len(chosen.plugins)))
     ]
