@@ -15,6 +15,7 @@ from . import gojson, result, schema, version
 from ._values import Value
 from .errors import (
     CODE_TRY_AGAIN_LATER,
+    ConfigError,
     DecodeError,
     InvalidResultError,
     PluginError,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExecOutcome",
     "ExecRequest",
+    "check_plugin_path",
     "decode_error",
     "decode_result",
     "decode_version_info",
@@ -181,12 +183,54 @@ class ExecOutcome(Value):
         )
 
 
+def check_plugin_path(dirs: Sequence[str]) -> None:
+    """Refuse plugin directories that would let someone else choose what runs.
+
+    Plugins run with the runtime's privileges (root, on a node), and each
+    gets the same directories (``CNI_PATH``) to find its delegates in.  So:
+
+    * a **relative** directory is refused: what it names depends on the
+      current directory of whoever runs the runtime or the plugin;
+    * a **world-writable** directory is refused, sticky bit or not: anyone
+      could put a file named like a plugin there.
+
+    Directories that do not exist are skipped, as by the search itself.  Go
+    libcni checks neither.
+
+    Raises:
+        ConfigError: naming the directory and what is wrong with it.
+    """
+    for directory in dirs:
+        if not os.path.isabs(directory):
+            raise ConfigError(
+                "plugin path",
+                "",
+                f"{directory!r} is a relative directory: plugins would be looked up from the current directory",
+                hint="give absolute directories in CNI_PATH / --plugin-path",
+            )
+        try:
+            st = os.stat(directory)
+        except OSError:
+            continue
+        if st.st_mode & stat.S_IWOTH:
+            raise ConfigError(
+                "plugin path",
+                "",
+                f"{directory} is writable by every user: anyone could put a plugin there",
+                hint=f"chmod o-w {directory}, or keep plugins in a directory only root can write",
+            )
+
+
 def find_in_path(plugin_type: str, dirs: Sequence[str]) -> str:
     """The binary for ``plugin_type``: the first ``<dir>/<type>`` that is a
     regular file (Go's ``FindInPath``: the execute bit is not checked here;
     running a non-executable file fails with its own clear error).
 
+    The directories are checked first (:func:`check_plugin_path`), and a
+    binary that every user may write to is refused like its directory.
+
     Raises:
+        ConfigError: a plugin directory or the binary is not safe to use.
         PluginNotFoundError: empty type, a ``/`` in it, no directories, or not
             found; the message lists the directories searched.
     """
@@ -198,6 +242,7 @@ def find_in_path(plugin_type: str, dirs: Sequence[str]) -> str:
         )
     if not dirs:
         raise PluginNotFoundError(plugin_type, dirs, reason=f'plugin "{plugin_type}": no plugin directories given')
+    check_plugin_path(dirs)
     for directory in dirs:
         candidate = os.path.join(directory, plugin_type)
         try:
@@ -205,6 +250,13 @@ def find_in_path(plugin_type: str, dirs: Sequence[str]) -> str:
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
+            if st.st_mode & stat.S_IWOTH:
+                raise ConfigError(
+                    "plugin path",
+                    "",
+                    f"{candidate} is writable by every user: anyone could change what runs",
+                    hint=f"chmod o-w {candidate}",
+                )
             return candidate
     raise PluginNotFoundError(plugin_type, dirs)
 
