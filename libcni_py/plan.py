@@ -26,9 +26,10 @@ differences, each tested:
 
 from __future__ import annotations
 
-from . import cache, conf, invoke, names, request, result, version
+from . import args, cache, conf, invoke, names, request, result, version
 from ._values import Value
 from .errors import (
+    ArgsError,
     CacheError,
     CNIError,
     DecodeError,
@@ -270,6 +271,9 @@ def _check_key(network: str, rt: RuntimeConf, where: str) -> AttachmentKey:
     names.check_network_name(network, where=where)
     names.check_container_id(rt.container_id, where=where)
     names.check_ifname(rt.ifname, where=where)
+    args.check_cni_args(rt.args)
+    if "\0" in rt.netns:
+        raise ArgsError("netns: the path has a NUL byte", hint="give the path of a network namespace")
     return cache.AttachmentKey(network=network, container_id=rt.container_id, ifname=rt.ifname)
 
 
