@@ -154,6 +154,20 @@ def make_netns(node: str) -> object:
     factory.cleanup()
 
 
+@pytest.fixture(scope="session")
+def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tests/gopeer`` built on Go libcni (see ``support.build_gopeer``)."""
+    from support import build_gopeer
+
+    built = build_gopeer(tmp_path_factory.mktemp("gopeer"))
+    if built is None:
+        message = "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer"
+        if IN_CI:
+            pytest.fail(f"CI must run the Go comparison: {message}")
+        pytest.skip(message)
+    return built
+
+
 @pytest.fixture
 def v4only_path(tmp_path: Path) -> str:
     """A PATH for plugins on which ``ip6tables`` cannot be found.

@@ -52,3 +52,27 @@ def run_cnitool(
         input=stdin,
         check=False,
     )
+
+
+GOPEER_SRC = REPO / "tests" / "gopeer" / "main.go"
+GO_LIBCNI = Path("/usr/share/gocode/src/github.com/containernetworking/cni/libcni")
+
+
+def build_gopeer(work: Path) -> Path | None:
+    """Build ``tests/gopeer`` (a small cnitool on Debian's Go libcni 1.1.2) once
+    per source version; None when Go or Go libcni is not installed."""
+    import hashlib
+    import shutil
+
+    if not shutil.which("go") or not GO_LIBCNI.is_dir():
+        return None
+    digest = hashlib.sha256(GOPEER_SRC.read_bytes()).hexdigest()[:12]
+    out = Path(f"/tmp/libcni-py-gopeer-{digest}")
+    if out.exists():
+        return out
+    shutil.copy(GOPEER_SRC, work / "main.go")
+    env = dict(os.environ, GO111MODULE="off", GOPATH=f"/usr/share/gocode:{work}/gopath", GOCACHE=str(work / "cache"))
+    tmp = Path(f"{out}.{os.getpid()}.tmp")
+    subprocess.run(["go", "build", "-o", str(tmp), "."], cwd=work, env=env, check=True, timeout=600)
+    os.replace(tmp, out)
+    return out

@@ -1,7 +1,8 @@
 """Go libcni and libcni_py side by side on one host.
 
 The Go side is ``tests/gopeer`` -- a small cnitool on the system's Go libcni
-(Debian's golang-github-appc-cni-dev, 1.1.2) -- built by the fixture below.
+(Debian's golang-github-appc-cni-dev, 1.1.2) -- built by the ``gopeer``
+fixture (``tests/conftest.py``).
 For ADD, CHECK and DEL, across spec versions, conflists and single confs,
 capability arguments and CNI_ARGS, both must hand the plugins the same stdin
 and environment and leave the same cache file.  Each must delete what the
@@ -15,40 +16,15 @@ Differences kept on purpose (asserted here, explained in the README):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from support import IN_CI, PLUGINS, REPO, read_calls, run_cnitool, write_conf
+from support import PLUGINS, read_calls, run_cnitool, write_conf
 
 from libcni_py.args import cnitool_container_id
-
-GOPEER_SRC = REPO / "tests" / "gopeer" / "main.go"
-GO_LIBCNI = Path("/usr/share/gocode/src/github.com/containernetworking/cni/libcni")
-
-
-@pytest.fixture(scope="session")
-def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not shutil.which("go") or not GO_LIBCNI.is_dir():
-        message = "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer"
-        if IN_CI:
-            pytest.fail(f"CI must run the Go comparison: {message}")
-        pytest.skip(message)
-    digest = hashlib.sha256(GOPEER_SRC.read_bytes()).hexdigest()[:12]
-    out = Path(f"/tmp/libcni-py-gopeer-{digest}")
-    if out.exists():
-        return out
-    work = tmp_path_factory.mktemp("gopeer")
-    shutil.copy(GOPEER_SRC, work / "main.go")
-    env = dict(os.environ, GO111MODULE="off", GOPATH=f"/usr/share/gocode:{work}/gopath", GOCACHE=str(work / "cache"))
-    subprocess.run(["go", "build", "-o", str(out) + ".tmp", "."], cwd=work, env=env, check=True, timeout=600)
-    os.replace(str(out) + ".tmp", out)
-    return out
-
 
 CASES = {
     "list-0.3.1": ("10-x.conflist", {"cniVersion": "0.3.1", "name": "cmpnet", "plugins": [
