@@ -405,3 +405,34 @@ def test_check_of_an_unknown_attachment_leaves_no_lock_file(conf_dir: Path, cach
     with pytest.raises(CNIError, match="nothing to check"):
         cni.check(load_network(str(conf_dir), "recnet"), RT)
     assert not list((cache_dir / "libcni_py" / "locks").iterdir())
+
+
+def test_trio_gc_does_the_same(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
+    """The trio driver performs the same plan: damaged records, sweeping."""
+    import trio
+
+    from libcni_py import AsyncCNI
+
+    write_conf(conf_dir, "10-rec.conflist", chain("recorder"))
+    notes: list[str] = []
+    cni = AsyncCNI(
+        plugin_path=[str(PLUGINS)],
+        cache_dir=str(cache_dir),
+        on_stderr=None,
+        on_notice=notes.append,
+        env={"PATH": "/usr/bin:/bin", "RECORD_FILE": str(record_file)},
+    )
+    net = load_network(str(conf_dir), "recnet")
+
+    async def main() -> object:
+        await cni.add(net, RT)
+        (cache_dir / "results" / "recnet-ctr1-eth0").write_bytes(b"")
+        (cache_dir / "libcni_py" / "locks" / "recnet-gone-eth0").write_bytes(b"")
+        return await cni.gc(net, [])
+
+    report = trio.run(main)
+    assert report.removed == (("ctr1", "eth0"),)  # type: ignore[attr-defined]
+    assert any("cache file recnet-ctr1-eth0 is empty" in n for n in notes), notes
+    assert any("removed 0 temporary and 1 lock file(s)" in n for n in notes), notes
+    assert not list((cache_dir / "results").iterdir())
+    assert not list((cache_dir / "libcni_py" / "locks").iterdir())

@@ -262,3 +262,21 @@ def test_a_plugin_echoing_its_stdin_never_shows_capability_values(
 def test_overflow_and_timeout_outcomes_are_exec_errors(cache_dir: Path) -> None:
     err = add_error(cache_dir, network({"type": "misbehave", "mode": "flood-stdout", "megabytes": 40}))
     assert isinstance(err, PluginExecError) and err.code is None
+
+
+def test_a_chain_stopped_at_a_deadline_leaves_a_record_for_del(
+    cache_dir: Path, record_file: Path, tmp_path: Path
+) -> None:
+    """The hanger and the child it started are killed at the deadline; the
+    record says how far the chain got, so DEL knows what to undo."""
+    from test_exec_limits import wait_gone
+
+    pid_file = tmp_path / "pids"
+    net = parse_conflist(network({"type": "recorder"}, {"type": "hanger", "pidFile": str(pid_file)}), "misnet.conflist")
+    with pytest.raises(PluginTimeoutError):
+        cni_for(cache_dir, record_file, timeout=1.5).add(net, RT)
+    plugin_pid, child_pid = (int(x) for x in pid_file.read_text().split())
+    assert wait_gone(plugin_pid) and wait_gone(child_pid)
+    record = json.loads((cache_dir / "results" / "misnet-c1-eth0").read_text())
+    assert record["libcniPy"] == {"state": "failed", "done": 1, "plugins": 2}
+    assert [i["name"] for i in record["result"]["interfaces"]] == ["rec0"]
