@@ -299,7 +299,7 @@ def _error(
         hint = "retryable: try again later"
     elif "no IP addresses available" in msg or "no IP addresses available" in details:
         hint = (
-            f"the address range of network {request.network!r} is used up: delete attachments that are gone "
+            f'the address range of network "{request.network}" is used up: delete attachments that are gone '
             "(cnitool gc NETWORK --valid ...) or give the network a larger range"
         )
     return cls(

@@ -254,7 +254,7 @@ def test_exhausted_address_range_names_the_network(pods: Pods, tmp_path: Path, c
         (line,) = full.stderr.strip().splitlines()
         assert line.startswith(f'cnitool: error: network "{network}": plugin type="bridge" failed (add): ')
         assert "no IP addresses available" in line
-        assert f"the address range of network {network!r} is used up" in line
+        assert f'the address range of network "{network}" is used up' in line
         assert sorted(kernel.reservations(data_dir, network)) == ["10.246.0.2", "10.246.0.3"]
         # the failed ADD is recorded; GC of the two live ones removes it
         valid = [f"--valid={cnitool_container_id(p)}/eth0" for p in paths[:2]]
