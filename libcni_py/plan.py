@@ -21,7 +21,14 @@ differences, each tested:
 * CHECK without a cached result fails with a clear error instead of running
   plugins with a null ``prevResult``; DEL with a damaged cache file goes on
   without ``prevResult`` and removes the file only once the DEL succeeded;
-* GC reports what it removed.
+* DEL (and GC's DEL of a stale attachment) runs with the configuration
+  recorded with the attachment when the current one differs, and can run
+  from the record alone when the network's file is gone;
+* GC deletes attachments whose cache file is damaged (by the file's name),
+  sweeps temporary and lock files interrupted operations left, and reports
+  what it removed.
+
+See docs/reliability.md for each guarantee and its test.
 """
 
 from __future__ import annotations
