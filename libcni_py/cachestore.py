@@ -315,10 +315,14 @@ class CacheStore:
         return removed_tmp, removed_locks
 
     def _record_exists(self, name: str) -> bool:
+        """Whether ``results/<name>`` exists; True when that cannot be told
+        (``results`` unusable), so that a sweep then keeps the lock file."""
         try:
             dfd = self._open_dir("results", create=False)
-        except (FileNotFoundError, CacheError):
+        except FileNotFoundError:
             return False
+        except CacheError:
+            return True
         try:
             os.stat(name, dir_fd=dfd, follow_symlinks=False)
             return True
