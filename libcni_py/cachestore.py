@@ -280,7 +280,7 @@ class CacheStore:
         if dfd >= 0:
             try:
                 now = time.time()
-                for name in os.listdir(dfd):
+                for name in _listdir(dfd, os.path.join(self.cache_dir, "libcni_py", "tmp")):
                     if not name.startswith(prefix):
                         continue
                     try:
@@ -298,7 +298,9 @@ class CacheStore:
         except FileNotFoundError:
             return removed_tmp, 0
         try:
-            candidates = [n for n in os.listdir(dfd) if n.startswith(prefix)]
+            candidates = [
+                n for n in _listdir(dfd, os.path.join(self.cache_dir, "libcni_py", "locks")) if n.startswith(prefix)
+            ]
         finally:
             os.close(dfd)
         for name in candidates:
@@ -390,6 +392,13 @@ class CacheStore:
                         os.close(dfd)
         finally:
             os.close(handle.fd)
+
+
+def _listdir(dfd: int, where: str) -> list[str]:
+    try:
+        return os.listdir(dfd)
+    except OSError as exc:
+        raise CacheError(where, f"cannot list: {_why(exc)}") from None
 
 
 def _is_regular(mode: int) -> bool:
