@@ -110,14 +110,18 @@ class _Base:
 
     # -- cache reads (no plugin runs; the same in both forms) ----------------
 
-    def cached_record(self, netlist: NetworkConfigList, rt: RuntimeConf) -> CacheRecord | None:
+    def cached_record(self, netlist: NetworkConfigList | str, rt: RuntimeConf) -> CacheRecord | None:
         """The attachment's cache record, or None (Go's ``GetNetworkListCachedConfig``).
+
+        Args:
+            netlist: the network, or just its name.
 
         Raises:
             InvalidNameError: a name that is not valid.
             CacheError: the record exists but is damaged.
         """
-        key = cache.AttachmentKey(network=netlist.name, container_id=rt.container_id, ifname=rt.ifname)
+        name = netlist if isinstance(netlist, str) else netlist.name
+        key = cache.AttachmentKey(network=name, container_id=rt.container_id, ifname=rt.ifname)
         data = self.store.read(key)
         return None if data is None else cache.decode_record(data, self.store.path_for(key))
 
@@ -162,14 +166,32 @@ class CNI(_Base):
         """CHECK the attachment against its cached result (spec >= 0.4.0)."""
         self._run(plan.check(netlist, rt, self.options()))
 
-    def delete(self, netlist: NetworkConfigList, rt: RuntimeConf) -> None:
-        """DEL the attachment: plugins in reverse order, then the record."""
+    def delete(self, netlist: NetworkConfigList | str, rt: RuntimeConf) -> None:
+        """DEL the attachment: plugins in reverse order, then the record.
+
+        The plugins run with the configuration the attachment was added with
+        when its cache record holds one that differs from ``netlist`` (the
+        conf file changed since); ``netlist`` may be just the network's name
+        when its file is gone.  Notices say when either happens.
+
+        Raises:
+            InvalidNameError: before anything runs.
+            PluginNotFoundError: a plugin of the configuration used is missing.
+            PluginError: the plugin that failed; the record is kept.
+            CNIError: only a name was given and no configuration is cached.
+        """
         self._run(plan.delete(netlist, rt, self.options()))
 
-    def gc(self, netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]]) -> GCReport:
+    def gc(self, netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, str]]) -> GCReport:
         """GC: delete every cached attachment of the network that is not in
         ``valid_attachments`` (``(container_id, ifname)`` pairs), then send
         plugins GC (spec >= 1.1.0).
+
+        Stale attachments are deleted as :meth:`delete` deletes them (with the
+        configuration they were added with); damaged cache files of the
+        network are handled by their file names, and files that interrupted
+        operations left behind are removed.  ``netlist`` may be just the
+        network's name when its file is gone (plugins are then not sent GC).
 
         Raises:
             MultiError: some deletions or plugin GCs failed; ``.report`` says
@@ -217,11 +239,11 @@ class AsyncCNI(_Base):
         """See :meth:`CNI.check`."""
         await self._run(plan.check(netlist, rt, self.options()))
 
-    async def delete(self, netlist: NetworkConfigList, rt: RuntimeConf) -> None:
+    async def delete(self, netlist: NetworkConfigList | str, rt: RuntimeConf) -> None:
         """See :meth:`CNI.delete`."""
         await self._run(plan.delete(netlist, rt, self.options()))
 
-    async def gc(self, netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]]) -> GCReport:
+    async def gc(self, netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, str]]) -> GCReport:
         """See :meth:`CNI.gc`."""
         report: GCReport = await self._run(plan.gc(netlist, valid_attachments, self.options()))
         return report

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "check_cni_args",
     "cnitool_container_id",
     "format_cni_args",
     "parse_capability_args",
@@ -64,16 +65,43 @@ def parse_cni_args(text: str, *, source: str = "CNI_ARGS") -> tuple[tuple[str, s
                 f"{source}: pair {index} {pair!r} {problem}",
                 hint="write KEY=VALUE pairs separated by ';', e.g. K8S_POD_NAME=web;IgnoreUnknown=1",
             )
-        key, value = parts
+        pairs.append((parts[0], parts[1]))
+    return check_cni_args(pairs, source=source)
+
+
+def check_cni_args(pairs: Iterable[tuple[str, str]], *, source: str = "CNI_ARGS") -> tuple[tuple[str, str], ...]:
+    """Check CNI_ARGS pairs given as pairs (by a library caller, or parsed).
+
+    Each must survive the trip through ``K=V;K=V`` to a plugin: a non-empty
+    key and value, neither holding ``=`` or ``;`` (plugins split on them),
+    and no control character in the key or NUL in the value (an environment
+    variable cannot hold one).
+
+    Returns:
+        The pairs, as a tuple.
+
+    Raises:
+        ArgsError: naming the pair (by position, and by its key when that is safe to show).
+    """
+    checked: list[tuple[str, str]] = []
+    for index, (key, value) in enumerate(pairs, start=1):
+        pair = f"{key}={value}"
         if not key or not value:
             raise ArgsError(
                 f"{source}: pair {index} {pair!r} has an empty {'key' if not key else 'value'}",
                 hint="write KEY=VALUE pairs separated by ';'",
             )
-        if any(ch in key for ch in "\0\n"):
+        if any(ch in "=;" for ch in key + value):
+            raise ArgsError(
+                f"{source}: pair {index} {pair!r} holds '=' or ';' in its key or value",
+                hint="plugins split CNI_ARGS on ';' and '=': those cannot be part of a key or value",
+            )
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
             raise ArgsError(f"{source}: pair {index} has a control character in its key")
-        pairs.append((key, value))
-    return tuple(pairs)
+        if "\0" in value:
+            raise ArgsError(f"{source}: pair {index} ({key}) has a NUL byte in its value")
+        checked.append((key, value))
+    return tuple(checked)
 
 
 def format_cni_args(pairs: Iterable[tuple[str, str]]) -> str:

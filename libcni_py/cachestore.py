@@ -281,28 +281,79 @@ class CacheStore:
             except CacheError as exc:
                 yield name, None, exc
 
-    def clean_tmp(self, older_than: float = 3600.0) -> int:
-        """Remove temporary files left by writers that crashed; returns how many."""
+    def sweep(self, prefix: str, *, older_than: float = 600.0) -> tuple[int, int]:
+        """Remove what interrupted operations left for names starting with
+        ``prefix`` (``<network>-``): temporary files older than
+        ``older_than`` seconds (a writer that crashed between creating and
+        renaming one), and lock files of attachments that have no record
+        and that nobody holds (taken first, so that removing one is as safe
+        as :meth:`unlock` with ``remove``).
+
+        Returns:
+            ``(temporary files, lock files)`` removed.
+        """
         import time
 
+        removed_tmp = 0
         try:
             dfd = self._open_dir("libcni_py", "tmp", create=False)
-        except (FileNotFoundError, CacheError):
-            return 0
-        removed = 0
+        except FileNotFoundError:
+            dfd = -1
+        if dfd >= 0:
+            try:
+                now = time.time()
+                for name in _listdir(dfd, os.path.join(self.cache_dir, "libcni_py", "tmp")):
+                    if not name.startswith(prefix):
+                        continue
+                    try:
+                        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                        if now - st.st_mtime > older_than:
+                            os.unlink(name, dir_fd=dfd)
+                            removed_tmp += 1
+                    except OSError:
+                        continue
+            finally:
+                os.close(dfd)
+        removed_locks = 0
         try:
-            now = time.time()
-            for name in os.listdir(dfd):
-                try:
-                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                    if now - st.st_mtime > older_than:
-                        os.unlink(name, dir_fd=dfd)
-                        removed += 1
-                except OSError:
-                    continue
+            dfd = self._open_dir("libcni_py", "locks", create=False)
+        except FileNotFoundError:
+            return removed_tmp, 0
+        try:
+            candidates = [
+                n for n in _listdir(dfd, os.path.join(self.cache_dir, "libcni_py", "locks")) if n.startswith(prefix)
+            ]
         finally:
             os.close(dfd)
-        return removed
+        for name in candidates:
+            if self._record_exists(name):
+                continue
+            handle = self._lock(name, blocking=False)
+            if handle is None:
+                continue  # in use
+            if self._record_exists(name):
+                self.unlock(handle)
+                continue
+            self.unlock(handle, remove=True)
+            removed_locks += 1
+        return removed_tmp, removed_locks
+
+    def _record_exists(self, name: str) -> bool:
+        """Whether ``results/<name>`` exists; True when that cannot be told
+        (``results`` unusable), so that a sweep then keeps the lock file."""
+        try:
+            dfd = self._open_dir("results", create=False)
+        except FileNotFoundError:
+            return False
+        except CacheError:
+            return True
+        try:
+            os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(dfd)
 
     # -- locks ---------------------------------------------------------------
 
@@ -393,6 +444,13 @@ class CacheStore:
                         os.close(dfd)
         finally:
             os.close(handle.fd)
+
+
+def _listdir(dfd: int, where: str) -> list[str]:
+    try:
+        return os.listdir(dfd)
+    except OSError as exc:
+        raise CacheError(where, f"cannot list: {_why(exc)}") from None
 
 
 def _is_regular(mode: int) -> bool:

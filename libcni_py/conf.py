@@ -195,7 +195,7 @@ class NetworkConfigList(Value):
 
 def _decode(data: bytes, source: str) -> Any:
     try:
-        return gojson.loads(data)
+        return gojson.loads(data, unique_keys=True)
     except DecodeError as exc:
         raise ConfigError(source, "", exc.msg, hint=exc.hint) from None
 
@@ -317,8 +317,21 @@ def check_usable(conflist: NetworkConfigList) -> None:
             "the name becomes part of cache file names",
         )
     selected = conflist.cni_version
+    if not selected and conflist.cni_versions:
+        raise ConfigError(
+            conflist.source,
+            "cniVersions",
+            f"lists no version this runtime implements (it implements {', '.join(version.SPEC_VERSIONS)})",
+            hint='list one of those too, e.g. "cniVersions": ["1.0.0", ...]',
+        )
     if selected and selected not in version.SPEC_VERSIONS:
         field = "cniVersions" if conflist.cni_versions is not None else "cniVersion"
+        try:
+            version.parse(selected)
+        except VersionError:
+            raise ConfigError(
+                conflist.source, field, f'"{selected}" is not a CNI version (they look like "1.0.0")'
+            ) from None
         raise ConfigError(
             conflist.source,
             field,
@@ -361,11 +374,12 @@ def read_conf_bytes(path: str) -> bytes:
     """Read a configuration file, refusing what cannot be one.
 
     Raises:
-        ConfigError: unreadable, a directory, a symlink loop, or larger than
+        ConfigError: unreadable, a directory, a FIFO or other special file
+            (never waited on), a symlink loop, or larger than
             :data:`MAX_CONF_BYTES`.
     """
     try:
-        # O_NONBLOCK: opening a FIFO named *.conf must not hang the caller
+        # non-blocking: opening a FIFO must not wait for a writer
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise ConfigError(path, "", f"cannot read: {_os_reason(exc)}") from None
@@ -375,6 +389,7 @@ def read_conf_bytes(path: str) -> bytes:
             raise ConfigError(path, "", "cannot read: is a directory")
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(path, "", "is not a regular file (a FIFO, socket or device?)")
+        os.set_blocking(fd, True)
         size = st.st_size
         if size > MAX_CONF_BYTES:
             raise ConfigError(path, "", f"is {size} bytes, larger than the {MAX_CONF_BYTES} allowed")

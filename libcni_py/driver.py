@@ -86,6 +86,8 @@ class DriverBase:
             return self.store.remove(effect.key)
         if isinstance(effect, plan.ListRecords):
             return list(self.store.iter_files(effect.container_id))
+        if isinstance(effect, plan.Sweep):
+            return self.store.sweep(effect.network + "-", older_than=effect.older_than)
         if isinstance(effect, plan.Release):
             handle = self.held.pop(effect.key, None)
             if handle is not None:

@@ -209,7 +209,9 @@ class PluginError(CNIError):
         plugin_name: the plugin object's own ``name``, if it had one.
         command: ADD, CHECK, DEL, GC, STATUS or VERSION.
         code: the error code the plugin returned (0 when it gave none).
-        stderr: what the plugin wrote on stderr (bounded).
+        stderr: what the plugin wrote on stderr (bounded; as written, while
+            the message has capability-argument values blanked out).
+        network: the network the call was for ("" for VERSION).
     """
 
     def __init__(
@@ -223,17 +225,20 @@ class PluginError(CNIError):
         stderr: bytes = b"",
         plugin_name: str = "",
         hint: str = "",
+        network: str = "",
     ) -> None:
         self.plugin_type = plugin_type
         self.plugin_name = plugin_name
         self.command = command
         self.stderr = stderr
         self.plugin_msg = msg
+        self.network = network
         desc = f'type="{plugin_type}"'
         if plugin_name:
             desc += f' name="{plugin_name}"'
+        prefix = f'network "{network}": ' if network else ""
         super().__init__(
-            f"plugin {desc} failed ({command.lower()}): {msg}",
+            f"{prefix}plugin {desc} failed ({command.lower()}): {msg}",
             code=code,
             details=details,
             hint=hint,
@@ -277,6 +282,7 @@ class CacheError(CNIError):
 
     def __init__(self, path: str, problem: str, *, hint: str = "") -> None:
         self.path = path
+        self.problem = problem
         super().__init__(f"{path}: {problem}", hint=hint)
 
 

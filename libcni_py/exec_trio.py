@@ -169,7 +169,7 @@ class TrioDriver(DriverBase):
             if effect.key not in self.held:
                 self.held[effect.key] = await self._lock(effect)
             return None
-        if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord)):
+        if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Sweep)):
             return await trio.to_thread.run_sync(self.perform_simple, effect)
         return self.perform_simple(effect)
 

@@ -205,12 +205,32 @@ def _depth_ok(data: str) -> bool:
     return True
 
 
-def loads(data: bytes | str) -> Any:
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def loads(data: bytes | str, *, unique_keys: bool = False) -> Any:
     """Decode JSON strictly.
+
+    Args:
+        unique_keys: refuse an object that has the same key twice.  Go keeps
+            the last one silently; configuration files are read with this
+            on, since two readers of such a file may disagree about what it
+            says (a ``"type"`` given twice, say).
 
     Raises:
         DecodeError: not UTF-8, a byte-order mark, not JSON, NaN/Infinity,
-            or nested deeper than :data:`MAX_DEPTH`.  The message says where.
+            nested deeper than :data:`MAX_DEPTH`, or (``unique_keys``) a key
+            given twice.  The message says where.
     """
     if isinstance(data, bytes):
         if data.startswith(b"\xef\xbb\xbf"):
@@ -229,11 +249,20 @@ def loads(data: bytes | str) -> Any:
     if not _depth_ok(text):
         raise DecodeError(f"nested more than {MAX_DEPTH} levels deep")
     try:
-        if "-0" in text or "e" in text or "E" in text:
-            return json.loads(text, parse_constant=_reject_constant, parse_float=_go_float, parse_int=_go_int)
-        return json.loads(text, parse_constant=_reject_constant)
+        # Go's float64 semantics need hooks only where they can matter
+        numbers = (
+            {"parse_float": _go_float, "parse_int": _go_int} if ("-0" in text or "e" in text or "E" in text) else {}
+        )
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_pairs if unique_keys else None,
+            **numbers,  # type: ignore[arg-type]
+        )
+    except _DuplicateKey as exc:
+        raise DecodeError(f"the key {json.dumps(exc.args[0])} appears twice in one object") from None
     except json.JSONDecodeError as exc:
-        raise DecodeError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise DecodeError(f"not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})") from None
     except ValueError as exc:
         raise DecodeError(f"not valid JSON: {exc}") from None
     except RecursionError:

@@ -14,6 +14,8 @@ import stat
 from . import gojson, result, schema, version
 from ._values import Value
 from .errors import (
+    CODE_TRY_AGAIN_LATER,
+    ConfigError,
     DecodeError,
     InvalidResultError,
     PluginError,
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExecOutcome",
     "ExecRequest",
+    "check_plugin_path",
     "decode_error",
     "decode_result",
     "decode_version_info",
@@ -58,9 +61,23 @@ class ExecRequest(Value):
         index: position of the plugin in its list (-1 for VERSION).
         result_version: for ADD, the version to parse a result without
             ``cniVersion`` as (the config's).
+        redact: texts never to show in an error message (the values of the
+            capability arguments the plugin was given: they may be secrets,
+            and a plugin may echo its stdin).
     """
 
-    __slots__ = ("plugin_type", "plugin_name", "path", "command", "stdin", "env", "network", "index", "result_version")
+    __slots__ = (
+        "plugin_type",
+        "plugin_name",
+        "path",
+        "command",
+        "stdin",
+        "env",
+        "network",
+        "index",
+        "result_version",
+        "redact",
+    )
     plugin_type: str
     plugin_name: str
     path: str
@@ -70,6 +87,7 @@ class ExecRequest(Value):
     network: str
     index: int
     result_version: str
+    redact: tuple[str, ...]
 
     def __init__(
         self,
@@ -83,6 +101,7 @@ class ExecRequest(Value):
         network: str = "",
         index: int = -1,
         result_version: str = "",
+        redact: Sequence[str] = (),
     ) -> None:
         self._set(
             plugin_type=plugin_type,
@@ -94,6 +113,7 @@ class ExecRequest(Value):
             network=network,
             index=index,
             result_version=result_version,
+            redact=tuple(redact),
         )
 
 
@@ -163,12 +183,54 @@ class ExecOutcome(Value):
         )
 
 
+def check_plugin_path(dirs: Sequence[str]) -> None:
+    """Refuse plugin directories that would let someone else choose what runs.
+
+    Plugins run with the runtime's privileges (root, on a node), and each
+    gets the same directories (``CNI_PATH``) to find its delegates in.  So:
+
+    * a **relative** directory is refused: what it names depends on the
+      current directory of whoever runs the runtime or the plugin;
+    * a **world-writable** directory is refused, sticky bit or not: anyone
+      could put a file named like a plugin there.
+
+    Directories that do not exist are skipped, as by the search itself.  Go
+    libcni checks neither.
+
+    Raises:
+        ConfigError: naming the directory and what is wrong with it.
+    """
+    for directory in dirs:
+        if not os.path.isabs(directory):
+            raise ConfigError(
+                "plugin path",
+                "",
+                f"{directory!r} is a relative directory: plugins would be looked up from the current directory",
+                hint="give absolute directories in CNI_PATH / --plugin-path",
+            )
+        try:
+            st = os.stat(directory)
+        except OSError:
+            continue
+        if st.st_mode & stat.S_IWOTH:
+            raise ConfigError(
+                "plugin path",
+                "",
+                f"{directory} is writable by every user: anyone could put a plugin there",
+                hint=f"chmod o-w {directory}, or keep plugins in a directory only root can write",
+            )
+
+
 def find_in_path(plugin_type: str, dirs: Sequence[str]) -> str:
     """The binary for ``plugin_type``: the first ``<dir>/<type>`` that is a
     regular file (Go's ``FindInPath``: the execute bit is not checked here;
     running a non-executable file fails with its own clear error).
 
+    The directories are checked first (:func:`check_plugin_path`), and a
+    binary that every user may write to is refused like its directory.
+
     Raises:
+        ConfigError: a plugin directory or the binary is not safe to use.
         PluginNotFoundError: empty type, a ``/`` in it, no directories, or not
             found; the message lists the directories searched.
     """
@@ -180,6 +242,7 @@ def find_in_path(plugin_type: str, dirs: Sequence[str]) -> str:
         )
     if not dirs:
         raise PluginNotFoundError(plugin_type, dirs, reason=f'plugin "{plugin_type}": no plugin directories given')
+    check_plugin_path(dirs)
     for directory in dirs:
         candidate = os.path.join(directory, plugin_type)
         try:
@@ -187,6 +250,13 @@ def find_in_path(plugin_type: str, dirs: Sequence[str]) -> str:
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
+            if st.st_mode & stat.S_IWOTH:
+                raise ConfigError(
+                    "plugin path",
+                    "",
+                    f"{candidate} is writable by every user: anyone could change what runs",
+                    hint=f"chmod o-w {candidate}",
+                )
             return candidate
     raise PluginNotFoundError(plugin_type, dirs)
 
@@ -207,6 +277,14 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret (and its JSON-escaped form) blanked out."""
+    for secret in secrets:
+        for form in {secret, gojson.dumps(secret)[1:-1]}:
+            text = text.replace(form, "<redacted>")
+    return text
+
+
 def _error(
     cls: type[PluginError],
     request: ExecRequest,
@@ -217,15 +295,23 @@ def _error(
     details: str = "",
     hint: str = "",
 ) -> PluginError:
+    if code == CODE_TRY_AGAIN_LATER and not hint:
+        hint = "retryable: try again later"
+    elif "no IP addresses available" in msg or "no IP addresses available" in details:
+        hint = (
+            f'the address range of network "{request.network}" is used up: delete attachments that are gone '
+            "(cnitool gc NETWORK --valid ...) or give the network a larger range"
+        )
     return cls(
-        msg,
+        _redact(msg, request.redact),
         plugin_type=request.plugin_type,
         plugin_name=request.plugin_name,
         command=request.command,
         stderr=outcome.stderr,
         code=code,
-        details=details,
+        details=_redact(details, request.redact),
         hint=hint,
+        network=request.network,
     )
 
 

@@ -1,8 +1,9 @@
 """Validation of the names that become parts of cache paths.
 
 Container IDs and network names must match ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``;
-interface names must be 1-15 bytes, not ``.`` or ``..``, without ``/``, ``:``
-or white space (the kernel's rules, as Go's ``utils`` package checks them).
+interface names must be 1-15 bytes, not ``.`` or ``..``, without ``/``, ``:``,
+white space (the kernel's rules, as Go's ``utils`` package checks them) or
+control characters (a NUL cannot even be passed to a plugin).
 Go libcni checks these on ADD only; libcni_py checks them before every
 operation, before any plugin runs and before any path is built, so that a DEL
 or GC can never be steered outside the cache directory.
@@ -70,5 +71,7 @@ def check_ifname(ifname: str, *, where: str = "") -> None:
         problem = "must not be . or .."
     elif any(ch in "/:" or ch in _GO_SPACE for ch in ifname):
         problem = "contains '/', ':' or white space"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in ifname):
+        problem = "contains a control character"
     if problem:
         raise InvalidNameError("interface name", ifname, problem, code=CODE_INVALID_ENVIRONMENT, where=where)

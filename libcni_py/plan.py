@@ -21,19 +21,28 @@ differences, each tested:
 * CHECK without a cached result fails with a clear error instead of running
   plugins with a null ``prevResult``; DEL with a damaged cache file goes on
   without ``prevResult`` and removes the file only once the DEL succeeded;
-* GC reports what it removed.
+* DEL (and GC's DEL of a stale attachment) runs with the configuration
+  recorded with the attachment when the current one differs, and can run
+  from the record alone when the network's file is gone;
+* GC deletes attachments whose cache file is damaged (by the file's name),
+  sweeps temporary and lock files interrupted operations left, and reports
+  what it removed.
+
+See docs/reliability.md for each guarantee and its test.
 """
 
 from __future__ import annotations
 
-from . import cache, invoke, names, request, result, version
+from . import args, cache, conf, invoke, names, request, result, version
 from ._values import Value
 from .errors import (
+    ArgsError,
     CacheError,
     CNIError,
     DecodeError,
     MultiError,
     PluginError,
+    PluginNotFoundError,
     UnsupportedOperationError,
 )
 
@@ -58,6 +67,7 @@ __all__ = [
     "RemoveRecord",
     "Resolve",
     "RuntimeConf",
+    "Sweep",
     "WriteRecord",
     "add",
     "check",
@@ -225,6 +235,20 @@ class Release(Value):
         self._set(key=key, forget=forget)
 
 
+class Sweep(Value):
+    """Remove what crashed writers left in the cache directory for this
+    network -> ``tuple[int, int]`` (temporary files, lock files removed):
+    temporary files older than ``older_than`` seconds, and lock files of
+    attachments that have no record and that nobody holds."""
+
+    __slots__ = ("network", "older_than")
+    network: str
+    older_than: float
+
+    def __init__(self, *, network: str, older_than: float = 600.0) -> None:
+        self._set(network=network, older_than=older_than)
+
+
 class Notice(Value):
     """Something a person should know (a damaged cache file was found, say)
     -> None.  Drivers hand it to the caller's notice callback."""
@@ -237,7 +261,7 @@ class Notice(Value):
 
 
 Effect: TypeAlias = (
-    "Resolve | Exec | ReadRecord | WriteRecord | RemoveRecord | ListRecords | Acquire | Release | Notice"
+    "Resolve | Exec | ReadRecord | WriteRecord | RemoveRecord | ListRecords | Acquire | Release | Sweep | Notice"
 )
 Plan: TypeAlias = "Generator[Effect, Any, Any]"
 
@@ -247,11 +271,17 @@ Plan: TypeAlias = "Generator[Effect, Any, Any]"
 
 
 def _check_names(netlist: NetworkConfigList, rt: RuntimeConf) -> AttachmentKey:
-    where = netlist.source
-    names.check_network_name(netlist.name, where=where)
+    return _check_key(netlist.name, rt, netlist.source)
+
+
+def _check_key(network: str, rt: RuntimeConf, where: str) -> AttachmentKey:
+    names.check_network_name(network, where=where)
     names.check_container_id(rt.container_id, where=where)
     names.check_ifname(rt.ifname, where=where)
-    return cache.AttachmentKey(network=netlist.name, container_id=rt.container_id, ifname=rt.ifname)
+    args.check_cni_args(rt.args)
+    if "\0" in rt.netns:
+        raise ArgsError("netns: the path has a NUL byte", hint="give the path of a network namespace")
+    return cache.AttachmentKey(network=network, container_id=rt.container_id, ifname=rt.ifname)
 
 
 def _env(command: str, rt: RuntimeConf, opts: Options) -> dict[str, str]:
@@ -275,6 +305,7 @@ def _request(
     command: str,
     stdin: bytes,
     env: Mapping[str, str],
+    rt: RuntimeConf | None = None,
 ) -> invoke.ExecRequest:
     plugin = netlist.plugins[index]
     return invoke.ExecRequest(
@@ -287,6 +318,7 @@ def _request(
         network=netlist.name,
         index=index,
         result_version=netlist.cni_version or "0.1.0",
+        redact=request.capability_strings(plugin, rt.capability_args) if rt is not None else (),
     )
 
 
@@ -363,7 +395,7 @@ def add(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
             prev_result=prev,
             capability_args=rt.capability_args,
         )
-        req = _request(netlist, index=index, path=paths[index], command="ADD", stdin=stdin, env=env)
+        req = _request(netlist, index=index, path=paths[index], command="ADD", stdin=stdin, env=env, rt=rt)
         outcome = yield Exec(request=req)
         try:
             prev = invoke.decode_result(req, outcome)
@@ -411,6 +443,9 @@ def check(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
     where = f"cache record of network {netlist.name!r}, container {rt.container_id!r}, interface {rt.ifname!r}"
     record = yield from _read_record(key, where)
     if record is None:
+        # nothing to guard: drop the lock file too, so CHECKs of unknown
+        # attachments leave no files behind
+        yield Release(key=key, forget=True)
         raise CNIError(
             f"nothing to check: no {where}",
             hint="was the attachment added with this cache dir (--cache-dir)?",
@@ -437,6 +472,7 @@ def check(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
                 capability_args=rt.capability_args,
             ),
             env=env,
+            rt=rt,
         )
         for index, plugin in enumerate(netlist.plugins)
     ]
@@ -445,53 +481,154 @@ def check(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
     return None
 
 
-def delete(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
+def _recorded_config(
+    record: CacheRecord | None, key: AttachmentKey, given: NetworkConfigList | None
+) -> tuple[NetworkConfigList | None, str]:
+    """The configuration an attachment was added with, from its record.
+
+    Returns:
+        ``(netlist, "")``, or ``(None, why)`` when the record has none that
+        can be used (``why`` is "" when there is simply no record).  Plugins
+        that ``given`` aggregated from ``<confdir>/<name>/*.conf`` are kept:
+        like Go's, the record holds only the list file's bytes.
+    """
+    if record is None or record.legacy:
+        return None, ""
+    where = f"configuration cached in {key.filename}"
+    if not record.config:
+        return None, f"cache record {key.filename} holds no configuration"
+    if (record.network, record.container_id, record.ifname) != (key.network, key.container_id, key.ifname):
+        return None, f"cache record {key.filename} is for another attachment"
+    try:
+        recorded = conf.parse_conflist(record.config, where)
+    except CNIError as exc:
+        return None, exc.one_line()
+    if recorded.name != key.network:
+        return None, f"{where}: name: {recorded.name!r} is not the network {key.network!r}"
+    if given is not None and not recorded.load_only_inlined_plugins:
+        try:
+            inline = len(conf.parse_conflist(given.config_bytes, given.source, strict=False).plugins)
+        except CNIError:
+            inline = len(given.plugins)
+        recorded = recorded.replace(plugins=recorded.plugins + given.plugins[inline:])
+    return recorded, ""
+
+
+def _config_for_delete(
+    given: NetworkConfigList | None, record: CacheRecord | None, key: AttachmentKey, opts: Options
+) -> Generator[Effect, Any, tuple[NetworkConfigList, tuple[str, ...]]]:
+    """Choose the configuration a DEL runs with, and resolve its plugins.
+
+    DEL undoes what ADD did, so it runs the plugins ADD ran, with the
+    configuration they were given: the one recorded with the attachment when
+    it differs from ``given`` (the conf file changed since), ``given`` when
+    they are the same or nothing usable was recorded.  When a plugin of the
+    recorded configuration is no longer installed, ``given`` is used instead
+    (a DEL that can never succeed would leave the attachment stuck).
+
+    Raises:
+        CNIError: only a network name was given and no configuration was
+            recorded.
+        PluginNotFoundError: a plugin of the chosen configuration is missing.
+    """
+    recorded, problem = _recorded_config(record, key, given)
+    if problem:
+        yield Notice(text=f"{problem}; it cannot be used to delete")
+    if given is None:
+        if recorded is None:
+            raise CNIError(
+                f"cannot delete container {key.container_id!r} interface {key.ifname!r} from network "
+                f"{key.network!r}: the network's configuration is not known and no usable cache record "
+                "holds it",
+                hint="restore the network's file in the conf dir, then run DEL again",
+            )
+        paths = yield Resolve(plugin_types=[p.type for p in recorded.plugins], plugin_path=opts.plugin_path)
+        return recorded, paths
+    if recorded is None or recorded.config_bytes == given.config_bytes:
+        paths = yield Resolve(plugin_types=[p.type for p in given.plugins], plugin_path=opts.plugin_path)
+        return given, paths
+    try:
+        paths = yield Resolve(plugin_types=[p.type for p in recorded.plugins], plugin_path=opts.plugin_path)
+    except PluginNotFoundError as exc:
+        yield Notice(
+            text=f"{given.source} changed since {key.filename} was added, and the configuration it was added "
+            f"with cannot be run ({exc.msg}); deleting with the current one: what the missing plugin made "
+            "is not undone"
+        )
+        paths = yield Resolve(plugin_types=[p.type for p in given.plugins], plugin_path=opts.plugin_path)
+        return given, paths
+    yield Notice(
+        text=f"{given.source} changed since {key.filename} was added "
+        f"(plugins then: {', '.join(p.type for p in recorded.plugins)}; now: "
+        f"{', '.join(p.type for p in given.plugins)}); deleting with the configuration it was added with"
+    )
+    return recorded, paths
+
+
+def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> Plan:
     """DEL: run the plugins in reverse order, each given the cached ADD
     result (from spec 0.4.0), then remove the cache record.
 
-    A record that cannot be used (empty, truncated, unparsable) does not stop
-    the DEL: it goes on without ``prevResult``, says so with a notice, and the
-    record is removed once every plugin succeeded.  A failing plugin stops the
-    DEL and keeps the record, so that it can be retried.
+    The configuration is the one the attachment was added with when its
+    record holds one that differs from ``netlist`` (see
+    :func:`_config_for_delete`); ``netlist`` may also be just the network's
+    name, when its conf file is gone: the recorded configuration is then the
+    only one.  Each such choice is announced with a notice.
+
+    A record that cannot be used (empty, truncated, unparsable, a symbolic
+    link) does not stop the DEL: it goes on without ``prevResult``, says so
+    with a notice, and the record is removed once every plugin succeeded.  A
+    failing plugin stops the DEL and keeps the record, so that it can be
+    retried.  A record that cannot be removed after the plugins succeeded is
+    reported with a notice, not as a failure: what the attachment made is
+    gone, and a later DEL or GC finds the record again.
     """
-    key = _check_names(netlist, rt)
-    paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
+    given = None if isinstance(netlist, str) else netlist
+    name = netlist if isinstance(netlist, str) else netlist.name
+    key = _check_key(name, rt, given.source if given is not None else "")
     yield Acquire(key=key)
+    where = f"cache record {key.filename}"
+    record: CacheRecord | None = None
+    try:
+        record = yield from _read_record(key, where)
+    except CacheError as exc:
+        yield Notice(text=f"{exc}; deleting without prevResult")
+    chosen, paths = yield from _config_for_delete(given, record, key, opts)
     cached: AnyResult | None = None
-    if version.gte(netlist.cni_version, "0.4.0"):
-        where = f"cache record {key.filename}"
+    if record is not None and record.progress is not None:
+        yield Notice(
+            text=f"{where} is from an ADD that did not complete ({record.progress.state}, "
+            f"{record.progress.done} of {record.progress.plugins} plugins done); deleting all of it"
+        )
+    if record is not None and version.gte(chosen.cni_version, "0.4.0"):
         try:
-            record = yield from _read_record(key, where)
-            if record is not None:
-                if record.progress is not None:
-                    yield Notice(
-                        text=f"{where} is from an ADD that did not complete ({record.progress.state}, "
-                        f"{record.progress.done} of {record.progress.plugins} plugins done); deleting all of it"
-                    )
-                cached = _cached_result(record, netlist.cni_version, where)
+            cached = _cached_result(record, chosen.cni_version, where)
         except CacheError as exc:
             yield Notice(text=f"{exc}; deleting without prevResult")
-            cached = None
     env = _env("DEL", rt, opts)
     requests = [
         _request(
-            netlist,
+            chosen,
             index=index,
             path=paths[index],
             command="DEL",
             stdin=request.plugin_stdin(
-                netlist.plugins[index],
-                name=netlist.name,
-                cni_version=netlist.cni_version,
+                chosen.plugins[index],
+                name=chosen.name,
+                cni_version=chosen.cni_version,
                 prev_result=cached,
                 capability_args=rt.capability_args,
             ),
             env=env,
+            rt=rt,
         )
-        for index in reversed(range(len(netlist.plugins)))
+        for index in reversed(range(len(chosen.plugins)))
     ]
     yield from _run_all(requests)
-    yield RemoveRecord(key=key)
+    try:
+        yield RemoveRecord(key=key)
+    except CacheError as exc:
+        yield Notice(text=f"{exc.one_line()}; the attachment is deleted but its cache record is not")
     yield Release(key=key, forget=True)
     return None
 
@@ -540,19 +677,20 @@ def cached_attachments(
     Returns:
         ``(records, damaged)``: the usable ``cniCacheV1`` records (Go's
         filters: right kind, right container, ``ifName`` and ``networkName``
-        present) and ``(file name, problem)`` for the files that could not be
-        used.
+        present; and, stricter than Go, names that are valid and match the
+        file's name, since DEL and GC build paths from them) and ``(file
+        name, problem)`` for the files that could not be used.
     """
     records: list[CacheRecord] = []
     damaged: list[tuple[str, str]] = []
     for name, data, error in listing:
         if error is not None or data is None:
-            damaged.append((name, str(error) if error else "unreadable"))
+            damaged.append((name, error.problem if error else "is unreadable"))
             continue
         try:
             record = cache.decode_record(data, name)
         except CacheError as exc:
-            damaged.append((name, exc.msg))
+            damaged.append((name, exc.problem))
             continue
         if record.legacy:
             continue
@@ -561,14 +699,54 @@ def cached_attachments(
         if not record.ifname or not record.network:
             damaged.append((name, "has no ifName or networkName"))
             continue
+        key = cache.key_or_none(record)
+        if key is None:
+            damaged.append((name, "holds names that are not valid"))
+            continue
+        if key.filename != name:
+            damaged.append((name, f"holds the record of {key.filename}"))
+            continue
         records.append(record)
     return records, damaged
 
 
-def gc(netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]], opts: Options) -> Plan:
+def _attachment_of(filename: str, network: str) -> tuple[str, str] | None:
+    """``(container_id, ifname)`` from a cache file's name, or None.
+
+    The name is ``<network>-<containerID>-<ifname>``; container IDs may hold
+    ``-`` (cnitool's do), interface names rarely do, so it is split at the
+    last ``-``.  Used only for files whose content cannot be trusted.
+    """
+    prefix = network + "-"
+    if not filename.startswith(prefix):
+        return None
+    cid, sep, ifname = filename[len(prefix) :].rpartition("-")
+    if not sep or not names.is_valid_name(cid):
+        return None
+    try:
+        names.check_ifname(ifname)
+    except CNIError:
+        return None
+    return cid, ifname
+
+
+def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, str]], opts: Options) -> Plan:
     """GC: DEL every cached attachment of this network that is not in
-    ``valid_attachments`` (with the current configuration and the cached
-    netns and arguments), then, from spec 1.1.0, send GC to every plugin.
+    ``valid_attachments``, then, from spec 1.1.0, send GC to every plugin.
+
+    Each stale attachment is deleted as :func:`delete` deletes it, with its
+    cached netns and arguments and the configuration it was added with (Go
+    uses the current configuration; when plugins were removed from the list
+    since, that leaks what they made).  ``netlist`` may be just the network's
+    name, when its conf file is gone: stale attachments are then deleted with
+    their recorded configurations, and no plugin is sent GC.
+
+    Cache files of the network that cannot be used (empty, truncated, not a
+    regular file, holding invalid names) are not skipped: the attachment is
+    taken from the file's name and deleted without netns, arguments or
+    ``prevResult`` unless it is valid, and the file goes with it.  At the end,
+    temporary and lock files that crashed writers left for this network are
+    removed.  Each of these is announced with a notice.
 
     Failures are collected, not fatal; the report lists them, and the plan
     raises :class:`~libcni_py.errors.MultiError` at the end if there were any.
@@ -576,43 +754,76 @@ def gc(netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]],
     Returns:
         :class:`GCReport`.
     """
-    if netlist.disable_gc:
+    given = None if isinstance(netlist, str) else netlist
+    name = netlist if isinstance(netlist, str) else netlist.name
+    if given is not None and given.disable_gc:
         return GCReport(skipped=True)
-    names.check_network_name(netlist.name, where=netlist.source)
+    names.check_network_name(name, where=given.source if given is not None else "")
     valid = {(cid, ifname) for cid, ifname in valid_attachments}
-    listing = yield ListRecords()
+    try:
+        listing = yield ListRecords()
+    except CacheError as exc:
+        yield Notice(text=f"{exc.one_line()}; no cached attachment can be looked at")
+        listing = []
     records, damaged = cached_attachments(listing)
-    for name, problem in damaged:
-        if name.startswith(netlist.name + "-"):
-            yield Notice(text=f"cache file {name}: {problem}; not an attachment GC can act on")
-    removed: list[tuple[str, str]] = []
+    stale: list[RuntimeConf] = []
     kept: list[tuple[str, str]] = []
-    errors: list[CNIError] = []
     for record in records:
-        if record.network != netlist.name:
+        if record.network != name:
             continue
         pair = (record.container_id, record.ifname)
         if pair in valid:
             kept.append(pair)
             continue
-        rt = RuntimeConf(
-            container_id=record.container_id,
-            netns=record.netns,
-            ifname=record.ifname,
-            args=record.cni_args,
-            capability_args=record.capability_args,
+        stale.append(
+            RuntimeConf(
+                container_id=record.container_id,
+                netns=record.netns,
+                ifname=record.ifname,
+                args=record.cni_args,
+                capability_args=record.capability_args,
+            )
         )
+    for filename, problem in damaged:
+        found = _attachment_of(filename, name)
+        if found is None:
+            if filename.startswith(name + "-"):
+                yield Notice(text=f"cache file {filename} {problem}; cannot tell which attachment it is, left alone")
+            continue
+        pair = found
+        if pair in valid:
+            yield Notice(text=f"cache file {filename} {problem}; kept: {pair[0]}/{pair[1]} is a valid attachment")
+            kept.append(pair)
+            continue
+        yield Notice(
+            text=f"cache file {filename} {problem}; deleting attachment {pair[0]}/{pair[1]} "
+            "without its netns, arguments or prevResult"
+        )
+        stale.append(RuntimeConf(container_id=pair[0], ifname=pair[1]))
+    removed: list[tuple[str, str]] = []
+    errors: list[CNIError] = []
+    for rt in stale:
         try:
             yield from delete(netlist, rt, opts)
-            removed.append(pair)
+            removed.append((rt.container_id, rt.ifname))
         except CNIError as exc:
             errors.append(
-                CNIError(f"failed to delete stale attachment {record.container_id} {record.ifname}: {exc.one_line()}")
+                CNIError(f"failed to delete stale attachment {rt.container_id} {rt.ifname}: {exc.one_line()}")
             )
-    plugin_gc = version.gte(netlist.cni_version or "0.1.0", "1.1.0")
-    if plugin_gc:
+    try:
+        swept_tmp, swept_locks = yield Sweep(network=name)
+    except CacheError as exc:
+        yield Notice(text=f"{exc.one_line()}; leftover temporary and lock files not removed")
+    else:
+        if swept_tmp or swept_locks:
+            yield Notice(
+                text=f"removed {swept_tmp} temporary and {swept_locks} lock file(s) that interrupted "
+                f"operations on network {name!r} left in the cache directory"
+            )
+    plugin_gc = given is not None and version.gte(given.cni_version or "0.1.0", "1.1.0")
+    if given is not None and plugin_gc:
         try:
-            paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
+            paths = yield Resolve(plugin_types=[p.type for p in given.plugins], plugin_path=opts.plugin_path)
         except CNIError as exc:
             errors.append(exc)
         else:
@@ -627,11 +838,11 @@ def gc(netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]],
                 trace=opts.trace,
             )
             still_valid = sorted(valid)
-            for index, plugin in enumerate(netlist.plugins):
+            for index, plugin in enumerate(given.plugins):
                 stdin = request.gc_stdin(
-                    plugin, name=netlist.name, cni_version=netlist.cni_version, valid_attachments=still_valid
+                    plugin, name=given.name, cni_version=given.cni_version, valid_attachments=still_valid
                 )
-                req = _request(netlist, index=index, path=paths[index], command="GC", stdin=stdin, env=env)
+                req = _request(given, index=index, path=paths[index], command="GC", stdin=stdin, env=env)
                 outcome = yield Exec(request=req)
                 try:
                     invoke.raise_for_outcome(req, outcome)
@@ -639,7 +850,7 @@ def gc(netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]],
                     errors.append(exc)
     report = GCReport(removed=removed, kept=kept, plugin_gc=plugin_gc, errors=errors)
     if errors:
-        raise MultiError(f"GC of network {netlist.name!r} had {len(errors)} failure(s)", errors, report=report)
+        raise MultiError(f"GC of network {name!r} had {len(errors)} failure(s)", errors, report=report)
     return report
 
 

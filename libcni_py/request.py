@@ -30,6 +30,7 @@ __all__ = [
     "ENV_VARIABLES",
     "TraceContext",
     "capability_split",
+    "capability_strings",
     "gc_stdin",
     "parse_trace_context",
     "plugin_env",
@@ -187,6 +188,27 @@ def capability_split(plugin: PluginConf, capability_args: Mapping[str, Any]) -> 
     }
     dropped = sorted(key for key in capability_args if key not in passed)
     return passed, dropped
+
+
+def capability_strings(plugin: PluginConf, capability_args: Mapping[str, Any]) -> tuple[str, ...]:
+    """The string values (at any depth, 4 characters or more) of the
+    capability arguments that reach ``plugin``: what error messages must not
+    repeat, since capability arguments may carry secrets."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            if len(value) >= 4:
+                found.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(capability_split(plugin, capability_args)[0])
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def plugin_stdin(

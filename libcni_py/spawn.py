@@ -219,7 +219,8 @@ def start(path: str, stdin_data: bytes, env: Mapping[str, str]) -> Child:
 
     Raises:
         OSError: it could not be started (``ETXTBSY`` while the binary is
-            being replaced, ``EACCES`` not executable, ``ENOEXEC``...).
+            being replaced, ``EACCES`` not executable, ``ENOEXEC``, ``EINVAL``
+            for a NUL byte in the path or environment...).
     """
     in_r, in_w = _pipe()
     out_r, out_w = _pipe()
@@ -238,9 +239,11 @@ def start(path: str, stdin_data: bytes, env: Mapping[str, str]) -> Child:
             setsigdef=_RESET_SIGNALS,
             setsigmask=(),
         )
-    except BaseException:
+    except BaseException as exc:
         for fd in (in_w, out_r, err_r):
             os.close(fd)
+        if isinstance(exc, ValueError):  # a NUL byte in the path or the environment
+            raise OSError(errno.EINVAL, f"cannot be started: {exc}") from None
         raise
     finally:
         for fd in (in_r, out_w, err_w):

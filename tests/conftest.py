@@ -27,7 +27,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import DEBIAN_PLUGINS, IN_CI, build_gopeer, gopeer_problem, unique
+from support import DEBIAN_PLUGINS, IN_CI, unique
 
 CLONE_NEWNET = 0x40000000
 
@@ -154,6 +154,20 @@ def make_netns(node: str) -> object:
     factory.cleanup()
 
 
+@pytest.fixture(scope="session")
+def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tests/gopeer`` built on Go libcni (see ``support.build_gopeer``)."""
+    from support import build_gopeer
+
+    built = build_gopeer(tmp_path_factory.mktemp("gopeer"))
+    if built is None:
+        message = "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer"
+        if IN_CI:
+            pytest.fail(f"CI must run the Go comparison: {message}")
+        pytest.skip(message)
+    return built
+
+
 @pytest.fixture
 def v4only_path(tmp_path: Path) -> str:
     """A PATH for plugins on which ``ip6tables`` cannot be found.
@@ -171,17 +185,6 @@ def v4only_path(tmp_path: Path) -> str:
         assert target, binary
         (shim / binary).symlink_to(target)
     return f"{shim}:/usr/bin:/bin"
-
-
-@pytest.fixture(scope="session")
-def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/gopeer, built on the system's Go libcni (fails in CI if it cannot be)."""
-    problem = gopeer_problem()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"CI must run the Go comparison: {problem}")
-        pytest.skip(problem)
-    return build_gopeer(tmp_path_factory.mktemp("gopeer"))
 
 
 # --------------------------------------------------------------------------

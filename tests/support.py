@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,29 +21,6 @@ _counter = itertools.count(1)
 def unique(prefix: str) -> str:
     """A short name unique to this test run (fits a 15-byte interface name)."""
     return f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
-
-
-def alive(pid: int) -> bool:
-    """True while process ``pid`` runs (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pid: int, seconds: float = 5.0) -> bool:
-    """Wait up to ``seconds`` for process ``pid`` to be gone; True if it is."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def write_conf(directory: Path, filename: str, doc: object) -> Path:
@@ -84,16 +58,14 @@ GOPEER_SRC = REPO / "tests" / "gopeer" / "main.go"
 GO_LIBCNI = Path("/usr/share/gocode/src/github.com/containernetworking/cni/libcni")
 
 
-def gopeer_problem() -> str:
-    """Why tests/gopeer cannot be built here, or ""."""
+def build_gopeer(work: Path) -> Path | None:
+    """Build ``tests/gopeer`` (a small cnitool on Debian's Go libcni 1.1.2) once
+    per source version; None when Go or Go libcni is not installed."""
+    import hashlib
+    import shutil
+
     if not shutil.which("go") or not GO_LIBCNI.is_dir():
-        return "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer"
-    return ""
-
-
-def build_gopeer(work: Path) -> Path:
-    """Build tests/gopeer (a cnitool on the system's Go libcni); cached in /tmp
-    by the source's hash, so a session builds it at most once."""
+        return None
     digest = hashlib.sha256(GOPEER_SRC.read_bytes()).hexdigest()[:12]
     out = Path(f"/tmp/libcni-py-gopeer-{digest}")
     if out.exists():

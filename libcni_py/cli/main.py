@@ -10,7 +10,8 @@ non-zero exit status; tracebacks only with ``--debug``.
 
 Exit status: 0 success; 1 an operation failed (a plugin reported an error);
 2 bad usage; 3 bad configuration or arguments; 4 a plugin could not be found
-or run; 5 the cache directory; 6 a network namespace; 130 interrupted.
+or run; 5 the cache directory; 6 a network namespace; 75 a plugin said "try
+again later" (code 11); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -240,6 +241,8 @@ def _exit_code(exc: BaseException) -> int:
         return 5
     if isinstance(exc, (errors.PluginNotFoundError, errors.PluginExecError)):
         return 4
+    if isinstance(exc, errors.PluginError) and exc.retryable:
+        return 75  # EX_TEMPFAIL: a plugin said "try again later"
     if isinstance(exc, errors.PluginError | errors.MultiError):
         return 1
     if isinstance(

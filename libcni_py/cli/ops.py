@@ -18,6 +18,7 @@ from ._argv import Command, Opt, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..api import CNI
     from ..conf import NetworkConfigList
     from ..plan import GCReport, RuntimeConf
     from .main import Context
@@ -132,6 +133,32 @@ def _network(ctx: Context, name: str) -> NetworkConfigList:
     return load_network(ctx.conf_dir, name)
 
 
+def _network_for_teardown(ctx: Context, cni: CNI, name: str, rt: RuntimeConf | None) -> NetworkConfigList | str:
+    """The network to DEL (``rt`` given) or GC with: loaded from the conf dir,
+    or -- when it cannot be (its file is gone or broken, or another file
+    stops the look-up) -- just its name, so that the configuration cached
+    with the attachments is used.  That fallback is announced; without a
+    cached configuration to fall back on, the loading error stands."""
+    from ..errors import CNIError, ConfigError
+
+    try:
+        return _network(ctx, name)
+    except ConfigError as exc:
+        try:
+            if rt is not None:
+                record = cni.cached_record(name, rt)
+                usable = record is not None and bool(record.config)
+            else:
+                usable = any(r.network == name and r.config for r in cni.cached_attachments())
+        except CNIError:
+            usable = False
+        if not usable:
+            raise
+        what = "the attachment" if rt is not None else "each cached attachment"
+        ctx.notice(f"{exc.one_line()}; using the configuration cached with {what} instead")
+        return name
+
+
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
     """Run one of this module's commands."""
     return _RUNNERS[command](ctx, values, _positionals(command, positionals))
@@ -156,9 +183,9 @@ def _check(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
 
 
 def _del(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
-    netlist = _network(ctx, pos[0])
     rt = runtime_conf(ctx, values, pos[1], must_exist=False)
-    ctx.cni().delete(netlist, rt)
+    cni = ctx.cni()
+    cni.delete(_network_for_teardown(ctx, cni, pos[0], rt), rt)
     return 0
 
 
@@ -181,22 +208,23 @@ def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
         names.check_container_id(cid, where="--valid")
         names.check_ifname(ifname, where="--valid")
         valid.append((cid, ifname))
-    netlist = _network(ctx, pos[0])
+    cni = ctx.cni()
+    netlist = _network_for_teardown(ctx, cni, pos[0], None)
     from ..errors import MultiError
 
     try:
-        report = ctx.cni().gc(netlist, valid)
+        report = cni.gc(netlist, valid)
     except MultiError as exc:
         from ..plan import GCReport
 
         if isinstance(exc.report, GCReport):
-            _print_gc(exc.report)
+            _print_gc(exc.report, loaded=not isinstance(netlist, str))
         raise
-    _print_gc(report)
+    _print_gc(report, loaded=not isinstance(netlist, str))
     return 0
 
 
-def _print_gc(report: GCReport) -> None:
+def _print_gc(report: GCReport, *, loaded: bool) -> None:
     if report.skipped:
         print("gc: skipped (disableGC is set)")
         return
@@ -205,7 +233,8 @@ def _print_gc(report: GCReport) -> None:
     for cid, ifname in report.kept:
         print(f"kept {cid}/{ifname}")
     if not report.plugin_gc:
-        print("plugins not asked to GC (needs cniVersion 1.1.0)")
+        why = "needs cniVersion 1.1.0" if loaded else "the network is not in the conf dir"
+        print(f"plugins not asked to GC ({why})")
 
 
 def _status(ctx: Context, values: dict[str, object], pos: list[str]) -> int:

@@ -1,7 +1,8 @@
 """Go libcni and libcni_py side by side on one host.
 
 The Go side is ``tests/gopeer`` -- a small cnitool on the system's Go libcni
-(Debian's golang-github-appc-cni-dev, 1.1.2) -- built by the fixture below.
+(Debian's golang-github-appc-cni-dev, 1.1.2) -- built by the ``gopeer``
+fixture (``tests/conftest.py``).
 For ADD, CHECK and DEL, across spec versions, conflists and single confs,
 capability arguments and CNI_ARGS, both must hand the plugins the same stdin
 and environment and leave the same cache file.  Each must delete what the
