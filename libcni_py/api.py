@@ -67,6 +67,9 @@ class _Base:
         on_stderr: receives a successful plugin's stderr; the default copies
             it to this process's stderr as Go does; None drops it.
         durable: fsync cache records (and their directory) when written.
+        delete_with: ``"recorded"`` (default): DEL runs the configuration the
+            attachment was added with when it differs from the one given;
+            ``"current"``: the one given, as Go libcni does.
     """
 
     def __init__(
@@ -81,8 +84,10 @@ class _Base:
         tracer: Tracer | None = None,
         on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
         durable: bool = True,
+        delete_with: str = "recorded",
     ) -> None:
         self.plugin_path = tuple(plugin_path)
+        self.delete_with = delete_with
         self.store = CacheStore(cache_dir, durable=durable)
         self.timeout = timeout
         self.env = dict(os.environ if env is None else env)
@@ -98,7 +103,9 @@ class _Base:
 
     def options(self) -> plan.Options:
         """The :class:`~libcni_py.plan.Options` plans run with."""
-        return plan.Options(plugin_path=self.plugin_path, base_env=self.env, trace=self.trace_context)
+        return plan.Options(
+            plugin_path=self.plugin_path, base_env=self.env, trace=self.trace_context, delete_with=self.delete_with
+        )
 
     def _driver_kwargs(self) -> dict[str, Any]:
         return {

@@ -198,6 +198,14 @@ class DryRunDriver(SyncDriver):
         if isinstance(effect, plan.Notice):
             self.steps.append(Step(kind="notice", text=f"note: {effect.text}"))
             return None
+        if isinstance(effect, plan.Sweep):
+            self.steps.append(
+                Step(
+                    kind="sweep",
+                    text="remove temporary files and unheld lock files that crashed writers left for this network",
+                )
+            )
+            return (0, 0)
         raise TypeError(f"unknown effect {effect!r}")
 
     def _exec(self, req: invoke.ExecRequest, version: str) -> invoke.ExecOutcome:

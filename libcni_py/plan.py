@@ -127,12 +127,19 @@ class Options(Value):
         plugin_path: directories searched for plugin binaries, in order.
         base_env: the environment plugins inherit (Go passes the runtime's).
         trace: a W3C trace context for plugins, or None.
+        delete_with: which configuration DEL (and GC's DEL of stale
+            attachments) runs: ``"recorded"`` -- the one the attachment was
+            added with, when its record holds one (the default, see
+            :func:`_config_for_delete`) -- or ``"current"``: the one given, as
+            Go libcni does (the way past a recorded plugin that can no longer
+            DEL).
     """
 
-    __slots__ = ("plugin_path", "base_env", "trace")
+    __slots__ = ("plugin_path", "base_env", "trace", "delete_with")
     plugin_path: tuple[str, ...]
     base_env: Mapping[str, str]
     trace: request.TraceContext | None
+    delete_with: str
 
     def __init__(
         self,
@@ -140,8 +147,11 @@ class Options(Value):
         plugin_path: Iterable[str],
         base_env: Mapping[str, str],
         trace: request.TraceContext | None = None,
+        delete_with: str = "recorded",
     ) -> None:
-        self._set(plugin_path=tuple(plugin_path), base_env=base_env, trace=trace)
+        if delete_with not in ("recorded", "current"):
+            raise ValueError(f"delete_with must be 'recorded' or 'current', not {delete_with!r}")
+        self._set(plugin_path=tuple(plugin_path), base_env=base_env, trace=trace, delete_with=delete_with)
 
 
 # --------------------------------------------------------------------------
@@ -544,7 +554,12 @@ def _config_for_delete(
             )
         paths = yield Resolve(plugin_types=[p.type for p in recorded.plugins], plugin_path=opts.plugin_path)
         return recorded, paths
-    if recorded is None or recorded.config_bytes == given.config_bytes:
+    if recorded is None or recorded.config_bytes == given.config_bytes or opts.delete_with == "current":
+        if recorded is not None and recorded.config_bytes != given.config_bytes:
+            yield Notice(
+                text=f"{given.source} changed since {key.filename} was added; deleting with the current "
+                "configuration, as asked: what only the recorded one's plugins made is not undone"
+            )
         paths = yield Resolve(plugin_types=[p.type for p in given.plugins], plugin_path=opts.plugin_path)
         return given, paths
     try:

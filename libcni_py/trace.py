@@ -214,7 +214,7 @@ class Tracer:
         if self.probe:
             if isinstance(effect, plan.Exec):
                 self._snapshot_exec(effect.request, pending)
-            elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release)):
+            elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release, plan.Sweep)):
                 pending.roots = probes.watch_roots([self.cache_dir])
                 pending.files = probes.snapshot_files(pending.roots)
         if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord)):
@@ -388,6 +388,15 @@ class Tracer:
             return ("libcni_py", "list-records", f"libcni_py lists the cache ({count} files)", {"files": count})
         if isinstance(effect, plan.Notice):
             return ("libcni_py", "notice", f"note: {effect.text}", {"text": effect.text})
+        if isinstance(effect, plan.Sweep):
+            tmp, locks = outcome if isinstance(outcome, tuple) else (0, 0)
+            return (
+                "libcni_py",
+                "sweep",
+                f"libcni_py sweeps what crashed writers left for {effect.network} "
+                f"({tmp} temporary file(s), {locks} lock file(s) removed)",
+                {"network": effect.network, "temporaryFiles": tmp, "lockFiles": locks},
+            )
         return ("libcni_py", type(effect).__name__.lower(), repr(effect), {})
 
     # -- output ----------------------------------------------------------------

@@ -174,7 +174,16 @@ class Attachment:
         return run_cnitool(command, "--ifname", self.ifname, self.network, self.mx.netns, env=env)
 
     def _outcome(self, command: str) -> tuple[dict[str, Any] | None, str | None]:
-        """(result of ADD, error line or None)."""
+        """(result of ADD, error line or None); every plugin error names the
+        network first (checked here), the rest is the plugin's part."""
+        result, error = self._raw_outcome(command)
+        if error is not None:
+            prefix = f'network "{self.network}": '
+            assert error.startswith(prefix), error
+            error = error.removeprefix(prefix)
+        return result, error
+
+    def _raw_outcome(self, command: str) -> tuple[dict[str, Any] | None, str | None]:
         if self.mx.via == "cli":
             proc = self._cli(command)
             if proc.returncode != 0:

@@ -41,6 +41,12 @@ _CAPS = Opt(
     help="capability arguments, a JSON object",
 )
 _ATTACH = (_IFNAME, _CID, _ARGS, _CAPS)
+_CURRENT = Opt(
+    "--current-config",
+    dest="current_config",
+    help="DEL with the network's file as it is now, not the configuration recorded at ADD "
+    "(Go's behaviour; the way past a recorded plugin that can no longer DEL)",
+)
 #: The options that describe an attachment (shared with ``exec``).
 ATTACH_OPTIONS = _ATTACH
 
@@ -52,7 +58,7 @@ SPECS = {
         _ATTACH,
     ),
     "check": Command("check", ("NETWORK", "NETNS"), "Check the attachment against its cached result.", _ATTACH),
-    "del": Command("del", ("NETWORK", "NETNS"), "Remove the container from NETWORK.", _ATTACH),
+    "del": Command("del", ("NETWORK", "NETNS"), "Remove the container from NETWORK.", (*_ATTACH, _CURRENT)),
     "gc": Command(
         "gc",
         ("NETWORK",),
@@ -66,6 +72,7 @@ SPECS = {
                 help="an attachment that is still in use",
             ),
             Opt("--all", dest="all", help="no attachment is valid: delete them all (what Go's cnitool gc does)"),
+            _CURRENT,
         ),
         description="Go's 'cnitool gc' hands libcni no list of valid attachments and so deletes every\n"
         "attachment of the network; this one refuses to unless --all is given.",
@@ -184,7 +191,7 @@ def _check(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
 
 def _del(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
     rt = runtime_conf(ctx, values, pos[1], must_exist=False)
-    cni = ctx.cni()
+    cni = ctx.cni(delete_with="current" if values.get("current_config") else "recorded")
     cni.delete(_network_for_teardown(ctx, cni, pos[0], rt), rt)
     return 0
 
@@ -208,7 +215,7 @@ def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
         names.check_container_id(cid, where="--valid")
         names.check_ifname(ifname, where="--valid")
         valid.append((cid, ifname))
-    cni = ctx.cni()
+    cni = ctx.cni(delete_with="current" if values.get("current_config") else "recorded")
     netlist = _network_for_teardown(ctx, cni, pos[0], None)
     from ..errors import MultiError
 

@@ -195,3 +195,21 @@ def test_named_netns_resolves_under_var_run_netns(tmp_path: Path) -> None:
     assert resolve_netns("/abs/path") == "/abs/path"
     assert resolve_netns("surely-not-a-netns-name-xyz").endswith("/surely-not-a-netns-name-xyz")
     assert resolve_netns("surely-not-a-netns-name-xyz").startswith("/")
+
+
+def test_del_uses_recorded_config_unless_told_current(env: dict[str, str], conf_dir: Path, netns: Path) -> None:
+    stuck = {
+        "cniVersion": "1.0.0",
+        "name": "stucknet",
+        "plugins": [{"type": "recorder"}, {"type": "failer", "failOn": ["DEL"], "msg": "cannot let go"}],
+    }
+    write_conf(conf_dir, "30-stuck.conflist", stuck)
+    assert run_cnitool("add", "stucknet", str(netns), env=env).returncode == 0
+    stuck["plugins"] = stuck["plugins"][:1]  # the admin takes the broken plugin out
+    write_conf(conf_dir, "30-stuck.conflist", stuck)
+    recorded = run_cnitool("del", "stucknet", str(netns), env=env)
+    assert recorded.returncode == 1 and "cannot let go" in recorded.stderr
+    assert "deleting with the configuration it was added with" in recorded.stderr
+    current = run_cnitool("del", "stucknet", str(netns), "--current-config", env=env)
+    assert current.returncode == 0, current.stderr
+    assert "deleting with the current configuration, as asked" in current.stderr

@@ -227,7 +227,7 @@ def test_exec_failed_add_is_torn_down(tmp_path: Path, node: str) -> None:
     # the teardown's DEL saw the half-done ADD's record (libcni_py's, written before the first plugin)
     assert note.startswith("cnitool: note: cache record ")
     assert note.endswith("is from an ADD that did not complete (failed, 1 of 2 plugins done); deleting all of it")
-    assert error == 'cnitool: error: plugin type="failer" failed (add): no luck'
+    assert error == f'cnitool: error: network "{net.name}": plugin type="failer" failed (add): no luck'
     assert not (tmp_path / "ran").exists()
     net.assert_nothing_left()
 
@@ -314,10 +314,13 @@ def test_exec_teardown_failure_is_reported(tmp_path: Path, node: str) -> None:
     net = Net(tmp_path, "10.241.10.0/24", [{"type": "failer", "failOn": ["DEL"], "msg": "cannot let go"}])
     failed = run_cnitool("exec", net.name, "--", "sh", "-c", "exit 5", env=net.env)
     assert failed.returncode == 5
-    assert failed.stderr == 'cnitool: note: teardown: plugin type="failer" failed (del): cannot let go\n'
+    assert (
+        failed.stderr
+        == f'cnitool: note: teardown: network "{net.name}": plugin type="failer" failed (del): cannot let go\n'
+    )
     ok = run_cnitool("exec", net.name, "--", "true", env=net.env)
     assert ok.returncode == 1
-    assert ok.stderr == 'cnitool: error: plugin type="failer" failed (del): cannot let go\n'
+    assert ok.stderr == f'cnitool: error: network "{net.name}": plugin type="failer" failed (del): cannot let go\n'
     assert exec_namespaces() == net.namespaces_before
     # the records stay, so that a later DEL can finish the job
     records = sorted(p.name for p in (net.cache_dir / "results").iterdir())
@@ -327,7 +330,8 @@ def test_exec_teardown_failure_is_reported(tmp_path: Path, node: str) -> None:
     write_conf(net.conf_dir, "10-ex.conflist", conf)
     for record in records:
         cid = json.loads((net.cache_dir / "results" / record).read_text())["containerId"]
-        gc = run_cnitool("gc", net.name, "--all", env=net.env)
+        # the recorded configuration still has the failing plugin: DEL with the file as it is now
+        gc = run_cnitool("gc", net.name, "--all", "--current-config", env=net.env)
         assert gc.returncode == 0, gc.stderr
         assert cid in gc.stdout
         break

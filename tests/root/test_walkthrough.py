@@ -251,7 +251,7 @@ def test_the_facts_it_states(wt: Walkthrough) -> None:
     proc = add(wt)
     assert proc.returncode == 1
     assert proc.stderr == (
-        "cnitool: error: plugin type=\"flannel\" failed (add): failed to load flannel 'subnet.env' file: "
+        'cnitool: error: network "cbr0": plugin type="flannel" failed (add): failed to load flannel \'subnet.env\' file: '
         f"open {env_file}: no such file or directory. Check the flannel pod log for this node.\n"
     )
     assert delete(wt).returncode == 0

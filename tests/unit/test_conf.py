@@ -106,7 +106,7 @@ def test_capabilities_union_sorted() -> None:
         (
             b'{"name":"n","plugins":[{"type":"../../bin/sh"}]}',
             "plugins[0].type",
-            "must not contain '/': it names a file inside the plugin directories",
+            "must be a file name inside the plugin directories: no '/', not '.' or '..'",
         ),
         (
             b'{"name":"n","plugins":[{"type":"a","capabilities":{"portMappings":"yes"}}]}',

@@ -269,7 +269,7 @@ def test_loads_duplicate_keys_last_wins_like_go_maps() -> None:
         (b"   \n\t", "empty"),
         ("", "empty"),
         (b"{", "not valid JSON"),
-        (b'{"a":1}x', "not valid JSON: Extra data at line 1 column 8"),
+        (b'{"a":1}x', "not valid JSON: Extra data (line 1 column 8)"),
         (b"{'a':1}", "not valid JSON"),
         (b"[1,]", "not valid JSON"),
         (b'"\x01"', "not valid JSON"),

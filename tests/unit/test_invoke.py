@@ -3,7 +3,6 @@ an error (no processes: hand-made ExecOutcome values), and find_in_path."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from libcni_py import invoke, version
 from libcni_py.errors import (
     CODE_DECODING_FAILURE,
+    ConfigError,
     InvalidResultError,
     PluginError,
     PluginExecError,
@@ -379,7 +379,10 @@ def test_find_in_path_without_dirs() -> None:
         invoke.find_in_path("bridge", [])
 
 
-def test_find_in_path_relative_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_in_path_refuses_relative_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Go looks relative directories up from the current directory; libcni_py
+    # refuses them (whoever controls the current directory chooses the plugin)
     _touch(tmp_path / "bin" / "bridge")
     monkeypatch.chdir(tmp_path)
-    assert invoke.find_in_path("bridge", ["bin"]) == os.path.join("bin", "bridge")
+    with pytest.raises(ConfigError, match="'bin' is a relative directory"):
+        invoke.find_in_path("bridge", ["bin"])

@@ -115,5 +115,8 @@ def test_ifname_length_counts_surrogate_escaped_bytes() -> None:
         names.check_ifname("a\udcff" * 8)
 
 
-def test_ifname_information_separators_like_go() -> None:
-    names.check_ifname("a\x1cb")
+def test_ifname_control_characters_refused() -> None:
+    # Go's ValidateInterfaceName accepts "a\x1cb" (unicode.IsSpace is false for
+    # U+001C); libcni_py refuses every control character in a name on purpose
+    with pytest.raises(InvalidNameError, match="control character"):
+        names.check_ifname("a\x1cb")

@@ -185,7 +185,7 @@ BAD: dict[str, list[tuple[Any, str, str]]] = {
         (
             {"name": "n", "plugins": [{"type": "../bin/sh"}]},
             "plugins[0].type",
-            "must not contain '/': it names a file inside the plugin directories",
+            "must be a file name inside the plugin directories: no '/', not '.' or '..'",
         ),
         (
             {"name": "n", "disableCheck": "yes"},
