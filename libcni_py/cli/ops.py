@@ -166,6 +166,41 @@ def _network_for_teardown(ctx: Context, cni: CNI, name: str, rt: RuntimeConf | N
         return name
 
 
+def with_recorded_args(
+    ctx: Context, cni: CNI, network: str, rt: RuntimeConf, values: dict[str, object]
+) -> RuntimeConf:
+    """``rt`` with the CNI_ARGS and capability args recorded at ADD, for those
+    the caller gave none of (neither flag nor environment).
+
+    Plugins undo and check what they did from these: portmap, for one, finds
+    its rules from ``portMappings``, so a DEL without them leaves the
+    container's DNAT rules behind (Go's cnitool does exactly that).  Runtimes
+    pass the same arguments at teardown; a person at a shell rarely does.
+    """
+    from ..errors import CNIError
+
+    missing_args = "args" not in values and not ctx.env.get("CNI_ARGS")
+    missing_caps = "capability_args" not in values and not ctx.env.get("CAP_ARGS")
+    if not (missing_args or missing_caps):
+        return rt
+    try:
+        record = cni.cached_record(network, rt)
+    except CNIError:
+        return rt
+    if record is None:
+        return rt
+    used = []
+    if missing_args and record.cni_args:
+        rt = rt.replace(args=record.cni_args)
+        used.append("CNI_ARGS")
+    if missing_caps and record.capability_args:
+        rt = rt.replace(capability_args=dict(record.capability_args))
+        used.append("capability args")
+    if used:
+        ctx.notice(f"using the {' and '.join(used)} recorded when the attachment was added")
+    return rt
+
+
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
     """Run one of this module's commands."""
     return _RUNNERS[command](ctx, values, _positionals(command, positionals))
@@ -185,13 +220,15 @@ def _add(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
 def _check(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
     netlist = _network(ctx, pos[0])
     rt = runtime_conf(ctx, values, pos[1], must_exist=True)
-    ctx.cni().check(netlist, rt)
+    cni = ctx.cni()
+    cni.check(netlist, with_recorded_args(ctx, cni, netlist.name, rt, values))
     return 0
 
 
 def _del(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
     rt = runtime_conf(ctx, values, pos[1], must_exist=False)
     cni = ctx.cni(delete_with="current" if values.get("current_config") else "recorded")
+    rt = with_recorded_args(ctx, cni, pos[0], rt, values)
     cni.delete(_network_for_teardown(ctx, cni, pos[0], rt), rt)
     return 0
 

@@ -213,3 +213,26 @@ def test_del_uses_recorded_config_unless_told_current(env: dict[str, str], conf_
     current = run_cnitool("del", "stucknet", str(netns), "--current-config", env=env)
     assert current.returncode == 0, current.stderr
     assert "deleting with the current configuration, as asked" in current.stderr
+
+
+def test_check_and_del_reuse_recorded_args_when_given_none(env: dict[str, str], netns: Path, record_file: Path) -> None:
+    caps = '{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'
+    added = run_cnitool("add", "recnet", str(netns), env=env | {"CNI_ARGS": "K8S_POD_NAME=web", "CAP_ARGS": caps})
+    assert added.returncode == 0, added.stderr
+    for command in ("check", "del"):
+        proc = run_cnitool(command, "recnet", str(netns), env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "using the CNI_ARGS and capability args recorded when the attachment was added" in proc.stderr
+    calls = [c for c in read_calls(record_file) if c["command"] in ("CHECK", "DEL")]
+    assert len(calls) == 4
+    for call in calls:
+        assert call["env"]["CNI_ARGS"] == "K8S_POD_NAME=web"  # type: ignore[index]
+    portmap_like = [json.loads(str(c["stdin"])) for c in calls if "interfaceName" in json.loads(str(c["stdin"]))]
+    assert all(d["runtimeConfig"]["portMappings"][0]["hostPort"] == 8080 for d in portmap_like)
+
+
+def test_given_args_win_over_recorded_ones(env: dict[str, str], netns: Path, record_file: Path) -> None:
+    assert run_cnitool("add", "recnet", str(netns), env=env | {"CNI_ARGS": "A=1"}).returncode == 0
+    proc = run_cnitool("del", "recnet", str(netns), env=env | {"CNI_ARGS": "B=2"})
+    assert proc.returncode == 0 and "recorded when" not in proc.stderr
+    assert [c["env"]["CNI_ARGS"] for c in read_calls(record_file) if c["command"] == "DEL"] == ["B=2", "B=2"]  # type: ignore[index]

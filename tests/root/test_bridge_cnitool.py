@@ -146,3 +146,28 @@ def test_debian_portmap_check_bug(make_netns, tmp_path: Path, conf_dir: Path, ca
         assert "could not check ipv6 dnat" in check.stderr
     finally:
         assert run_cnitool("del", network, netns, env=env).returncode == 0
+
+
+def test_del_without_cap_args_still_removes_portmap_rules(
+    make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
+) -> None:
+    """Debian's portmap DEL finds its rules from portMappings; Go's cnitool
+    DEL without CAP_ARGS leaves them.  Ours reuses the recorded ones."""
+    pod = make_netns("pod")
+    network = unique("net")
+    write_conf(
+        conf_dir, "10-bridge.conflist", bridge_portmap(network, unique("br"), "10.240.10.0/24", tmp_path / "ipam")
+    )
+    env = {
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(DEBIAN_PLUGINS),
+        "CNI_CACHE_DIR": str(cache_dir),
+        "PATH": v4only_path,
+    }
+    netns = f"/var/run/netns/{pod}"
+    caps = json.dumps({"portMappings": [{"hostPort": 18083, "containerPort": 80, "protocol": "tcp"}]})
+    assert run_cnitool("add", network, netns, env=env | {"CAP_ARGS": caps}).returncode == 0
+    assert [rule for rule in kernel.iptables("nat") if "--dport 18083" in rule]
+    delete = run_cnitool("del", network, netns, env=env)
+    assert delete.returncode == 0, delete.stderr
+    assert not [rule for rule in kernel.iptables("nat") if "18083" in rule or cnitool_container_id(netns) in rule]
