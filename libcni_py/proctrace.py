@@ -446,6 +446,130 @@ def parse_fanotify(data: bytes) -> tuple[list[FileEvent], bool]:
 
 
 # --------------------------------------------------------------------------
+# network changes: rtnetlink notifications <linux/rtnetlink.h>
+
+NETLINK_ROUTE = 0
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+RTM_NEWROUTE, RTM_DELROUTE = 24, 25
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV6_IFADDR = 0x100
+RTMGRP_IPV6_ROUTE = 0x400
+#: The groups a trace listens to: links, addresses and routes, both families.
+NET_GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
+IFLA_IFNAME = 3
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_DST, RTA_GATEWAY, RTA_TABLE = 1, 5, 15
+RT_TABLE_MAIN = 254
+
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+_RTATTR = struct.Struct("=HH")  # len, type
+
+
+class NetEvent(Value):
+    """One rtnetlink notification: a link, address or route added or removed.
+
+    Attributes:
+        where: ``host`` or ``container``.
+        kind: ``link``, ``address`` or ``route``.
+        change: ``added`` (links: added or changed) or ``removed``.
+        key: what :func:`net_key` gives for the matching change.
+        pid: the netlink port of the request that caused it (the pid of the
+            requesting process for its first netlink socket; 0 when the
+            kernel does not say, as for links).
+        ns: when it was received (``CLOCK_MONOTONIC`` ns).
+    """
+
+    __slots__ = ("where", "kind", "change", "key", "pid", "ns")
+    where: str
+    kind: str
+    change: str
+    key: str
+    pid: int
+    ns: int
+
+    def __init__(self, *, where: str, kind: str, change: str, key: str, pid: int = 0, ns: int = 0) -> None:
+        self._set(where=where, kind=kind, change=change, key=key, pid=pid, ns=ns)
+
+
+def _rtattrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
+    attrs: dict[int, bytes] = {}
+    while start + _RTATTR.size <= end:
+        length, kind = _RTATTR.unpack_from(data, start)
+        if length < _RTATTR.size or start + length > end:
+            break
+        attrs[kind & 0x3FFF] = data[start + _RTATTR.size : start + length]
+        start += (length + 3) & ~3
+    return attrs
+
+
+def _ip(family: int, raw: bytes) -> str:
+    import socket as socketlib
+
+    return socketlib.inet_ntop(socketlib.AF_INET if family == 2 else socketlib.AF_INET6, raw)
+
+
+def parse_rtnetlink(data: bytes, where: str, ns: int) -> list[NetEvent]:
+    """The link, address and route notifications in one datagram of an
+    rtnetlink socket (routes of the main table only, as the probes read)."""
+    out: list[NetEvent] = []
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, msg_type, _flags, _seq, port = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size or offset + length > len(data):
+            break
+        end = offset + length
+        body = offset + _NLMSGHDR.size
+        try:
+            if msg_type in (RTM_NEWLINK, RTM_DELLINK) and body + _IFINFOMSG.size <= end:
+                name = _rtattrs(data, body + _IFINFOMSG.size, end).get(IFLA_IFNAME, b"").split(b"\0", 1)[0]
+                if name:
+                    change = "added" if msg_type == RTM_NEWLINK else "removed"
+                    key = os.fsdecode(name)
+                    out.append(NetEvent(where=where, kind="link", change=change, key=key, pid=port, ns=ns))
+            elif msg_type in (RTM_NEWADDR, RTM_DELADDR) and body + _IFADDRMSG.size <= end:
+                family, prefixlen = _IFADDRMSG.unpack_from(data, body)[:2]
+                attrs = _rtattrs(data, body + _IFADDRMSG.size, end)
+                raw = attrs.get(IFA_ADDRESS) or attrs.get(IFA_LOCAL)
+                if raw and family in (2, 10):
+                    change = "added" if msg_type == RTM_NEWADDR else "removed"
+                    key = f"{_ip(family, raw)}/{prefixlen}"
+                    out.append(NetEvent(where=where, kind="address", change=change, key=key, pid=port, ns=ns))
+            elif msg_type in (RTM_NEWROUTE, RTM_DELROUTE) and body + _RTMSG.size <= end:
+                family, dst_len, _src, _tos, table = _RTMSG.unpack_from(data, body)[:5]
+                attrs = _rtattrs(data, body + _RTMSG.size, end)
+                if RTA_TABLE in attrs and len(attrs[RTA_TABLE]) == 4:
+                    table = struct.unpack("=I", attrs[RTA_TABLE])[0]
+                if table == RT_TABLE_MAIN and family in (2, 10):
+                    dst = _ip(family, attrs[RTA_DST]) if RTA_DST in attrs else ("0.0.0.0" if family == 2 else "::")  # noqa: S104
+                    gateway = _ip(family, attrs[RTA_GATEWAY]) if RTA_GATEWAY in attrs else ""
+                    change = "added" if msg_type == RTM_NEWROUTE else "removed"
+                    key = f"{dst}/{dst_len} via {gateway}"
+                    out.append(NetEvent(where=where, kind="route", change=change, key=key, pid=port, ns=ns))
+        except (ValueError, OSError):
+            pass  # an address of the wrong length: not a notification to use
+        offset += (length + 3) & ~3
+    return out
+
+
+def net_key(change: Change) -> str | None:
+    """The :attr:`NetEvent.key` of the notifications behind a network change
+    of :mod:`libcni_py.probes`, or None for other changes."""
+    details = change.details
+    if change.kind == "link":
+        return str(details.get("name") or "") or None
+    if change.kind == "address":
+        return str(details.get("address") or "") or None
+    if change.kind == "route":
+        return f"{details.get('dst')} via {details.get('gateway') or ''}"
+    return None
+
+
+# --------------------------------------------------------------------------
 # attribution
 
 _WRITES = (
@@ -493,9 +617,13 @@ class Writer(Value):
             attributes of``, ``deleted`` or ``renamed away``.
         exe: its executable, when known.
         cni_command: its ``CNI_COMMAND`` if it is a CNI plugin, else "".
+        basis: how it is known: ``event`` (fanotify named the process that
+            did it), ``requester`` (the netlink notification named the
+            process that asked for it), ``running`` (it happened while this
+            process, the innermost one of the step, was running).
     """
 
-    __slots__ = ("pid", "program", "scope", "run_by", "action", "exe", "cni_command")
+    __slots__ = ("pid", "program", "scope", "run_by", "action", "exe", "cni_command", "basis")
     pid: int
     program: str
     scope: str
@@ -503,6 +631,7 @@ class Writer(Value):
     action: str
     exe: str
     cni_command: str
+    basis: str
 
     def __init__(
         self,
@@ -514,9 +643,17 @@ class Writer(Value):
         run_by: Iterable[str] = (),
         exe: str = "",
         cni_command: str = "",
+        basis: str = "event",
     ) -> None:
         self._set(
-            pid=pid, program=program, scope=scope, run_by=tuple(run_by), action=action, exe=exe, cni_command=cni_command
+            pid=pid,
+            program=program,
+            scope=scope,
+            run_by=tuple(run_by),
+            action=action,
+            exe=exe,
+            cni_command=cni_command,
+            basis=basis,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -529,6 +666,7 @@ class Writer(Value):
             "action": self.action,
             "exe": self.exe or None,
             "cniCommand": self.cni_command or None,
+            "basis": self.basis,
         }
 
 
@@ -548,14 +686,50 @@ def exec_opens(
 
 def describe_writer(writer: Mapping[str, Any], removed: bool, kind: str) -> str:
     """The words the timeline puts after a change (``written by host-local,
-    pid 12, run by bridge <- flannel``)."""
-    verb = "removed" if removed else "created" if kind == "dir" else "written"
-    text = f"{verb} by {writer.get('program')}, pid {writer.get('pid')}"
+    pid 12, run by bridge <- flannel``; ``while bridge ran, pid 11, run by
+    flannel``)."""
+    if writer.get("basis") == "running":
+        text = f"while {writer.get('program')} ran, pid {writer.get('pid')}"
+    else:
+        if kind in ("link", "address", "route"):
+            verb = "removed" if removed else "added"
+        else:
+            verb = "removed" if removed else "created" if kind == "dir" else "written"
+        text = f"{verb} by {writer.get('program')}, pid {writer.get('pid')}"
     if writer.get("runBy"):
         text += ", run by " + " <- ".join(writer["runBy"])
     if writer.get("scope") == "other":
         text += ", which this step did not start"
     return text
+
+
+def _in_call(proc: Proc, top: Proc, top_name: str, action: str, basis: str) -> Writer | None:
+    """``proc`` as a writer of the call whose plugin is ``top``, or None if it
+    is not ``top`` nor below it."""
+    if proc is top:
+        return Writer(
+            pid=proc.pid,
+            program=top_name,
+            scope="call",
+            action=action,
+            exe=proc.exe,
+            cni_command=proc.cni_env.get("CNI_COMMAND", ""),
+            basis=basis,
+        )
+    chain = proc.ancestors()
+    if top not in chain:
+        return None
+    above = chain[: chain.index(top) + 1]
+    return Writer(
+        pid=proc.pid,
+        program=proc.program,
+        scope="call",
+        action=action,
+        run_by=[top_name if p is top else p.program for p in above],
+        exe=proc.exe,
+        cni_command=proc.cni_env.get("CNI_COMMAND", "") if proc.is_plugin else "",
+        basis=basis,
+    )
 
 
 def classify(
@@ -574,31 +748,36 @@ def classify(
         return Writer(pid=pid, program="libcni_py", scope="runtime", action=action, exe="")
     proc = tree.find(pid) if tree is not None else None
     if proc is not None and top is not None:
-        if proc is top:
-            return Writer(
-                pid=pid,
-                program=top_name,
-                scope="call",
-                action=action,
-                exe=proc.exe,
-                cni_command=proc.cni_env.get("CNI_COMMAND", ""),
-            )
-        chain = proc.ancestors()
-        if top in chain:
-            above = chain[: chain.index(top) + 1]
-            names = [top_name if p is top else p.program for p in above]
-            return Writer(
-                pid=pid,
-                program=proc.program,
-                scope="call",
-                action=action,
-                run_by=names,
-                exe=proc.exe,
-                cni_command=proc.cni_env.get("CNI_COMMAND", "") if proc.is_plugin else "",
-            )
+        writer = _in_call(proc, top, top_name, action, "event")
+        if writer is not None:
+            return writer
     if proc is not None:
         return Writer(pid=pid, program=proc.program, scope="other", action=action, exe=proc.exe)
     return Writer(pid=pid, program=comm or "?", scope="other", action=action)
+
+
+def net_writer(events: Sequence[NetEvent], *, tree: ProcessTree, top: Proc, top_name: str) -> Writer | None:
+    """Who made a network change, from the notifications behind it (in order):
+    the process that requested the last one, when the kernel names it and it
+    belongs to the call; else the innermost process of the call that was
+    running when it arrived (``basis`` ``running``); None if neither."""
+    if not events:
+        return None
+    event = events[-1]
+    requester = tree.find(event.pid) if event.pid > 0 else None
+    if requester is not None:
+        writer = _in_call(requester, top, top_name, event.change, "requester")
+        if writer is not None:
+            return writer
+    alive = [
+        (depth, proc.started_ns, proc)
+        for proc, depth in tree.subtree(top)
+        if proc.started_ns <= event.ns and (not proc.ended_ns or event.ns <= proc.ended_ns)
+    ]
+    if not alive:
+        return None
+    _depth, _started, proc = max(alive, key=lambda item: (item[0], item[1]))
+    return _in_call(proc, top, top_name, event.change, "running")
 
 
 def processes_json(tree: ProcessTree, top: Proc, top_name: str, t0: float) -> list[dict[str, Any]]:
@@ -857,14 +1036,50 @@ def _read_proc(proc: Proc) -> None:
     proc.unread = ""
 
 
-class _ProcWatch:
-    """The connector socket and the thread that reads it into a tree."""
+def _rtnl_socket() -> socket:
+    """An rtnetlink socket subscribed to link, address and route changes of
+    this thread's network namespace."""
+    import socket as socketlib
 
-    def __init__(self) -> None:
+    flags = socketlib.SOCK_RAW | socketlib.SOCK_CLOEXEC | socketlib.SOCK_NONBLOCK
+    sock = socketlib.socket(socketlib.AF_NETLINK, flags, NETLINK_ROUTE)
+    try:
+        try:
+            sock.setsockopt(socketlib.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
+        except OSError:
+            pass
+        sock.bind((0, NET_GROUPS))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _ProcWatch:
+    """The connector socket, the rtnetlink sockets of the namespaces a plugin
+    call changes, and the thread that reads them."""
+
+    def __init__(self, netns: Mapping[str, str]) -> None:
         self.sock = _open_connector()
         self.tree = ProcessTree(os.getpid())
         self.lost = 0
+        self.net_lost = 0
         self.problem = ""
+        self.net_events: list[NetEvent] = []
+        self.net_problems: list[str] = []
+        self._rtnl: dict[int, tuple[str, socket]] = {}
+        for where, path in netns.items():
+            try:
+                if path:
+                    from . import netns as netnslib
+
+                    sock = netnslib.run_in(path, _rtnl_socket)
+                else:
+                    sock = _rtnl_socket()
+            except (OSError, CNIError) as exc:
+                self.net_problems.append(f"{where} network: who made each change: {exc}")
+                continue
+            self._rtnl[sock.fileno()] = (where, sock)
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._loop, name="libcni_py-proctrace", daemon=True)
         self._thread.start()
@@ -874,21 +1089,26 @@ class _ProcWatch:
 
         # Short-lived processes (host-local, iptables) are gone a millisecond
         # after they start; on a busy machine an ordinary thread is woken too
-        # late to read their /proc entries.  The lowest real-time priority
-        # makes it run at once; it sleeps in poll() otherwise, does a few
-        # microseconds of work per event, and only this thread is affected.
+        # late to read their /proc entries (and to time the network changes).
+        # The lowest real-time priority makes it run at once; it sleeps in
+        # poll() otherwise, does a few microseconds of work per event, and
+        # only this thread is affected.
         try:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
         except (OSError, AttributeError):
             pass
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
+        for fd in self._rtnl:
+            poller.register(fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         try:
             while True:
                 ready = {fd for fd, _ in poller.poll()}
+                self._drain_net(ready)
                 self._drain()
                 if self._wake_r in ready:
+                    self._drain_net(set(self._rtnl))
                     self._drain()
                     return
         except Exception as exc:  # a reader that dies must say so, not kill the trace
@@ -912,6 +1132,24 @@ class _ProcWatch:
                 if proc is not None:
                     _read_proc(proc)
 
+    def _drain_net(self, ready: set[int]) -> None:
+        import errno
+        import time
+
+        for fd in ready & set(self._rtnl):
+            where, sock = self._rtnl[fd]
+            while True:
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno == errno.ENOBUFS:
+                        self.net_lost += 1
+                        continue
+                    raise
+                self.net_events += parse_rtnetlink(data, where, time.monotonic_ns())
+
     def stop(self) -> None:
         try:
             os.write(self._wake_w, b"x")
@@ -923,6 +1161,8 @@ class _ProcWatch:
         except OSError:
             pass
         self.sock.close()
+        for _where, sock in self._rtnl.values():
+            sock.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 
@@ -959,6 +1199,9 @@ class Observer:
         processes: also follow the processes this one starts (plugin calls).
         plugin_dirs: the ``CNI_PATH`` directories (their filesystems are
             marked too: a program executed from one of them is a plugin).
+        netns: with ``processes``, the network namespaces whose link, address
+            and route changes are timed, by name (``host``: this thread's,
+            given as ""; ``container``: a path).
         file_mode: ``auto`` (``FAN_REPORT_DFID_NAME``, else fd mode), ``dfid``
             or ``fd`` (``FAN_CLOSE_WRITE`` on mounts: written files only).
         unlimited_queue: False keeps the kernel's default queue size (events
@@ -971,6 +1214,7 @@ class Observer:
         *,
         processes: bool,
         plugin_dirs: Sequence[str] = (),
+        netns: Mapping[str, str] | None = None,
         file_mode: str = "auto",
         unlimited_queue: bool = True,
     ) -> None:
@@ -998,7 +1242,7 @@ class Observer:
                     self._plugin_dirs.setdefault(key, os.path.normpath(directory))
         if processes:
             try:
-                self._procs = _ProcWatch()
+                self._procs = _ProcWatch(netns or {})
             except _Unavailable as exc:
                 self.unprobed.append(f"processes: {exc.msg}")
             except OSError as exc:
@@ -1014,11 +1258,18 @@ class Observer:
             mode = self._files.mode
             self._files.close()
         tree: ProcessTree | None = None
+        net_events: list[NetEvent] = []
         unprobed = list(self.unprobed)
         if self._procs is not None:
             self._procs.stop()
             tree = self._procs.tree
             tree.name_unread(exec_opens(events, self._plugin_dirs))
+            net_events = self._procs.net_events
+            unprobed += self._procs.net_problems
+            if self._procs.net_lost:
+                unprobed.append(
+                    f"network: the kernel dropped link/address/route notifications {self._procs.net_lost} time(s)"
+                )
             if self._procs.lost:
                 unprobed.append(f"processes: the kernel dropped process events {self._procs.lost} time(s)")
             if self._procs.problem:
@@ -1034,11 +1285,37 @@ class Observer:
             events=events,
             overflow=overflow,
             tree=tree,
+            net_events=net_events,
             dir_keys=self._dir_keys,
             watching_files=self._files is not None,
             watching_processes=self._procs is not None,
             unprobed=unprobed,
         )
+
+
+def _routes_gone_with_links(changes: list[Change]) -> list[Change]:
+    """Routes the kernel removed because their link went (it sends no
+    notification for those): the link's writer, ``removed with link X``."""
+    gone = {
+        (c.where, c.details.get("name")): c.details.get("writer")
+        for c in changes
+        if c.kind == "link" and c.change == "removed" and isinstance(c.details.get("writer"), dict)
+    }
+    out: list[Change] = []
+    for change in changes:
+        dev = change.details.get("dev")
+        link_writer = gone.get((change.where, dev))
+        if (
+            change.kind == "route"
+            and change.change == "removed"
+            and change.details.get("writer") is None
+            and link_writer
+        ):
+            writer = {**link_writer, "action": f"removed with link {dev}"}
+            out.append(change.replace(details={**change.details, "writer": writer}))
+        else:
+            out.append(change)
+    return out
 
 
 class Observation:
@@ -1050,6 +1327,7 @@ class Observation:
         events: Sequence[FileEvent],
         overflow: bool,
         tree: ProcessTree | None,
+        net_events: Sequence[NetEvent] = (),
         dir_keys: Mapping[str, HandleKey],
         watching_files: bool,
         watching_processes: bool,
@@ -1058,6 +1336,7 @@ class Observation:
         self.events = list(events)
         self.overflow = overflow
         self.tree = tree
+        self.net_events = list(net_events)
         self.dir_keys = dict(dir_keys)
         self.watching_files = watching_files
         self.watching_processes = watching_processes
@@ -1088,29 +1367,41 @@ class Observation:
         return found
 
     def annotate(self, changes: Sequence[Change], *, top_pid: int = 0, top_name: str = "") -> list[Change]:
-        """The changes, each file change with a ``writer`` in its details
-        (what :class:`Writer.to_json` gives, or None when no event explains
-        it); other changes unchanged."""
-        if not self.watching_files:
-            return list(changes)
+        """The changes, each with a ``writer`` in its details (what
+        :meth:`Writer.to_json` gives, or None when nothing explains it):
+        file changes when files were watched, links, addresses and routes
+        when the plugin's processes and the network were; iptables changes
+        unchanged (the processes list shows the iptables commands run)."""
         top = self.top(top_pid)
         self_pid = os.getpid()
+        net: dict[tuple[str, str, str, str], list[NetEvent]] = {}
+        for notice in self.net_events:
+            net.setdefault((notice.where, notice.kind, notice.change, notice.key), []).append(notice)
         out: list[Change] = []
         for change in changes:
-            if change.kind not in _FILE_KINDS:
+            writer: dict[str, Any] | None = None
+            if change.kind in _FILE_KINDS:
+                if not self.watching_files:
+                    out.append(change)
+                    continue
+                picked = pick_writer(self.events_for(change.where), change.change == "removed")
+                if picked is not None:
+                    event, action = picked
+                    comm = "" if event.pid == self_pid else _comm(event.pid)
+                    writer = classify(
+                        event.pid, action, tree=self.tree, top=top, top_name=top_name, self_pid=self_pid, comm=comm
+                    ).to_json()
+            elif change.kind in ("link", "address", "route") and self.tree is not None and top is not None:
+                key = net_key(change)
+                wanted = "removed" if change.change == "removed" else "added"
+                found = net.get((change.where, change.kind, wanted, key or ""), [])
+                who = net_writer(found, tree=self.tree, top=top, top_name=top_name)
+                writer = who.to_json() if who is not None else None
+            else:
                 out.append(change)
                 continue
-            removed = change.change == "removed"
-            picked = pick_writer(self.events_for(change.where), removed)
-            writer: dict[str, Any] | None = None
-            if picked is not None:
-                event, action = picked
-                comm = "" if event.pid == self_pid else _comm(event.pid)
-                writer = classify(
-                    event.pid, action, tree=self.tree, top=top, top_name=top_name, self_pid=self_pid, comm=comm
-                ).to_json()
             out.append(change.replace(details={**change.details, "writer": writer}))
-        return out
+        return _routes_gone_with_links(out)
 
     def processes(self, top_pid: int, top_name: str, t0: float) -> list[dict[str, Any]] | None:
         """The plugin's process and those it started (see :func:`processes_json`);

@@ -241,10 +241,18 @@ class Tracer:
                 from .proctrace import Observer
 
                 plugin_dirs: list[str] = []
+                netns: dict[str, str] = {}
                 if isinstance(effect, plan.Exec):
                     plugin_dirs = [d for d in effect.request.env.get("CNI_PATH", "").split(":") if d]
+                    if pending.host is not None:
+                        netns["host"] = ""
+                    if pending.container is not None:
+                        netns["container"] = effect.request.env.get("CNI_NETNS", "")
                 pending.observer = Observer(
-                    pending.roots, processes=isinstance(effect, plan.Exec), plugin_dirs=plugin_dirs
+                    pending.roots,
+                    processes=isinstance(effect, plan.Exec),
+                    plugin_dirs=plugin_dirs,
+                    netns=netns,
                 )
         if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord)):
             pending.existed = os.path.lexists(self._record_path(effect.key.filename))

@@ -211,8 +211,17 @@ def test_traced_add_and_del_report_exactly_what_changed(
         "action": "created",
         "exe": str(DEBIAN_PLUGINS / "host-local"),
         "cniCommand": "ADD",
+        "basis": "event",
     }
     assert reservation["writer"]["pid"] == below[0]["pid"]
+    # the network: addresses and routes name the process that asked for them (bridge), links the
+    # innermost process running when they appeared (bridge too: host-local makes none)
+    net = {(c["kind"], c["where"]): c["writer"] for c in events[3]["changes"] if c["kind"] in ("link", "address")}
+    assert all(w["program"] == "bridge" and w["pid"] == bridge_proc["pid"] for w in net.values()), net
+    assert net[("address", "host")]["basis"] == net[("address", "container")]["basis"] == "requester"
+    assert net[("link", "container")]["basis"] == "running"
+    assert all(c["writer"] is not None for c in events[3]["changes"] if c["kind"] == "route")
+    assert all("writer" not in c for c in events[3]["changes"] if c["kind"].startswith("iptables"))
     # the cache record and the lock: libcni_py, the pid of cnitool (which started bridge)
     runtime_pid = bridge_proc["ppid"]
     for event in (events[1], events[2], events[4], events[6]):
@@ -283,6 +292,10 @@ def test_traced_add_and_del_report_exactly_what_changed(
     freed = next(c for c in events[("exec", "bridge")]["changes"] if c["kind"] == "file")
     assert freed["by"] == "host-local" and freed["writer"]["action"] == "deleted"
     assert freed["writer"]["runBy"] == ["bridge"] and freed["writer"]["cniCommand"] == "DEL"
+    # the kernel removes a link's routes with it, without a notification: they go with the link
+    routes = [c for c in events[("exec", "bridge")]["changes"] if c["kind"] == "route"]
+    assert routes and {c["writer"]["action"] for c in routes} == {"removed with link eth0"}
+    assert {c["by"] for c in routes} == {"bridge"}
     assert events[("remove-record", None)]["changes"][0]["by"] == "libcni_py"
     assert reported(events[("exec", "bridge")], names) == {
         ("removed", "file", "<data>/<net>/<ip>", "<data>/<net>/<ip>"),
