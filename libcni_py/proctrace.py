@@ -758,26 +758,29 @@ def classify(
 
 def net_writer(events: Sequence[NetEvent], *, tree: ProcessTree, top: Proc, top_name: str) -> Writer | None:
     """Who made a network change, from the notifications behind it (in order):
-    the process that requested the last one, when the kernel names it and it
+    the process that requested one of them, when the kernel names it and it
     belongs to the call; else the innermost process of the call that was
-    running when it arrived (``basis`` ``running``); None if neither."""
+    running when the first one arrived (``basis`` ``running``; the first,
+    since the kernel follows a new link with notifications of its own, such
+    as its carrier coming up, after the plugin is gone); None if neither."""
+    for event in events:
+        requester = tree.find(event.pid) if event.pid > 0 else None
+        if requester is not None:
+            writer = _in_call(requester, top, top_name, event.change, "requester")
+            if writer is not None:
+                return writer
     if not events:
         return None
-    event = events[-1]
-    requester = tree.find(event.pid) if event.pid > 0 else None
-    if requester is not None:
-        writer = _in_call(requester, top, top_name, event.change, "requester")
-        if writer is not None:
-            return writer
+    first = events[0]
     alive = [
         (depth, proc.started_ns, proc)
         for proc, depth in tree.subtree(top)
-        if proc.started_ns <= event.ns and (not proc.ended_ns or event.ns <= proc.ended_ns)
+        if proc.started_ns <= first.ns and (not proc.ended_ns or first.ns <= proc.ended_ns)
     ]
     if not alive:
         return None
     _depth, _started, proc = max(alive, key=lambda item: (item[0], item[1]))
-    return _in_call(proc, top, top_name, event.change, "running")
+    return _in_call(proc, top, top_name, first.change, "running")
 
 
 def processes_json(tree: ProcessTree, top: Proc, top_name: str, t0: float) -> list[dict[str, Any]]:

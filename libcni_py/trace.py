@@ -233,27 +233,17 @@ class Tracer:
         pending = _Pending()
         if self.probe:
             if isinstance(effect, plan.Exec):
-                self._snapshot_exec(effect.request, pending)
+                pending.roots = self._roots_for(effect.request)
             elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release)):
                 pending.roots = probes.watch_roots([self.cache_dir])
+            if self.who and pending.roots:
+                # before the snapshots, so that nothing that changes between
+                # them and the step goes unseen
+                pending.observer = self._observer(effect, pending.roots)
+            if isinstance(effect, plan.Exec):
+                self._snapshot_exec(effect.request, pending)
+            elif pending.roots:
                 pending.files = probes.snapshot_files(pending.roots)
-            if self.who and pending.files is not None:
-                from .proctrace import Observer
-
-                plugin_dirs: list[str] = []
-                netns: dict[str, str] = {}
-                if isinstance(effect, plan.Exec):
-                    plugin_dirs = [d for d in effect.request.env.get("CNI_PATH", "").split(":") if d]
-                    if pending.host is not None:
-                        netns["host"] = ""
-                    if pending.container is not None:
-                        netns["container"] = effect.request.env.get("CNI_NETNS", "")
-                pending.observer = Observer(
-                    pending.roots,
-                    processes=isinstance(effect, plan.Exec),
-                    plugin_dirs=plugin_dirs,
-                    netns=netns,
-                )
         if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord)):
             pending.existed = os.path.lexists(self._record_path(effect.key.filename))
         pending.started = time.monotonic()
@@ -265,13 +255,13 @@ class Tracer:
         ended = time.monotonic()
         with self._lock:
             pending = self._pending.pop(id(effect), None) or _Pending()
-        observed = pending.observer.stop() if pending.observer is not None else None
         changes: list[Change] = []
         unprobed = list(pending.unprobed)
         if pending.files is not None:
             changes += probes.diff_files(pending.files, probes.snapshot_files(pending.roots))
         if isinstance(effect, plan.Exec):
             changes += self._diff_exec(effect.request, pending, unprobed)
+        observed = pending.observer.stop() if pending.observer is not None else None
         actor, kind, summary, data = self._describe(effect, outcome, pending)
         if observed is not None:
             changes = self._who(
@@ -337,8 +327,21 @@ class Tracer:
             self._iptables_binary = probes.find_iptables_save(req.env)
         return self._iptables_binary or None  # type: ignore[return-value]
 
+    def _observer(self, effect: plan.Effect, roots: Sequence[str]) -> Observer:
+        """Start watching who does what during ``effect`` (see :mod:`libcni_py.proctrace`)."""
+        from .netns import is_netns
+        from .proctrace import Observer
+
+        if not isinstance(effect, plan.Exec):
+            return Observer(roots, processes=False)
+        env = effect.request.env
+        netns = {"host": ""}
+        if env.get("CNI_NETNS") and is_netns(env["CNI_NETNS"]):
+            netns["container"] = env["CNI_NETNS"]
+        plugin_dirs = [d for d in env.get("CNI_PATH", "").split(":") if d]
+        return Observer(roots, processes=True, plugin_dirs=plugin_dirs, netns=netns)
+
     def _snapshot_exec(self, req: ExecRequest, pending: _Pending) -> None:
-        pending.roots = self._roots_for(req)
         pending.files = probes.snapshot_files(pending.roots)
         try:
             pending.host = probes.net_snapshot()
@@ -620,7 +623,8 @@ def _process_lines(processes: Sequence[dict[str, Any]]) -> list[str]:
             if len(run) > 1:
                 statuses = Counter(_process_status(p) for p in run)
                 summary = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
-                extra += f"  + {len(run) - 1} more runs of {kid.get('program')} ({summary})"
+                more = len(run) - 1
+                extra += f"  + {more} more run{'s' if more > 1 else ''} of {kid.get('program')} ({summary})"
             inner = [p for p in hidden if not p.get("plugin")]
             if inner:
                 extra += f"  ({len(inner)} more processes below)"

@@ -385,6 +385,14 @@ def test_who_made_a_network_change() -> None:
     assert who(0, 750 * MS) == ("flannel", "running")
     assert who(0, 50 * MS) is None  # before the plugin started
     assert who(4243, 250 * MS) == ("bridge", "running")  # a port that is not the call's: timing only
+    # the first notification counts: the kernel's own later ones (carrier up...) come after the plugin
+    late = [
+        pt.NetEvent(where="container", kind="link", change="added", key="eth0", ns=250 * MS),
+        pt.NetEvent(where="container", kind="link", change="added", key="eth0", ns=750 * MS),
+    ]
+    assert pt.net_writer(late, tree=tree, top=top, top_name="flannel").program == "bridge"
+    requested_later = [late[0], pt.NetEvent(where="host", kind="address", change="added", key="a", pid=12, ns=750 * MS)]
+    assert pt.net_writer(requested_later, tree=tree, top=top, top_name="flannel").program == "host-local"
     # routes the kernel drops with their link come with no notification: they go with the link
     link_writer = {"pid": 11, "program": "bridge", "basis": "running", "runBy": ["flannel"], "action": "removed"}
     changes = [
