@@ -159,6 +159,21 @@ def parse_proc_events(data: bytes) -> list[ProcEvent]:
     return out
 
 
+#: Where, in a datagram holding one process event, the process it is about
+#: is: the parent's tgid for a fork, the process's own for an exec or exit.
+SUBJECT_OFFSET = _HEADERS + 4
+
+
+def subject(data: bytes) -> int:
+    """The process a datagram of one FORK, EXEC or EXIT event is about (see
+    :data:`SUBJECT_OFFSET`), or -1 when it may hold more (parse it then).
+    Lets the reader skip the events of the machine's other processes
+    without decoding them."""
+    if len(data) < SUBJECT_OFFSET + 4 or _NLMSGHDR.unpack_from(data)[0] != len(data):
+        return -1
+    return int(struct.unpack_from("=I", data, SUBJECT_OFFSET)[0])
+
+
 def wait_status(status: int) -> int:
     """A wait status as an exit status: the code, or minus the signal."""
     signal = status & 0x7F
@@ -1130,6 +1145,9 @@ class _ProcWatch:
                     self.lost += 1
                     continue
                 raise
+            who = subject(data)
+            if who >= 0 and who not in self.tree.current:
+                continue  # another process of the machine
             for event in parse_proc_events(data):
                 proc = self.tree.apply(event)
                 if proc is not None:

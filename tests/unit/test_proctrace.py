@@ -56,6 +56,13 @@ def test_connector_messages_decode() -> None:
     assert pt.parse_proc_events(exec_(101)[:30]) == []
 
 
+def test_the_process_an_event_is_about_is_found_without_decoding() -> None:
+    assert pt.subject(fork(100, 101)) == 100  # the parent
+    assert pt.subject(exec_(101)) == pt.subject(exit_(101, 0)) == 101
+    assert pt.subject(fork(100, 101) + exec_(101)) == -1  # two messages: decode them
+    assert pt.subject(exec_(101)[:40]) == -1
+
+
 def test_control_message_layout() -> None:
     msg = pt.control_message(pt.PROC_CN_MCAST_LISTEN)
     length, kind, _flags, _seq, _port = struct.unpack_from("=IHHII", msg)
