@@ -841,6 +841,9 @@ MAX_DIRS_NOTED = 10_000
 
 _LIBC: list[Any] = []
 
+#: Why a plugin call's processes and writers are not watched without root.
+NEEDS_ROOT = "processes and who made each change: need root (the kernel's process events connector, fanotify, netlink)"
+
 
 class _Unavailable(CNIError):
     """This observation cannot be made here (the reason is reported, never raised out)."""
@@ -1246,8 +1249,7 @@ class Observer:
         self._plugin_dirs: dict[HandleKey, str] = {}
         self.processes = processes
         if os.geteuid() != 0:
-            what = "processes and file writers" if processes else "file writers"
-            self.unprobed.append(f"{what}: need root (the kernel's process events connector and fanotify)")
+            self.unprobed.append(NEEDS_ROOT if processes else "file writers: need root (fanotify)")
             return
         try:
             self._files = _FileWatch([*roots, *plugin_dirs], mode=file_mode, unlimited=unlimited_queue)
@@ -1270,7 +1272,12 @@ class Observer:
                 self.unprobed.append(f"processes: {exc}")
 
     def stop(self) -> Observation:
-        """Stop watching; everything seen, read non-blockingly now."""
+        """Stop watching.
+
+        Returns:
+            What was seen (the events still queued are read now, without
+            waiting), with the reasons for what could not be watched.
+        """
         events: list[FileEvent] = []
         overflow = False
         mode = ""
@@ -1382,9 +1389,12 @@ class Observation:
         found = list(self._by_path.get(path, ()))
         if self._by_entry:
             parent, name = os.path.split(path)
-            key = self.dir_keys.get(parent) or handle_key(parent)
-            if key is not None:
-                found += self._by_entry.get((key, name), ())
+            if parent not in self.dir_keys:
+                key = handle_key(parent)
+                if key is not None:
+                    self.dir_keys[parent] = key
+            if parent in self.dir_keys:
+                found += self._by_entry.get((self.dir_keys[parent], name), ())
         return found
 
     def annotate(self, changes: Sequence[Change], *, top_pid: int = 0, top_name: str = "") -> list[Change]:

@@ -237,9 +237,14 @@ class Tracer:
             elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release)):
                 pending.roots = probes.watch_roots([self.cache_dir])
             if self.who and pending.roots:
-                # before the snapshots, so that nothing that changes between
-                # them and the step goes unseen
-                pending.observer = self._observer(effect, pending.roots)
+                if os.geteuid() == 0:
+                    # before the snapshots, so that nothing that changes
+                    # between them and the step goes unseen
+                    pending.observer = self._observer(effect, pending.roots)
+                elif isinstance(effect, plan.Exec):
+                    from .proctrace import NEEDS_ROOT
+
+                    pending.unprobed.append(NEEDS_ROOT)
             if isinstance(effect, plan.Exec):
                 self._snapshot_exec(effect.request, pending)
             elif pending.roots:
