@@ -265,3 +265,30 @@ print(rc, "libcni_py.proctrace" in sys.modules, "socket" in sys.modules, "ctypes
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert proc.stdout.split() == ["0", "False", "False", "False"]
+
+
+def test_the_library_hook_sees_the_same_with_trio(node: str, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
+    import trio
+
+    from libcni_py import AsyncCNI, RuntimeConf, load_network
+    from libcni_py.trace import Tracer
+
+    data = tmp_path / "ipam"
+    write_conf(
+        conf_dir,
+        "20-disk.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "disk",
+            "plugins": [{"type": "delegator", "ipam": {"type": "diskipam", "dataDir": str(data)}}],
+        },
+    )
+    tracer = Tracer(cache_dir=str(cache_dir))
+    cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), tracer=tracer)
+    trio.run(cni.add, load_network(str(conf_dir), "disk"), RuntimeConf(container_id="lib1", netns=str(tmp_path / "x")))
+    call = next(e.to_json() for e in tracer.events if e.effect == "exec")
+    assert [(p["program"], p["depth"]) for p in call["processes"] if p["plugin"]] == [("delegator", 0), ("diskipam", 1)]
+    reservation = next(c for c in call["changes"] if c["where"] == str(data / "disk" / "10.77.0.2"))
+    assert reservation["by"] == "diskipam" and reservation["writer"]["runBy"] == ["delegator"]
+    records = [c for e in tracer.events if e.effect == "write-record" for c in e.changes]
+    assert records and {c.details["writer"]["program"] for c in records} == {"libcni_py"}
