@@ -20,9 +20,10 @@ order, it records an :class:`Event`:
 Run as root, it also finds out *who* (:mod:`libcni_py.proctrace`): the
 processes each plugin call started, nested as they ran (flannel -> bridge
 -> host-local, the iptables a plugin runs), each with its program, argv,
-``CNI_COMMAND`` and exit status; and, for every file change, the process
-that made it: ``libcni_py`` for the runtime's own records and locks, the
-plugin, or a program it ran (with the chain of programs that ran it).
+``CNI_COMMAND`` and exit status; and, for every change to a file, link,
+address or route, the process that made it: ``libcni_py`` for the
+runtime's own records and locks, the plugin, or a program it ran (with the
+chain of programs that ran it).
 Without root, or where the kernel does not allow it, each change is
 attributed to the step it appeared in (``libcni_py``, or the plugin during
 whose call it appeared, with the plugins its config delegates to), and the
@@ -197,9 +198,9 @@ class Tracer:
             outside ``/var/lib/cni`` and their ``dataDir``).
         probe: measure changes (files, network, iptables); False records the
             steps only.
-        who: with ``probe``, as root, also observe who made each file change
-            and which processes each plugin call started
-            (:mod:`libcni_py.proctrace`).
+        who: with ``probe``, as root, also observe which processes each
+            plugin call started and who made each change to a file, link,
+            address or route (:mod:`libcni_py.proctrace`).
         on_event: called with each :class:`Event` as it completes (the CLI
             prints the timeline from it).
     """
@@ -302,7 +303,8 @@ class Tracer:
         data: dict[str, Any],
         unprobed: list[str],
     ) -> list[Change]:
-        """Name the writer of each file change, and the processes a plugin call started."""
+        """Name who made each change (files, links, addresses, routes), and
+        list the processes a plugin call started."""
         unprobed += observed.unprobed
         pid, name = 0, ""
         if isinstance(effect, plan.Exec) and outcome is not None and outcome.started:
