@@ -17,12 +17,17 @@ order, it records an :class:`Event`:
   itself, with the files that changed, attributed to ``libcni_py``;
 * the other steps (binaries resolved, a record read, a notice).
 
-So every file under the cache and data dirs is attributed to the program
-that wrote it: ``libcni_py``, or the plugin during whose call it appeared.
-A plugin that runs others (an IPAM plugin, flannel's delegate) is not seen
-separately: what they change shows under the call that ran them, and the
-event names the plugins its config delegates to (``ipam.type``,
-``delegate.type``).
+Run as root, it also finds out *who* (:mod:`libcni_py.proctrace`): the
+processes each plugin call started, nested as they ran (flannel -> bridge
+-> host-local, the iptables a plugin runs), each with its program, argv,
+``CNI_COMMAND`` and exit status; and, for every change to a file, link,
+address or route, the process that made it: ``libcni_py`` for the
+runtime's own records and locks, the plugin, or a program it ran (with the
+chain of programs that ran it).
+Without root, or where the kernel does not allow it, each change is
+attributed to the step it appeared in (``libcni_py``, or the plugin during
+whose call it appeared, with the plugins its config delegates to), and the
+step says what could not be observed.
 
 Probes only read (:mod:`libcni_py.probes`).  Without a tracer none of this
 is imported or paid for.  The probes block; with :class:`~libcni_py.AsyncCNI`
@@ -50,11 +55,12 @@ if TYPE_CHECKING:
 
     from .invoke import ExecOutcome, ExecRequest
     from .probes import Change
+    from .proctrace import Observation, Observer
 
 __all__ = ["SCHEMA", "Event", "Tracer", "format_event"]
 
 #: The ``schema`` value of ``--trace-json`` documents.
-SCHEMA = "libcni_py.trace/1"
+SCHEMA = "libcni_py.trace/2"
 
 
 class Event(Value):
@@ -115,11 +121,20 @@ class Event(Value):
 
     @property
     def writer(self) -> str:
-        """Who made this step's changes: ``libcni_py``, or the plugin's type."""
+        """Who made this step's changes as a whole: ``libcni_py``, or the
+        plugin's type (a file change may name its own writer)."""
         if self.actor != "plugin":
             return self.actor
         plugin = self.data.get("plugin") or {}
         return str(plugin.get("type") or "plugin")
+
+    def by(self, change: Change) -> str:
+        """Who made ``change``: the program that wrote it when that was seen,
+        else the step's :attr:`writer`."""
+        writer = change.details.get("writer")
+        if isinstance(writer, dict) and writer.get("program"):
+            return str(writer["program"])
+        return self.writer
 
     def to_json(self) -> dict[str, Any]:
         """As a JSON-ready dict (an element of ``events`` in ``--trace-json``)."""
@@ -131,14 +146,14 @@ class Event(Value):
             "effect": self.effect,
             "summary": self.summary,
             **self.data,
-            "changes": [{**c.to_json(), "by": self.writer} for c in self.changes],
+            "changes": [{**c.to_json(), "by": self.by(c)} for c in self.changes],
             "unprobed": list(self.unprobed),
             "error": self.error or None,
         }
 
 
 class _Pending:
-    __slots__ = ("files", "host", "container", "iptables", "unprobed", "started", "roots", "existed")
+    __slots__ = ("files", "host", "container", "iptables", "unprobed", "started", "roots", "existed", "observer")
 
     def __init__(self) -> None:
         self.files: dict[str, Any] | None = None
@@ -149,6 +164,7 @@ class _Pending:
         self.started = 0.0
         self.roots: tuple[str, ...] = ()
         self.existed = False
+        self.observer: Observer | None = None
 
 
 def _text(data: bytes) -> str:
@@ -182,6 +198,9 @@ class Tracer:
             outside ``/var/lib/cni`` and their ``dataDir``).
         probe: measure changes (files, network, iptables); False records the
             steps only.
+        who: with ``probe``, as root, also observe which processes each
+            plugin call started and who made each change to a file, link,
+            address or route (:mod:`libcni_py.proctrace`).
         on_event: called with each :class:`Event` as it completes (the CLI
             prints the timeline from it).
     """
@@ -192,11 +211,13 @@ class Tracer:
         cache_dir: str = DEFAULT_CACHE_DIR,
         watch: Iterable[str] = (),
         probe: bool = True,
+        who: bool = True,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.cache_dir = os.path.abspath(cache_dir)
         self.watch = tuple(watch)
         self.probe = probe
+        self.who = who
         self.on_event = on_event
         self.events: list[Event] = []
         self.started_wall = time.time()
@@ -213,9 +234,21 @@ class Tracer:
         pending = _Pending()
         if self.probe:
             if isinstance(effect, plan.Exec):
-                self._snapshot_exec(effect.request, pending)
+                pending.roots = self._roots_for(effect.request)
             elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release, plan.Sweep)):
                 pending.roots = probes.watch_roots([self.cache_dir])
+            if self.who and pending.roots:
+                if os.geteuid() == 0:
+                    # before the snapshots, so that nothing that changes
+                    # between them and the step goes unseen
+                    pending.observer = self._observer(effect, pending.roots)
+                elif isinstance(effect, plan.Exec):
+                    from .proctrace import NEEDS_ROOT
+
+                    pending.unprobed.append(NEEDS_ROOT)
+            if isinstance(effect, plan.Exec):
+                self._snapshot_exec(effect.request, pending)
+            elif pending.roots:
                 pending.files = probes.snapshot_files(pending.roots)
         if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord)):
             pending.existed = os.path.lexists(self._record_path(effect.key.filename))
@@ -234,7 +267,12 @@ class Tracer:
             changes += probes.diff_files(pending.files, probes.snapshot_files(pending.roots))
         if isinstance(effect, plan.Exec):
             changes += self._diff_exec(effect.request, pending, unprobed)
+        observed = pending.observer.stop() if pending.observer is not None else None
         actor, kind, summary, data = self._describe(effect, outcome, pending)
+        if observed is not None:
+            changes = self._who(
+                effect, outcome=outcome, observed=observed, changes=changes, data=data, unprobed=unprobed
+            )
         err = ""
         if error is not None:
             err = error.one_line() if isinstance(error, CNIError) else f"{type(error).__name__}: {error}"
@@ -255,6 +293,33 @@ class Tracer:
         if self.on_event is not None:
             self.on_event(event)
 
+    def _who(
+        self,
+        effect: plan.Effect,
+        *,
+        outcome: Any,
+        observed: Observation,
+        changes: list[Change],
+        data: dict[str, Any],
+        unprobed: list[str],
+    ) -> list[Change]:
+        """Name who made each change (files, links, addresses, routes), and
+        list the processes a plugin call started."""
+        unprobed += observed.unprobed
+        pid, name = 0, ""
+        if isinstance(effect, plan.Exec) and outcome is not None and outcome.started:
+            pid, name = outcome.pid, effect.request.plugin_type
+            if observed.watching_processes:
+                processes = observed.processes(pid, name, self._t0)
+                if processes is None:
+                    unprobed.append(
+                        f"processes: no event of the plugin's process (pid {pid}) arrived "
+                        "(the kernel reports the processes of the initial PID namespace only)"
+                    )
+                else:
+                    data["processes"] = processes
+        return observed.annotate(changes, top_pid=pid, top_name=name)
+
     # -- snapshots -------------------------------------------------------------
 
     def _roots_for(self, req: ExecRequest) -> tuple[str, ...]:
@@ -269,8 +334,21 @@ class Tracer:
             self._iptables_binary = probes.find_iptables_save(req.env)
         return self._iptables_binary or None  # type: ignore[return-value]
 
+    def _observer(self, effect: plan.Effect, roots: Sequence[str]) -> Observer:
+        """Start watching who does what during ``effect`` (see :mod:`libcni_py.proctrace`)."""
+        from .netns import is_netns
+        from .proctrace import Observer
+
+        if not isinstance(effect, plan.Exec):
+            return Observer(roots, processes=False)
+        env = effect.request.env
+        netns = {"host": ""}
+        if env.get("CNI_NETNS") and is_netns(env["CNI_NETNS"]):
+            netns["container"] = env["CNI_NETNS"]
+        plugin_dirs = [d for d in env.get("CNI_PATH", "").split(":") if d]
+        return Observer(roots, processes=True, plugin_dirs=plugin_dirs, netns=netns)
+
     def _snapshot_exec(self, req: ExecRequest, pending: _Pending) -> None:
-        pending.roots = self._roots_for(req)
         pending.files = probes.snapshot_files(pending.roots)
         try:
             pending.host = probes.net_snapshot()
@@ -475,11 +553,104 @@ def _change_line(change: Change) -> str:
     if change.kind in ("link", "address", "route") or change.kind.startswith("iptables"):
         where = f"{change.where} "
     line = f"      {sign} {change.kind:<15}{where}{change.text}"
+    if "writer" in change.details:
+        writer = change.details["writer"]
+        if isinstance(writer, dict):
+            from .proctrace import describe_writer
+
+            line += f"  ({describe_writer(writer, change.change == 'removed', change.kind)})"
+        else:
+            line += "  (writer not seen)"
     content = change.details.get("content")
     if isinstance(content, str) and content:
         shown = content if len(content) <= 80 else content[:77] + "..."
         line += "  " + gojson.dumps(shown)
     return line
+
+
+def _process_label(proc: dict[str, Any]) -> str:
+    if proc.get("plugin"):
+        label = f"{proc.get('program')} {proc.get('cniCommand') or '(CNI_COMMAND not read)'}"
+        if proc.get("depth") and proc.get("path"):
+            label += f" ({proc['path']})"
+        return label
+    argv = [str(a) for a in proc.get("argv") or []]
+    if not argv:
+        return f"{proc.get('program')} ({proc.get('unread') or 'its command line was not read'})"
+    path = proc.get("path")
+    args = argv[argv.index(path) + 1 :] if path in argv else argv[1:]  # after the script, for interpreters
+    text = " ".join([str(proc.get("program")), *args])
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _process_status(proc: dict[str, Any]) -> str:
+    status = proc.get("exitStatus")
+    if status is None:
+        return "exit not seen"
+    return f"exit {status}" if status >= 0 else f"killed by signal {-status}"
+
+
+def _process_lines(processes: Sequence[dict[str, Any]]) -> list[str]:
+    """The process tree of a plugin call, for a person: every plugin, nested
+    under the process that ran it; of the other programs, those a plugin ran
+    itself (iptables...), consecutive runs of one program folded into one
+    line; what those programs ran in turn is only counted (``--trace-json``
+    has every process)."""
+    from collections import Counter
+
+    if not processes:
+        return []
+    children: dict[int, list[dict[str, Any]]] = {}
+    for proc in processes[1:]:
+        children.setdefault(int(proc.get("ppid") or 0), []).append(proc)
+
+    def below(proc: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for kid in children.get(int(proc["pid"]), []):
+            out += [kid, *below(kid)]
+        return out
+
+    lines: list[str] = []
+
+    def show(proc: dict[str, Any], extra: str = "") -> None:
+        indent = "      " + "  " * int(proc.get("depth") or 0)
+        lines.append(f"{indent}{_process_label(proc)}  [pid {proc.get('pid')}, {_process_status(proc)}]{extra}")
+
+    def walk(plugin: dict[str, Any]) -> None:
+        show(plugin)
+        kids = children.get(int(plugin["pid"]), [])
+        index = 0
+        while index < len(kids):
+            kid = kids[index]
+            if kid.get("plugin"):
+                walk(kid)
+                index += 1
+                continue
+            run = [kid]
+            while (
+                index + len(run) < len(kids)
+                and not kids[index + len(run)].get("plugin")
+                and kids[index + len(run)].get("program") == kid.get("program")
+            ):
+                run.append(kids[index + len(run)])
+            index += len(run)
+            hidden = [p for member in run for p in below(member)]
+            extra = ""
+            if len(run) > 1:
+                statuses = Counter(_process_status(p) for p in run)
+                summary = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
+                more = len(run) - 1
+                extra += f"  + {more} more run{'s' if more > 1 else ''} of {kid.get('program')} ({summary})"
+            inner = [p for p in hidden if not p.get("plugin")]
+            if inner:
+                extra += f"  ({len(inner)} more processes below)"
+            show(kid, extra)
+            for proc in hidden:
+                if proc.get("plugin") and not any(p.get("plugin") for p in hidden if p["pid"] == proc.get("ppid")):
+                    walk(proc)
+
+    walk(processes[0])
+    return lines
 
 
 def format_event(event: Event) -> str:
@@ -513,11 +684,18 @@ def format_event(event: Event) -> str:
             )
             lines += _indent_block("stdout", str(data.get("stdout", "")))
             lines += _indent_block("stderr", str(data.get("stderr", "")))
+    processes = data.get("processes")
+    if processes:
+        lines.append("    processes (in the order they started):")
+        lines += _process_lines(processes)
     if event.error:
         lines.append(f"    {'error':<9}{event.error}")
     if event.changes:
         who = event.actor if event.actor == "libcni_py" else f"{data.get('plugin', {}).get('type', 'the plugin')}"
-        if event.actor == "plugin" and data.get("plugin", {}).get("delegates"):
+        if processes is not None and event.actor == "plugin":
+            if len(processes) > 1:
+                who += " or a program it ran"
+        elif event.actor == "plugin" and data.get("plugin", {}).get("delegates"):
             who += " or a plugin it ran"
         lines.append(f"    changed during this step (by {who}):")
         lines += [_change_line(c) for c in event.changes]

@@ -37,6 +37,28 @@ def run_traced(host: str, env: dict[str, str], trace_file: Path, *args: str) -> 
     return json.loads(trace_file.read_text())
 
 
+def events_text(trace_file: Path) -> str:
+    """The readable timeline of a --trace-json document."""
+    from libcni_py.trace import Event, format_event
+
+    doc = json.loads(trace_file.read_text())
+    out = []
+    for e in doc["events"]:
+        data = {k: v for k, v in e.items() if k not in Event.__slots__}
+        event = Event(
+            seq=e["seq"],
+            at=e["at"],
+            duration=e["duration"],
+            actor=e["actor"],
+            effect=e["effect"],
+            summary=e["summary"],
+            data=data,
+            error=e["error"] or "",
+        )
+        out.append(format_event(event))
+    return "\n".join(out)
+
+
 def normalise(text: str, names: dict[str, str]) -> str:
     for real, placeholder in names.items():
         text = text.replace(real, placeholder)
@@ -170,8 +192,51 @@ def test_traced_add_and_del_report_exactly_what_changed(
         ),
     }
     reservation = next(c for c in events[3]["changes"] if c["where"].endswith("/" + ip))
-    assert reservation["content"] == f"{cid}\r\neth0" and reservation["by"] == "bridge"
     assert events[3]["plugin"]["delegates"] == ["host-local"]
+    # who: bridge ran host-local, and host-local, not bridge, wrote the reservation
+    bridge_proc, *below = events[3]["processes"]
+    assert bridge_proc["pid"] == events[3]["pid"] and bridge_proc["program"] == "bridge"
+    # host-local first, then the iptables of ipMasq (one process each)
+    assert (below[0]["program"], below[0]["plugin"], below[0]["cniCommand"]) == ("host-local", True, "ADD")
+    assert all(p["ppid"] == bridge_proc["pid"] for p in below)
+    assert {p["program"] for p in below[1:] if not p["unread"]} == {"iptables"}
+    assert not any(p["plugin"] for p in below[1:])
+    assert below[0]["exe"] == str(DEBIAN_PLUGINS / "host-local") and below[0]["exitStatus"] == 0
+    assert reservation["content"] == f"{cid}\r\neth0" and reservation["by"] == "host-local"
+    assert reservation["writer"] | {"pid": 0} == {
+        "pid": 0,
+        "program": "host-local",
+        "scope": "call",
+        "runBy": ["bridge"],
+        "action": "created",
+        "exe": str(DEBIAN_PLUGINS / "host-local"),
+        "cniCommand": "ADD",
+        "basis": "event",
+    }
+    assert reservation["writer"]["pid"] == below[0]["pid"]
+    # the network: addresses and routes name the process that asked for them (bridge), links the
+    # innermost process running when they appeared (bridge too: host-local makes none)
+    net = {(c["kind"], c["where"]): c["writer"] for c in events[3]["changes"] if c["kind"] in ("link", "address")}
+    assert all(w["program"] == "bridge" and w["pid"] == bridge_proc["pid"] for w in net.values()), net
+    assert net[("address", "host")]["basis"] == net[("address", "container")]["basis"] == "requester"
+    assert net[("link", "container")]["basis"] == "running"
+    assert all(c["writer"] is not None for c in events[3]["changes"] if c["kind"] == "route")
+    assert all("writer" not in c for c in events[3]["changes"] if c["kind"].startswith("iptables"))
+    # the cache record and the lock: libcni_py, the pid of cnitool (which started bridge)
+    runtime_pid = bridge_proc["ppid"]
+    for event in (events[1], events[2], events[4], events[6]):
+        for change in event["changes"]:
+            assert change["by"] == "libcni_py", change
+            assert change["writer"]["pid"] == runtime_pid and change["writer"]["scope"] == "runtime"
+    assert {c["writer"]["action"] for c in events[4]["changes"]} == {"renamed into place"}
+    # portmap runs iptables (on the plugins' PATH), each a process of its own
+    portmap_proc, *helpers = events[5]["processes"]
+    assert portmap_proc["program"] == "portmap" and helpers
+    assert all(p["ppid"] == portmap_proc["pid"] and not p["plugin"] for p in helpers)
+    named = [p for p in helpers if not p["unread"]]
+    assert named and all(p["program"] in ("iptables", "ip6tables") for p in named)
+    assert any(p["argv"][1:3] == ["-t", "nat"] and "-N" in p["argv"] for p in named)
+    assert "portmap ADD  [pid" in events_text(tmp_path / "add.json")
     dnat = '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"<net>\\" id: \\"<cid>\\"" -m multiport --dports 18093 -j CNI-DN-<hash>'
     portmap_rules = {
         ("added", "iptables-rule", "nat", "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
@@ -224,6 +289,14 @@ def test_traced_add_and_del_report_exactly_what_changed(
         return {("removed", k, w, t) for _, k, w, t in items}
 
     assert reported(events[("exec", "portmap")], names) == removed(dn_rules)
+    freed = next(c for c in events[("exec", "bridge")]["changes"] if c["kind"] == "file")
+    assert freed["by"] == "host-local" and freed["writer"]["action"] == "deleted"
+    assert freed["writer"]["runBy"] == ["bridge"] and freed["writer"]["cniCommand"] == "DEL"
+    # the kernel removes a link's routes with it, without a notification: they go with the link
+    routes = [c for c in events[("exec", "bridge")]["changes"] if c["kind"] == "route"]
+    assert routes and {c["writer"]["action"] for c in routes} == {"removed with link eth0"}
+    assert {c["by"] for c in routes} == {"bridge"}
+    assert events[("remove-record", None)]["changes"][0]["by"] == "libcni_py"
     assert reported(events[("exec", "bridge")], names) == {
         ("removed", "file", "<data>/<net>/<ip>", "<data>/<net>/<ip>"),
         ("removed", "link", "host", "veth<x> (veth, master <br>, up)"),
