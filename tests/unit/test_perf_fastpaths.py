@@ -4,14 +4,17 @@ standard-library code they replace, on crafted and generated inputs."""
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
 import re
+import signal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libcni_py import gojson, names, schema
+from libcni_py import args, gojson, names, result, schema, spawn
 from libcni_py.errors import DecodeError
 
 # Every code point, lone surrogates included (hypothesis leaves those out by default).
@@ -223,3 +226,118 @@ def test_format_path_matches_the_old_regex(parts: list[str | int]) -> None:
         else:
             out += "[" + json.dumps(part) + "]"
     assert schema.format_path(parts) == out
+
+
+# -- args: SHA-512 without hashlib ---------------------------------------------------------------
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40))
+def test_container_id_matches_hashlib(tail: str) -> None:
+    path = "/var/run/netns/" + tail.replace("\x00", "")
+    expected = (
+        "cnitool-"
+        + hashlib.sha512(__import__("os").path.abspath(path).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    )
+    if path.startswith("//"):
+        return
+    assert args.cnitool_container_id(path) == expected
+
+
+def test_container_id_is_go_cnitools() -> None:
+    # Go: fmt.Sprintf("cnitool-%x", sha512.Sum512([]byte("/var/run/netns/blue"))[:10])
+    assert (
+        args.cnitool_container_id("/var/run/netns/blue")
+        == "cnitool-" + hashlib.sha512(b"/var/run/netns/blue").hexdigest()[:20]
+    )
+
+
+# -- result: IPv4 addresses without ipaddress ------------------------------------------------------
+
+
+def old_canonical_ip(text: str) -> str:
+    if "%" in text or "/" in text or not text.isascii():
+        raise ValueError(text)
+    ip = ipaddress.ip_address(text)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else ip)
+
+
+def old_canonical_cidr(text: str) -> str:
+    host, sep, prefix = text.partition("/")
+    if not sep or not prefix.isascii() or not prefix.isdigit():
+        raise ValueError(text)
+    if "%" in host or not host.isascii():
+        raise ValueError(text)
+    ip = ipaddress.ip_address(host)
+    bits = int(prefix)
+    if bits > ip.max_prefixlen:
+        raise ValueError(text)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        return f"{mapped}/{max(0, bits - 96)}"
+    return f"{ip}/{bits}"
+
+
+def _outcome(func: object, text: str) -> str:
+    try:
+        return func(text)  # type: ignore[operator, no-any-return]
+    except ValueError:
+        return "ValueError"
+
+
+OCTET = st.one_of(
+    st.integers(min_value=0, max_value=300).map(str),
+    st.sampled_from(["00", "01", "001", "010", "0255", "", "+1", "-1", " 1", "1 ", "\u0661", "0x1", "1e2", "\u00b9"]),
+)
+DOTTED = st.lists(OCTET, min_size=1, max_size=5).map(".".join)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "10.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.0.0.1",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..2.3",
+        "",
+        "::1",
+        "::ffff:10.0.0.1",
+        "fe80::1%eth0",
+        "2001:DB8::1",
+        "1.2.3.4 ",
+        "\u0661.2.3.4",
+        "a.b.c.d",
+    ],
+)
+def test_canonical_ip_matches_ipaddress(text: str) -> None:
+    assert _outcome(result.canonical_ip, text) == _outcome(old_canonical_ip, text)
+
+
+@given(DOTTED)
+def test_canonical_ip_matches_ipaddress_generated(text: str) -> None:
+    assert _outcome(result.canonical_ip, text) == _outcome(old_canonical_ip, text)
+
+
+@given(DOTTED, st.one_of(st.integers(min_value=0, max_value=140).map(str), st.sampled_from(["", "032", "x", "-1"])))
+def test_canonical_cidr_matches_ipaddress_generated(host: str, prefix: str) -> None:
+    text = f"{host}/{prefix}"
+    assert _outcome(result.canonical_cidr, text) == _outcome(old_canonical_cidr, text)
+
+
+@pytest.mark.parametrize(
+    "text", ["10.1.2.3/24", "10.1.2.3/33", "10.1.2.3/032", "::ffff:10.1.2.3/120", "fd00::1/64", "1.2.3.4"]
+)
+def test_canonical_cidr_matches_ipaddress(text: str) -> None:
+    assert _outcome(result.canonical_cidr, text) == _outcome(old_canonical_cidr, text)
+
+
+# -- spawn: signal numbers without the signal module ---------------------------------------------
+
+
+def test_spawn_uses_the_signal_modules_numbers() -> None:
+    assert spawn._SIGKILL == signal.SIGKILL
+    assert spawn._RESET_SIGNALS == (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
