@@ -164,12 +164,18 @@ class CacheStore:
         finally:
             os.close(dfd)
 
-    def write(self, key: AttachmentKey, data: bytes) -> None:
+    def write(self, key: AttachmentKey, data: bytes, *, durable: bool = True) -> None:
         """Replace the record atomically (temporary file, fsync, rename).
+
+        Args:
+            durable: with the store's ``durable``, fsync the file and the
+                directory; False skips both for this write (a checkpoint that
+                replaces a durable record; still atomic).
 
         Raises:
             CacheError: the directories cannot be created or written.
         """
+        sync = self.durable and durable
         rdfd = self._open_dir("results", create=True)
         try:
             tdfd = self._open_dir("libcni_py", "tmp", create=True)
@@ -190,12 +196,12 @@ class CacheStore:
                         while view:
                             written = os.write(fd, view)
                             view = view[written:]
-                        if self.durable:
+                        if sync:
                             os.fsync(fd)
                     finally:
                         os.close(fd)
                     os.rename(tmp, key.filename, src_dir_fd=tdfd, dst_dir_fd=rdfd)
-                    if self.durable:
+                    if sync:
                         os.fsync(rdfd)
                 except OSError as exc:
                     try:
