@@ -134,35 +134,39 @@ class CacheStore:
         except FileNotFoundError:
             return None
         try:
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
-            except FileNotFoundError:
-                return None
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise CacheError(
-                        os.path.join(self.results_dir, name), "is a symbolic link; refusing to read it"
-                    ) from None
-                raise CacheError(os.path.join(self.results_dir, name), _why(exc)) from None
-            try:
-                st = os.fstat(fd)
-                if not _is_regular(st.st_mode):
-                    raise CacheError(os.path.join(self.results_dir, name), "is not a regular file")
-                if st.st_size > MAX_RECORD_BYTES:
-                    raise CacheError(os.path.join(self.results_dir, name), f"is {st.st_size} bytes; not a cache record")
-                chunks = []
-                while True:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                return b"".join(chunks)
-            except OSError as exc:
-                raise CacheError(os.path.join(self.results_dir, name), _why(exc)) from None
-            finally:
-                os.close(fd)
+            return self._read_at(dfd, name)
         finally:
             os.close(dfd)
+
+    def _read_at(self, dfd: int, name: str) -> bytes | None:
+        """Read ``name`` in the open ``results/`` directory ``dfd``."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CacheError(
+                    os.path.join(self.results_dir, name), "is a symbolic link; refusing to read it"
+                ) from None
+            raise CacheError(os.path.join(self.results_dir, name), _why(exc)) from None
+        try:
+            st = os.fstat(fd)
+            if not _is_regular(st.st_mode):
+                raise CacheError(os.path.join(self.results_dir, name), "is not a regular file")
+            if st.st_size > MAX_RECORD_BYTES:
+                raise CacheError(os.path.join(self.results_dir, name), f"is {st.st_size} bytes; not a cache record")
+            chunks = []
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise CacheError(os.path.join(self.results_dir, name), _why(exc)) from None
+        finally:
+            os.close(fd)
 
     def write(self, key: AttachmentKey, data: bytes, *, durable: bool = True) -> None:
         """Replace the record atomically (temporary file, fsync, rename).
@@ -246,11 +250,15 @@ class CacheStore:
         except FileNotFoundError:
             return []
         try:
+            return self._names_at(dfd, container_id)
+        finally:
+            os.close(dfd)
+
+    def _names_at(self, dfd: int, container_id: str) -> list[str]:
+        try:
             found = sorted(os.listdir(dfd))
         except OSError as exc:
             raise CacheError(self.results_dir, f"cannot list: {_why(exc)}") from None
-        finally:
-            os.close(dfd)
         if container_id:
             part = f"-{container_id}-"
             found = [n for n in found if n.find(part) > 0 and n.find(part) + len(part) < len(n)]
@@ -258,12 +266,20 @@ class CacheStore:
 
     def iter_files(self, container_id: str = "") -> Iterator[tuple[str, bytes | None, CacheError | None]]:
         """Every file of ``results/`` (sorted) with its bytes, or the error
-        that kept it from being read."""
-        for name in self.names(container_id):
-            try:
-                yield name, self.read_name(name), None
-            except CacheError as exc:
-                yield name, None, exc
+        that kept it from being read.  The directory is opened once for the
+        whole listing (GC reads every record)."""
+        try:
+            dfd = self._open_dir("results", create=False)
+        except FileNotFoundError:
+            return
+        try:
+            for name in self._names_at(dfd, container_id):
+                try:
+                    yield name, self._read_at(dfd, name), None
+                except CacheError as exc:
+                    yield name, None, exc
+        finally:
+            os.close(dfd)
 
     def clean_tmp(self, older_than: float = 3600.0) -> int:
         """Remove temporary files left by writers that crashed; returns how many."""

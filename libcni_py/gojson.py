@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Struct", "dumps", "dumps_bytes", "loads", "MAX_DEPTH"]
+__all__ = ["Raw", "Struct", "dumps", "dumps_bytes", "loads", "MAX_DEPTH"]
 
 #: Deepest nesting accepted by :func:`loads` (Go's own limit is 10000).
 MAX_DEPTH = 512
@@ -39,6 +39,20 @@ class Struct(dict):  # type: ignore[type-arg]
     """A dict written in insertion order, as Go writes a struct's fields."""
 
     __slots__ = ()
+
+
+class Raw:
+    """A value already encoded by :func:`dumps` (compact), written as is.
+
+    For a large value that goes into several documents -- GC's list of valid
+    attachments goes to every plugin of the list -- so that it is encoded
+    once.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 # What Go escapes in a string: control characters (short forms for \n, \r,
@@ -138,6 +152,10 @@ def _encode(value: Any, out: list[str], indent: str | None, level: int) -> None:
         if indent is not None:
             out.append("\n" + indent * level)
         out.append("]")
+    elif isinstance(value, Raw):
+        if indent is not None:
+            raise ValueError("a Raw value cannot be indented")
+        out.append(value.text)
     else:
         raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 

@@ -638,7 +638,7 @@ def gc(netlist: NetworkConfigList, valid_attachments: Sequence[tuple[str, str]],
                 base=opts.base_env,
                 trace=opts.trace,
             )
-            still_valid = sorted(valid)
+            still_valid = request.encode_valid_attachments(sorted(valid))  # once, for every plugin
             for index, plugin in enumerate(netlist.plugins):
                 stdin = request.gc_stdin(
                     plugin, name=netlist.name, cni_version=netlist.cni_version, valid_attachments=still_valid
