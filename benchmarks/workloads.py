@@ -147,7 +147,8 @@ def _floor(requests: list[ExecRequest]) -> float:
 
 def invoker(params: dict[str, Any]) -> tuple[Samples, dict[str, Any]]:
     """ADD, CHECK and DEL of the no-op chain, blocking and with trio, each
-    alternated with the floor: the same requests executed directly."""
+    run right after its floor: the same requests executed directly
+    (``floor.<variant>.<op>`` pairs with ``<variant>.<op>``)."""
     import trio
 
     from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
@@ -178,7 +179,7 @@ def invoker(params: dict[str, Any]) -> tuple[Samples, dict[str, Any]]:
     for _ in range(reps):
         for label, cni in variants:
             for op, call in (("add", cni.add), ("check", cni.check), ("del", cni.delete)):
-                add(f"floor.{op}", _floor(ops[op]))
+                add(f"floor.{label}.{op}", _floor(ops[op]))
                 start = _now()
                 call(netlist, rt)
                 add(f"{label}.{op}", _now() - start)
@@ -188,7 +189,7 @@ def invoker(params: dict[str, Any]) -> tuple[Samples, dict[str, Any]]:
     async def run_async() -> None:
         for _ in range(reps):
             for op, call in (("add", acni.add), ("check", acni.check), ("del", acni.delete)):
-                add(f"floor.{op}", _floor(ops[op]))
+                add(f"floor.async.{op}", _floor(ops[op]))
                 start = _now()
                 await call(netlist, rt)
                 add(f"async.{op}", _now() - start)

@@ -1,5 +1,7 @@
-// Vendored verbatim from the project's shared reference peer (shared/peer/gocnitool/main.go)
-// so that benchmarks/bench.py can build it on a fresh machine; keep it identical.
+// The project's reference peer (shared/peer/gocnitool/main.go), vendored so that
+// benchmarks/bench.py can build it on a fresh machine.  One change: the result
+// cache directory comes from CNI_CACHE_DIR when it is set (as libcni_py's cnitool
+// reads it), so that the benchmark never writes the machine's /var/lib/cni.
 
 // Peer for side-by-side measurement: a cnitool built on Go libcni (Debian's
 // golang-github-appc-cni-dev). Same env vars as upstream cnitool:
@@ -58,7 +60,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cni := libcni.NewCNIConfig(filepath.SplitList(env("CNI_PATH", "/opt/cni/bin")), nil)
+	cni := libcni.NewCNIConfigWithCacheDir(filepath.SplitList(env("CNI_PATH", "/opt/cni/bin")), os.Getenv("CNI_CACHE_DIR"), nil)
 	ctx := context.Background()
 	ifname := env("CNI_IFNAME", "eth0")
 	switch os.Args[1] {
