@@ -9,9 +9,10 @@ Layout under the cache directory (default ``/var/lib/cni``)::
 
 Guarantees:
 
-* **atomic** -- a record is written to a temporary file, fsynced, then
-  renamed over the old one, so a reader (or a crash) sees the old record or
-  the new one, never an empty or half-written file (Go writes in place);
+* **atomic** -- a record is written to a temporary file, fsynced (unless
+  the write is a checkpoint, ``durable=False``), then renamed over the old
+  one, so a reader (or a crash) sees the old record or the new one, never an
+  empty or half-written file (Go writes in place);
 * **no symlink games** -- directories are opened with ``O_NOFOLLOW`` and files
   are created ``O_EXCL|O_NOFOLLOW`` relative to them; a ``results`` directory
   that is a symbolic link, or a record that is one, is refused; ``rename``
