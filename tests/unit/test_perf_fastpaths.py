@@ -11,7 +11,7 @@ import re
 import signal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libcni_py import args, gojson, names, result, schema, spawn
@@ -63,6 +63,7 @@ def test_string_escaping_matches_the_old_regex(text: str) -> None:
     assert gojson._string(text) == old_string(text)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(ANY_TEXT)
 def test_string_escaping_matches_the_old_regex_generated(text: str) -> None:
     assert gojson._string(text) == old_string(text)
@@ -77,6 +78,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(JSON_VALUES, st.sampled_from(["", " ", "\n\t", " \r\n "]), st.booleans())
 def test_loads_decodes_what_json_loads_decodes(value: object, space: str, ascii_only: bool) -> None:
     text = space + json.dumps(value, ensure_ascii=ascii_only) + space
@@ -124,6 +126,7 @@ def test_loads_errors_are_json_loads_errors(text: str) -> None:
     assert info.value.msg == _reference_error(text)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(st.text(alphabet='{}[]",:0123456789.eE+-tfnrual \n\\', max_size=30))
 def test_loads_agrees_with_json_loads_on_noise(text: str) -> None:
     if not text.strip():
@@ -154,6 +157,7 @@ def test_valid_name_matches_the_old_regex(text: str) -> None:
     assert names.is_valid_name(text) == old_is_valid_name(text)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(st.one_of(SHORT_ASCII, ANY_TEXT))
 def test_valid_name_matches_the_old_regex_generated(text: str) -> None:
     assert names.is_valid_name(text) == old_is_valid_name(text)
@@ -190,6 +194,7 @@ def test_plain_patterns_match_re_search(pattern: str, text: str) -> None:
     assert schema._PLAIN_PATTERNS[pattern](text) == (re.search(pattern, text) is not None)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(st.sampled_from(sorted(schema._PLAIN_PATTERNS)), st.one_of(SHORT_ASCII, ANY_TEXT))
 def test_plain_patterns_match_re_search_generated(pattern: str, text: str) -> None:
     assert schema._PLAIN_PATTERNS[pattern](text) == (re.search(pattern, text) is not None)
@@ -215,6 +220,7 @@ def test_every_pattern_of_the_shipped_schemas_has_a_plain_form() -> None:
     assert found <= set(schema._PLAIN_PATTERNS)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(st.lists(st.one_of(st.integers(min_value=0, max_value=99), SHORT_ASCII, ANY_TEXT), max_size=4))
 def test_format_path_matches_the_old_regex(parts: list[str | int]) -> None:
     out = ""
@@ -231,6 +237,7 @@ def test_format_path_matches_the_old_regex(parts: list[str | int]) -> None:
 # -- args: SHA-512 without hashlib ---------------------------------------------------------------
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40))
 def test_container_id_matches_hashlib(tail: str) -> None:
     path = "/var/run/netns/" + tail.replace("\x00", "")
@@ -317,11 +324,13 @@ def test_canonical_ip_matches_ipaddress(text: str) -> None:
     assert _outcome(result.canonical_ip, text) == _outcome(old_canonical_ip, text)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(DOTTED)
 def test_canonical_ip_matches_ipaddress_generated(text: str) -> None:
     assert _outcome(result.canonical_ip, text) == _outcome(old_canonical_ip, text)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail it
 @given(DOTTED, st.one_of(st.integers(min_value=0, max_value=140).map(str), st.sampled_from(["", "032", "x", "-1"])))
 def test_canonical_cidr_matches_ipaddress_generated(host: str, prefix: str) -> None:
     text = f"{host}/{prefix}"
