@@ -304,7 +304,7 @@ def v4only_path(workdir: Path) -> str:
 # building the no-op plugin and the Go peer
 
 
-def build_noop(workdir: Path, chain: int) -> Path:
+def build_noop(workdir: Path) -> Path:
     """Compile ``noop.c``; returns the directory holding ``noop``."""
     bindir = workdir / "noop-bin"
     bindir.mkdir(exist_ok=True)
@@ -779,7 +779,7 @@ class Bench:
 
     def run(self, sections: Sequence[str]) -> None:
         needs_noop = {"invoker", "growth"} & set(sections)
-        bindir = build_noop(self.workdir, self.sizes["chain"]) if needs_noop else None
+        bindir = build_noop(self.workdir) if needs_noop else None
         for section in sections:
             if section in ("cli", "bulk") and not self.root:
                 self.report.row(section, f"{section} (needs root)", "", None, skipped="needs root")
