@@ -12,9 +12,10 @@ Layout under the cache directory (default ``/var/lib/cni``)::
 
 Guarantees:
 
-* **atomic** -- a record is written to a temporary file, fsynced, then
-  renamed over the old one, so a reader (or a crash) sees the old record or
-  the new one, never an empty or half-written file (Go writes in place);
+* **atomic** -- a record is written to a temporary file, fsynced (unless
+  the write is a checkpoint, ``durable=False``), then renamed over the old
+  one, so a reader (or a crash) sees the old record or the new one, never an
+  empty or half-written file (Go writes in place);
 * **no symlink games** -- directories are opened with ``O_NOFOLLOW`` and files
   are created ``O_EXCL|O_NOFOLLOW`` relative to them; a ``results`` directory
   that is a symbolic link, or a record that is one, is refused; ``rename``
@@ -152,45 +153,57 @@ class CacheStore:
             return None
         where = os.path.join(self.cache_dir, *folder, name)
         try:
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
-            except FileNotFoundError:
-                return None
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise CacheError(where, "is a symbolic link; refusing to read it") from None
-                raise CacheError(where, _why(exc)) from None
-            try:
-                st = os.fstat(fd)
-                if not _is_regular(st.st_mode):
-                    raise CacheError(where, "is not a regular file")
-                if st.st_size > MAX_RECORD_BYTES:
-                    raise CacheError(where, f"is {st.st_size} bytes; not a cache record")
-                chunks = []
-                while True:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                return b"".join(chunks)
-            except OSError as exc:
-                raise CacheError(where, _why(exc)) from None
-            finally:
-                os.close(fd)
+            return self._read_at(dfd, name, where)
         finally:
             os.close(dfd)
 
-    def write(self, key: AttachmentKey, data: bytes) -> None:
+    def _read_at(self, dfd: int, name: str, where: str = "") -> bytes | None:
+        """Read ``name`` in the open directory ``dfd`` (``where``: its path,
+        for messages; default ``results/<name>``)."""
+        where = where or os.path.join(self.results_dir, name)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CacheError(where, "is a symbolic link; refusing to read it") from None
+            raise CacheError(where, _why(exc)) from None
+        try:
+            st = os.fstat(fd)
+            if not _is_regular(st.st_mode):
+                raise CacheError(where, "is not a regular file")
+            if st.st_size > MAX_RECORD_BYTES:
+                raise CacheError(where, f"is {st.st_size} bytes; not a cache record")
+            chunks = []
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise CacheError(where, _why(exc)) from None
+        finally:
+            os.close(fd)
+
+    def write(self, key: AttachmentKey, data: bytes, *, durable: bool = True) -> None:
         """Replace the record atomically (temporary file, fsync, rename).
+
+        Args:
+            durable: with the store's ``durable``, fsync the file and the
+                directory; False skips both for this write (a checkpoint that
+                replaces a durable record; still atomic).
 
         Raises:
             CacheError: the directories cannot be created or written.
         """
-        self.write_name(key.filename, data)
+        self.write_name(key.filename, data, durable=durable)
 
-    def write_name(self, name: str, data: bytes, *, folder: tuple[str, ...] = RESULTS) -> None:
+    def write_name(self, name: str, data: bytes, *, folder: tuple[str, ...] = RESULTS, durable: bool = True) -> None:
         """Like :meth:`write`, by file name inside ``folder`` (a valid name:
         letters, digits, ``_.-``)."""
+        sync = self.durable and durable
         rdfd = self._open_dir(*folder, create=True)
         target = os.path.join(self.cache_dir, *folder, name)
         try:
@@ -212,12 +225,12 @@ class CacheStore:
                         while view:
                             written = os.write(fd, view)
                             view = view[written:]
-                        if self.durable:
+                        if sync:
                             os.fsync(fd)
                     finally:
                         os.close(fd)
                     os.rename(tmp, name, src_dir_fd=tdfd, dst_dir_fd=rdfd)
-                    if self.durable:
+                    if sync:
                         os.fsync(rdfd)
                 except OSError as exc:
                     try:
@@ -262,11 +275,17 @@ class CacheStore:
         except FileNotFoundError:
             return []
         try:
-            found = sorted(os.listdir(dfd))
-        except OSError as exc:
-            raise CacheError(os.path.join(self.cache_dir, *folder), f"cannot list: {_why(exc)}") from None
+            return self._names_at(dfd, container_id, os.path.join(self.cache_dir, *folder))
         finally:
             os.close(dfd)
+
+    def _names_at(self, dfd: int, container_id: str, where: str = "") -> list[str]:
+        """The sorted names in the open directory ``dfd`` (``where``: its path,
+        for messages), optionally filtered for ``container_id``."""
+        try:
+            found = sorted(os.listdir(dfd))
+        except OSError as exc:
+            raise CacheError(where or self.results_dir, f"cannot list: {_why(exc)}") from None
         if container_id:
             part = f"-{container_id}-"
             found = [n for n in found if n.find(part) > 0 and n.find(part) + len(part) < len(n)]
@@ -274,12 +293,20 @@ class CacheStore:
 
     def iter_files(self, container_id: str = "") -> Iterator[tuple[str, bytes | None, CacheError | None]]:
         """Every file of ``results/`` (sorted) with its bytes, or the error
-        that kept it from being read."""
-        for name in self.names(container_id):
-            try:
-                yield name, self.read_name(name), None
-            except CacheError as exc:
-                yield name, None, exc
+        that kept it from being read.  The directory is opened once for the
+        whole listing (GC reads every record)."""
+        try:
+            dfd = self._open_dir("results", create=False)
+        except FileNotFoundError:
+            return
+        try:
+            for name in self._names_at(dfd, container_id):
+                try:
+                    yield name, self._read_at(dfd, name), None
+                except CacheError as exc:
+                    yield name, None, exc
+        finally:
+            os.close(dfd)
 
     def sweep(self, prefix: str, *, older_than: float = 600.0) -> tuple[int, int]:
         """Remove what interrupted operations left for names starting with

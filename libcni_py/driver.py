@@ -80,7 +80,7 @@ class DriverBase:
         if isinstance(effect, plan.ReadRecord):
             return self.store.read(effect.key)
         if isinstance(effect, plan.WriteRecord):
-            self.store.write(effect.key, effect.data)
+            self.store.write(effect.key, effect.data, durable=effect.durable)
             return None
         if isinstance(effect, plan.RemoveRecord):
             return self.store.remove(effect.key)

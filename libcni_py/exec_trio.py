@@ -11,9 +11,11 @@ the cancellation goes on, so no process outlives it.  The per-call
 ``timeout`` of the :class:`~libcni_py.api.AsyncCNI` is the same deadline
 applied to each plugin run.
 
-Cache records are written in a worker thread (``fsync`` would otherwise
-stall every other task), and waiting for an attachment lock polls with a
-short backoff so that it stays cancellable.
+Cache records that are fsynced are written in a worker thread (``fsync``
+would otherwise stall every other task); checkpoints that are not, reads
+and removals are quick and run on the loop, where a thread hop would cost
+more than they do.  Waiting for an attachment lock polls with a short
+backoff so that it stays cancellable.
 """
 
 from __future__ import annotations
@@ -169,7 +171,8 @@ class TrioDriver(DriverBase):
             if effect.key not in self.held:
                 self.held[effect.key] = await self._lock(effect)
             return None
-        if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Sweep)):
+        if isinstance(effect, plan.WriteRecord) and effect.durable and self.store.durable:
+            # fsync can take milliseconds (more on a busy disk): not on the loop.
             return await trio.to_thread.run_sync(self.perform_simple, effect)
         return self.perform_simple(effect)
 

@@ -11,8 +11,6 @@ or GC can never be steered outside the cache directory.
 
 from __future__ import annotations
 
-import re
-
 from .errors import (
     CODE_INVALID_ENVIRONMENT,
     CODE_INVALID_NETWORK_CONFIG,
@@ -22,17 +20,22 @@ from .errors import (
 
 __all__ = ["check_container_id", "check_ifname", "check_network_name", "is_valid_name"]
 
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 _MAX_IFNAME = 15
 # Go's unicode.IsSpace (Python's str.isspace also counts U+001C-U+001F)
 _GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
     chr(c) for c in range(0x2000, 0x200B)
 )
+_PUNCTUATION = str.maketrans("", "", "_.-")
 
 
 def is_valid_name(text: str) -> bool:
-    """True if ``text`` is a valid container ID or network name."""
-    return _NAME.fullmatch(text) is not None and text.isascii()
+    """True if ``text`` is a valid container ID or network name
+    (``[a-zA-Z0-9][a-zA-Z0-9_.-]*``, checked without ``re``: importing it
+    costs a one-shot CLI call ~7 ms)."""
+    if not text or not text.isascii() or not text[0].isalnum():
+        return False
+    rest = text[1:].translate(_PUNCTUATION)
+    return not rest or rest.isalnum()
 
 
 def check_container_id(container_id: str, *, where: str = "") -> None:

@@ -16,7 +16,8 @@ differences, each tested:
   not only ADD, and every plugin binary is resolved before the first runs;
 * the attachment is recorded before the first ADD plugin runs and after each
   one (see :mod:`libcni_py.cache`), so a crash never leaves resources that no
-  DEL or GC can find;
+  DEL or GC can find; the first and the last record are fsynced (they
+  survive a power loss), the ones in between only replace it atomically;
 * a per-attachment lock serialises ADD, CHECK and DEL of one attachment;
 * CHECK without a cached result fails with a clear error instead of running
   plugins with a null ``prevResult``; DEL with a damaged cache file goes on
@@ -192,14 +193,20 @@ class ReadRecord(Value):
 
 
 class WriteRecord(Value):
-    """Replace an attachment record atomically -> None."""
+    """Replace an attachment record atomically -> None.
 
-    __slots__ = ("key", "data")
+    ``durable=False`` marks a checkpoint that need not survive a power loss
+    (the record it replaces did, and says as much): the store skips its
+    ``fsync`` calls.  Replacing is atomic either way.
+    """
+
+    __slots__ = ("key", "data", "durable")
     key: AttachmentKey
     data: bytes
+    durable: bool
 
-    def __init__(self, *, key: AttachmentKey, data: bytes) -> None:
-        self._set(key=key, data=data)
+    def __init__(self, *, key: AttachmentKey, data: bytes, durable: bool = True) -> None:
+        self._set(key=key, data=data, durable=durable)
 
 
 class RemoveRecord(Value):
@@ -415,9 +422,13 @@ def add(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
             )
             raise
         if index + 1 < total:
+            # A checkpoint: atomic, not fsynced.  After a power loss the durable
+            # record written before the first plugin (or, with luck, this one)
+            # is there, and DEL or GC undoes the whole chain from either.
             yield WriteRecord(
                 key=key,
                 data=_record(netlist, rt, prev, cache.Progress(state="adding", done=index + 1, plugins=total)),
+                durable=False,
             )
     yield WriteRecord(key=key, data=_record(netlist, rt, prev, None))
     yield Release(key=key)
@@ -852,7 +863,7 @@ def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, 
                 base=opts.base_env,
                 trace=opts.trace,
             )
-            still_valid = sorted(valid)
+            still_valid = request.encode_valid_attachments(sorted(valid))  # once, for every plugin
             for index, plugin in enumerate(given.plugins):
                 stdin = request.gc_stdin(
                     plugin, name=given.name, cni_version=given.cni_version, valid_attachments=still_valid

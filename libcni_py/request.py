@@ -31,6 +31,7 @@ __all__ = [
     "TraceContext",
     "capability_split",
     "capability_strings",
+    "encode_valid_attachments",
     "gc_stdin",
     "parse_trace_context",
     "plugin_env",
@@ -245,17 +246,30 @@ def plugin_stdin(
     return gojson.dumps_bytes(conf)
 
 
+def encode_valid_attachments(valid_attachments: Sequence[tuple[str, str]]) -> gojson.Raw:
+    """GC's list of valid attachments, encoded once for every plugin's stdin
+    (``[{"containerID":...,"ifname":...},...]``, as Go encodes it)."""
+    return gojson.Raw(gojson.dumps([Struct(containerID=cid, ifname=ifname) for cid, ifname in valid_attachments]))
+
+
 def gc_stdin(
     plugin: PluginConf,
     *,
     name: str,
     cni_version: str,
-    valid_attachments: Sequence[tuple[str, str]],
+    valid_attachments: Sequence[tuple[str, str]] | gojson.Raw,
 ) -> bytes:
     """The stdin of a GC call: the object with ``name``, ``cniVersion`` and the
     valid attachments under ``cni.dev/valid-attachments`` (and, for plugins
-    written against a typo in an early 1.1 draft, ``cni.dev/attachments``)."""
-    attachments = [Struct(containerID=cid, ifname=ifname) for cid, ifname in valid_attachments]
+    written against a typo in an early 1.1 draft, ``cni.dev/attachments``).
+
+    Args:
+        valid_attachments: ``(container ID, ifname)`` pairs, or the list
+            already encoded by :func:`encode_valid_attachments`.
+    """
+    attachments = (
+        valid_attachments if isinstance(valid_attachments, gojson.Raw) else encode_valid_attachments(valid_attachments)
+    )
     conf: dict[str, Any] = dict(plugin.raw)
     conf["name"] = name
     conf["cniVersion"] = cni_version

@@ -25,12 +25,14 @@ ignores them.
 
 from __future__ import annotations
 
-import json
 import os
-import re
+
+from . import gojson
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = ["SCHEMA_NAMES", "first_error", "format_path", "load", "validate_with_jsonschema"]
@@ -52,6 +54,16 @@ SCHEMA_NAMES = (
 _loaded: dict[str, dict[str, Any]] = {}
 _patterns: dict[str, re.Pattern[str]] = {}
 
+#: The patterns the shipped schemas use, as plain string tests equivalent to
+#: the ECMA-262 regular expressions JSON Schema means (where ``$`` is the end
+#: of the input, not "before a final newline" as in Python), so that checking
+#: a configuration needs no ``re`` (~7 ms of a one-shot CLI call).  Any other
+#: pattern is compiled with ``re`` (see :func:`_matches`).
+_PLAIN_PATTERNS: dict[str, Callable[[str], bool]] = {
+    "^(?![.]{1,2}$)[^/\u0000]*$": lambda s: s not in (".", "..") and "/" not in s and "\0" not in s,
+    "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$": lambda s: s.isascii() and s.lower() in ("true", "false"),
+}
+
 _TYPE_WORDS = {
     "string": "a string",
     "object": "an object",
@@ -68,7 +80,7 @@ def load(name: str) -> dict[str, Any]:
     doc = _loaded.get(name)
     if doc is None:
         with open(os.path.join(_DIR, name + ".json"), "rb") as fh:
-            doc = json.loads(fh.read())
+            doc = gojson.loads(fh.read())
         _loaded[name] = doc
     return doc
 
@@ -79,31 +91,13 @@ def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+        elif part.isascii() and part.isidentifier():  # [A-Za-z_][A-Za-z0-9_]*
             out += ("." if out else "") + part
         else:
+            import json
+
             out += "[" + json.dumps(part) + "]"
     return out
-
-
-def _is_type(value: Any, type_name: str) -> bool:
-    if type_name == "string":
-        return isinstance(value, str)
-    if type_name == "object":
-        return isinstance(value, dict)
-    if type_name == "array":
-        return isinstance(value, list)
-    if type_name == "boolean":
-        return isinstance(value, bool)
-    if type_name == "null":
-        return value is None
-    if isinstance(value, bool):
-        return False
-    if type_name == "integer":
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if type_name == "number":
-        return isinstance(value, (int, float))
-    return False
 
 
 def _resolve(ref: str, current_file: str) -> tuple[dict[str, Any], str]:
@@ -120,85 +114,219 @@ def _message(schema: dict[str, Any], keyword: str, default: str) -> str:
     return str(text) if text else default
 
 
-Fault = tuple[list[str | int], str]
+def ecma_to_python(pattern: str) -> str:
+    """An ECMA-262 pattern (what JSON Schema means) as a Python one: ``$``
+    outside a character class is the end of the input (``\\Z``); Python's
+    ``$`` also matches before a final newline."""
+    out: list[str] = []
+    in_class = escaped = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            out.append("\\Z")
+            continue
+        out.append(ch)
+    return "".join(out)
 
 
-def _check(value: Any, schema: dict[str, Any], file: str, path: list[str | int]) -> Fault | None:
+def _matches(pattern: str, value: str) -> bool:
+    """``re.search(pattern, value) is not None``, without ``re`` for the
+    shipped schemas' patterns."""
+    plain = _PLAIN_PATTERNS.get(pattern)
+    if plain is not None:
+        return plain(value)
+    compiled = _patterns.get(pattern)
+    if compiled is None:
+        import re
+
+        compiled = _patterns[pattern] = re.compile(ecma_to_python(pattern))
+    return compiled.search(value) is not None
+
+
+# A schema node is turned once into a check: a function of the value that
+# returns None, or the fault as (path from the value inward, reversed; message).
+# Building the path only for the fault keeps the valid case -- nearly every
+# document -- cheap: a cache record is checked in a few microseconds, where
+# walking the schema's keywords for every value took ~50.
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Check: TypeAlias = Callable[[Any], tuple[list[str | int], str] | None]
+
+_checks: dict[int, Check] = {}
+
+
+_PLAIN_TYPES: dict[str, type] = {"string": str, "object": dict, "array": list, "boolean": bool}
+
+
+def _type_test(names: list[str]) -> Callable[[Any], bool]:
+    """A test for JSON Schema ``type`` names (booleans are not numbers; an
+    integral float is an integer)."""
+    classes = tuple(_PLAIN_TYPES[name] for name in names if name in _PLAIN_TYPES)
+    integer, number = "integer" in names, "number" in names
+    if "null" in names and not (integer or number):
+        return lambda v: v is None or isinstance(v, classes)
+    if not (integer or number):
+        return lambda v: isinstance(v, classes)
+    allow_none = "null" in names
+
+    def test(v: Any) -> bool:
+        if v is None:
+            return allow_none
+        if isinstance(v, classes):
+            return True
+        if isinstance(v, bool):
+            return False
+        if isinstance(v, int):
+            return True
+        return isinstance(v, float) and (number or v.is_integer())
+
+    return test
+
+
+def _check_for(schema: dict[str, Any], file: str) -> Check:
+    """The check of a schema node, built on first use."""
+    check = _checks.get(id(schema))
+    if check is None:
+        built: list[Check] = []
+        # A node that refers back to itself gets this forwarder while it is built.
+        _checks[id(schema)] = lambda value: built[0](value)  # noqa: PLW0108 - built[0] comes later
+        built.append(_build(schema, file))
+        check = _checks[id(schema)] = built[0]
+    return check
+
+
+def _build(schema: dict[str, Any], file: str) -> Check:
+    """Compile one node: its keywords in a fixed order, first fault wins."""
+    steps: list[Check] = []
+
     ref = schema.get("$ref")
     if ref is not None:
         target, target_file = _resolve(ref, file)
-        fault = _check(value, target, target_file, path)
-        if fault is not None:
-            return fault
+        steps.append(_check_for(target, target_file))
 
     types = schema.get("type")
     if types is not None:
         names = [types] if isinstance(types, str) else list(types)
-        if not any(_is_type(value, t) for t in names):
-            wanted = " or ".join(_TYPE_WORDS[t] for t in names if t != "null")
-            return path, _message(schema, "type", f"expected {wanted}")
+        is_type = _type_test(names)
+        type_message = _message(schema, "type", "expected " + " or ".join(_TYPE_WORDS[t] for t in names if t != "null"))
+        steps.append(lambda v: None if is_type(v) else ([], type_message))
 
-    if "anyOf" in schema and all(_check(value, sub, file, path) is not None for sub in schema["anyOf"]):
-        return path, _message(schema, "anyOf", "does not match any allowed form")
+    if "anyOf" in schema:
+        alternatives = [_check_for(sub, file) for sub in schema["anyOf"]]
+        any_message = _message(schema, "anyOf", "does not match any allowed form")
+        steps.append(lambda v: None if any(alt(v) is None for alt in alternatives) else ([], any_message))
 
-    if "enum" in schema and value not in schema["enum"]:
-        allowed = ", ".join(json.dumps(v) for v in schema["enum"])
-        return path, _message(schema, "enum", f"must be one of {allowed}")
+    if "enum" in schema:
+        allowed_values = schema["enum"]
 
-    if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            return path, _message(schema, "minLength", "must not be empty")
-        pattern = schema.get("pattern")
-        if pattern is not None:
-            compiled = _patterns.get(pattern)
-            if compiled is None:
-                # JSON Schema patterns are ECMA-262: "$" is the end of the input,
-                # while Python's "$" also matches before a final newline.
-                python_pattern = (
-                    pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern
-                )
-                compiled = _patterns[pattern] = re.compile(python_pattern)
-            if compiled.search(value) is None:
-                return path, _message(schema, "pattern", f"must match {pattern}")
+        def enum_step(v: Any) -> tuple[list[str | int], str] | None:
+            if v in allowed_values:
+                return None
+            import json
 
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and "minimum" in schema
-        and value < schema["minimum"]
-    ):
-        return path, _message(schema, "minimum", f"must be at least {schema['minimum']}")
+            allowed = ", ".join(json.dumps(a) for a in allowed_values)
+            return [], _message(schema, "enum", f"must be one of {allowed}")
 
-    if isinstance(value, dict):
-        for key in schema.get("required", ()):
-            if key not in value:
-                return path, _message(schema, "required", f'missing required field "{key}"')
-        props: dict[str, Any] = schema.get("properties", {})
+        steps.append(enum_step)
+
+    min_length = schema.get("minLength")
+    pattern = schema.get("pattern")
+    if min_length is not None or pattern is not None:
+        short_message = _message(schema, "minLength", "must not be empty")
+        pattern_message = _message(schema, "pattern", f"must match {pattern}")
+
+        def string_step(v: Any) -> tuple[list[str | int], str] | None:
+            if isinstance(v, str):
+                if min_length is not None and len(v) < min_length:
+                    return [], short_message
+                if pattern is not None and not _matches(pattern, v):
+                    return [], pattern_message
+            return None
+
+        steps.append(string_step)
+
+    minimum = schema.get("minimum")
+    if minimum is not None:
+        low_message = _message(schema, "minimum", f"must be at least {minimum}")
+        steps.append(
+            lambda v: (
+                ([], low_message) if isinstance(v, (int, float)) and not isinstance(v, bool) and v < minimum else None
+            )
+        )
+
+    if "required" in schema or "properties" in schema or "additionalProperties" in schema:
+        required: list[str] = list(schema.get("required", ()))
+        props = {key: _check_for(sub, file) for key, sub in schema.get("properties", {}).items()}
         extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            sub = props.get(key)
-            if sub is None:
-                if extra is False:
-                    return [*path, key], _message(schema, "additionalProperties", "unknown field")
-                if extra is True:
-                    continue
-                sub = extra
-            fault = _check(item, sub, file, [*path, key])
+        extra_check = _check_for(extra, file) if isinstance(extra, dict) else None
+        unknown_message = _message(schema, "additionalProperties", "unknown field")
+
+        def object_step(v: Any) -> tuple[list[str | int], str] | None:
+            if not isinstance(v, dict):
+                return None
+            for key in required:
+                if key not in v:
+                    return [], _message(schema, "required", f'missing required field "{key}"')
+            for key, item in v.items():
+                sub = props.get(key)
+                if sub is None:
+                    if extra is False:
+                        return [key], unknown_message
+                    if extra_check is None:
+                        continue
+                    sub = extra_check
+                fault = sub(item)
+                if fault is not None:
+                    fault[0].append(key)
+                    return fault
+            return None
+
+        steps.append(object_step)
+
+    min_items = schema.get("minItems")
+    max_items = schema.get("maxItems")
+    items = schema.get("items")
+    if min_items is not None or max_items is not None or isinstance(items, dict):
+        item_check = _check_for(items, file) if isinstance(items, dict) else None
+        few_message = _message(schema, "minItems", f"must have at least {min_items} item(s)")
+        many_message = _message(schema, "maxItems", f"must have at most {max_items} item(s)")
+
+        def array_step(v: Any) -> tuple[list[str | int], str] | None:
+            if not isinstance(v, list):
+                return None
+            if min_items is not None and len(v) < min_items:
+                return [], few_message
+            if max_items is not None and len(v) > max_items:
+                return [], many_message
+            if item_check is not None:
+                for index, item in enumerate(v):
+                    fault = item_check(item)
+                    if fault is not None:
+                        fault[0].append(index)
+                        return fault
+            return None
+
+        steps.append(array_step)
+
+    if len(steps) == 1:
+        return steps[0]
+
+    def all_steps(v: Any) -> tuple[list[str | int], str] | None:
+        for step in steps:
+            fault = step(v)
             if fault is not None:
                 return fault
+        return None
 
-    if isinstance(value, list):
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            return path, _message(schema, "minItems", f"must have at least {schema['minItems']} item(s)")
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            return path, _message(schema, "maxItems", f"must have at most {schema['maxItems']} item(s)")
-        items = schema.get("items")
-        if isinstance(items, dict):
-            for index, item in enumerate(value):
-                fault = _check(item, items, file, [*path, index])
-                if fault is not None:
-                    return fault
-    return None
+    return all_steps
 
 
 def first_error(value: Any, name: str, *, prefix: tuple[str | int, ...] = ()) -> tuple[str, str] | None:
@@ -213,11 +341,11 @@ def first_error(value: Any, name: str, *, prefix: tuple[str | int, ...] = ()) ->
         None when valid, else ``(json_path, message)`` of the first fault, e.g.
         ``("plugins[1].type", "expected a string")``.
     """
-    fault = _check(value, load(name), name, list(prefix))
+    fault = _check_for(load(name), name)(value)
     if fault is None:
         return None
-    parts, message = fault
-    return format_path(parts), message
+    inner, message = fault
+    return format_path([*prefix, *reversed(inner)]), message
 
 
 def validate_with_jsonschema(value: Any, name: str) -> list[tuple[str, str]]:

@@ -166,9 +166,7 @@ def _network_for_teardown(ctx: Context, cni: CNI, name: str, rt: RuntimeConf | N
         return name
 
 
-def with_recorded_args(
-    ctx: Context, cni: CNI, network: str, rt: RuntimeConf, values: dict[str, object]
-) -> RuntimeConf:
+def with_recorded_args(ctx: Context, cni: CNI, network: str, rt: RuntimeConf, values: dict[str, object]) -> RuntimeConf:
     """``rt`` with the CNI_ARGS and capability args recorded at ADD, for those
     the caller gave none of (neither flag nor environment).
 
