@@ -276,7 +276,12 @@ def test_the_package_never_uses_a_shell() -> None:
     found = []
     for path in sorted((REPO / "libcni_py").rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
+        # a set of program names (proctrace recognises script interpreters by
+        # name) is not a command line
+        in_sets = {id(e) for n in ast.walk(tree) if isinstance(n, ast.Set) for e in n.elts}
         for node in ast.walk(tree):
+            if id(node) in in_sets:
+                continue
             if isinstance(node, ast.keyword) and node.arg == "shell":
                 found.append(f"{path.name}:{node.lineno}: shell=")
             if isinstance(node, ast.Attribute) and node.attr in SHELL_CALLS:
