@@ -125,16 +125,7 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
             child.kill_group()
             child.reap(block=True)
         child.close()
-    return ExecOutcome(
-        returncode=child.returncode if child.returncode is not None else -9,
-        stdout=child.stdout,
-        stderr=child.stderr,
-        stderr_dropped=child.stderr_dropped,
-        duration=time.monotonic() - started,
-        timed_out=timed_out,
-        overflow=child.overflow,
-        pid=child.pid,
-    )
+    return child.outcome(duration=time.monotonic() - started, timed_out=timed_out)
 
 
 class SyncDriver(DriverBase):

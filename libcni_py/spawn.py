@@ -25,7 +25,7 @@ from __future__ import annotations
 import errno
 import os
 
-from .invoke import MAX_STDERR_KEPT, MAX_STDOUT
+from .invoke import MAX_STDERR_KEPT, MAX_STDOUT, ExecOutcome
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -221,6 +221,19 @@ class Child:
             os.close(self.pidfd)
             self.pidfd = -1
         return True
+
+    def outcome(self, *, duration: float, timed_out: bool) -> ExecOutcome:
+        """What the run did, once the process is reaped and the pipes drained."""
+        return ExecOutcome(
+            returncode=self.returncode if self.returncode is not None else -9,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            stderr_dropped=self.stderr_dropped,
+            duration=duration,
+            timed_out=timed_out,
+            overflow=self.overflow,
+            pid=self.pid,
+        )
 
     def close(self) -> None:
         """Close every descriptor still open (the process must be reaped)."""
