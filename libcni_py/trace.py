@@ -72,7 +72,8 @@ class Event(Value):
         duration: seconds the step took (probes not counted).
         actor: ``plugin`` for a plugin call, ``libcni_py`` otherwise.
         effect: ``exec``, ``resolve``, ``lock``, ``unlock``, ``read-record``,
-            ``write-record``, ``remove-record``, ``list-records`` or ``notice``.
+            ``write-record``, ``remove-record``, ``list-records``, ``sweep`` or
+            ``notice``.
         summary: one line for a person.
         data: the rest, JSON-ready (see docs/tracing.md for the fields).
         changes: what changed during the step.

@@ -218,8 +218,8 @@ def _show(ctx: Context, values: dict[str, object], network: str, container_id: s
         out.append(f"  CAP_ARGS     {caps}")
         words = {
             "matches": f"matches {conf_file}",
-            "differs": f"DIFFERS from {conf_file} (changed since the ADD: cnitool del runs the current file, "
-            "CRI-O the cached copy)",
+            "differs": f"DIFFERS from {conf_file} (changed since the ADD: cnitool del runs the cached copy, "
+            "as CRI-O does; del --current-config runs the file)",
             "gone": detail,
             "unknown": detail,
         }

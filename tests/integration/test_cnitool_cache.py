@@ -70,6 +70,7 @@ def test_cache_show_and_conf_file_state(env: dict[str, str], tmp_path: Path, con
     write_conf(conf_dir, "10-rec.conflist", {**NET, "plugins": [{"type": "recorder", "interfaceName": "zz"}]})
     text = run_cnitool("cache", "show", "recnet", cid, "eth0", env=env).stdout
     assert f"  conf file    DIFFERS from {conf_dir / '10-rec.conflist'}" in text
+    assert "cnitool del runs the cached copy" in text  # as plan.delete does since DEL prefers the record
     assert '+      "interfaceName": "zz",' in text and "  CNI_ARGS     K8S_POD_NAME=web" in text
     (conf_dir / "10-rec.conflist").unlink()
     doc = json.loads(run_cnitool("cache", "show", "recnet", cid, "eth0", "--json", env=env).stdout)
