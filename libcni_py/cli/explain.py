@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from ._argv import Command, Opt, UsageError
-from .ops import _ATTACH, runtime_conf
+from .ops import _ATTACH, runtime_conf, with_recorded_args
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,6 +80,9 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     netns_given = len(positionals) == 2
     rt = runtime_conf(ctx, values, positionals[1] if netns_given else NETNS_PLACEHOLDER, must_exist=False)
     cni = ctx.cni()
+    if netns_given and operation in ("CHECK", "DEL"):
+        # as `cnitool check/del` would: the recorded arguments when none are given
+        rt = with_recorded_args(ctx, cni, netlist.name, rt, values)
     steps = explain.explain(netlist, operation, rt, cni.options(), cni.store, valid_attachments=valid)
     full_env = bool(values.get("full_env"))
     if values.get("json"):

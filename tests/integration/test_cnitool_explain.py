@@ -153,3 +153,21 @@ def test_explain_text_shows_the_stdin_and_env(env: dict[str, str]) -> None:
     assert "     prevResult: the result of plugins[0] (recorder) ADD" in out
     assert '         "prevResult": "PLACEHOLDER: the result of plugins[0] (recorder) ADD",' in out
     assert "capability args: gets portMappings; not passed (not declared in its capabilities): bandwidth" in out
+
+
+def test_explain_del_uses_the_recorded_arguments_like_del(env: dict[str, str], tmp_path: Path) -> None:
+    """explain shows what `cnitool del` would send: with no CAP_ARGS given,
+    the capability args recorded at ADD."""
+    from support import run_cnitool
+
+    netns = tmp_path / "ns-recorded"
+    netns.write_text("")
+    added = run_cnitool("add", "recnet", str(netns), env=env)
+    assert added.returncode == 0, added.stderr
+    bare = env | {"CAP_ARGS": "", "CNI_ARGS": ""}
+    proc = run_cnitool("explain", "recnet", str(netns), "--command", "DEL", "--json", env=bare)
+    assert proc.returncode == 0, proc.stderr
+    assert "recorded when the attachment was added" in proc.stderr
+    attachment = json.loads(proc.stdout)["attachment"]
+    assert attachment["capabilityArgs"] == CAPS
+    assert attachment["cniArgs"] == [["K8S_POD_NAME", "web"]]
