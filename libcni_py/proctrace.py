@@ -656,7 +656,9 @@ class Writer(Value):
         basis: how it is known: ``event`` (fanotify named the process that
             did it), ``requester`` (the netlink notification named the
             process that asked for it), ``running`` (it happened while this
-            process, the innermost one of the step, was running).
+            process, the innermost one of the step, was running), ``address``
+            (a kernel prefix route, added or removed with an address whose
+            requester is known).
     """
 
     __slots__ = ("pid", "program", "scope", "run_by", "action", "exe", "cni_command", "basis")
@@ -731,7 +733,10 @@ def describe_writer(writer: Mapping[str, Any], removed: bool, kind: str) -> str:
             verb = "removed" if removed else "added"
         else:
             verb = "removed" if removed else "created" if kind == "dir" else "written"
-        text = f"{verb} by {writer.get('program')}, pid {writer.get('pid')}"
+        how = ""
+        if writer.get("basis") == "address":
+            how = " " + str(writer.get("action", "")).partition(" ")[2]  # "with address 10.0.0.1/24"
+        text = f"{verb} by {writer.get('program')}{how}, pid {writer.get('pid')}"
     if writer.get("runBy"):
         text += ", run by " + " <- ".join(writer["runBy"])
     if writer.get("scope") == "other":
@@ -1367,6 +1372,47 @@ def _routes_gone_with_links(changes: list[Change]) -> list[Change]:
     return out
 
 
+def _prefix_routes_with_addresses(changes: list[Change]) -> list[Change]:
+    """A ``proto kernel`` route is the prefix route the kernel adds (or drops)
+    with an address: it is the address's writer's doing (``with address X``).
+
+    Its own notification names no requester, and the process running when it
+    is read may already be the caller of the one that added the address (a
+    busy machine reads late), so the address's writer is the better evidence.
+    """
+    import ipaddress
+
+    addresses: dict[tuple[str, str, str | None, str], dict[str, Any]] = {}
+    for change in changes:
+        writer = change.details.get("writer")
+        if change.kind != "address" or not isinstance(writer, dict) or writer.get("basis") != "requester":
+            continue
+        try:
+            network = str(ipaddress.ip_interface(str(change.details.get("address"))).network)
+        except ValueError:
+            continue
+        addresses[(change.where, change.change, change.details.get("ifname"), network)] = {
+            **writer,
+            "action": f"{change.change} with address {change.details.get('address')}",
+            "basis": "address",
+        }
+    if not addresses:
+        return changes
+    out: list[Change] = []
+    for change in changes:
+        writer = change.details.get("writer")
+        basis = writer.get("basis") if isinstance(writer, dict) else None
+        if change.kind == "route" and change.details.get("proto") == "kernel" and basis in (None, "running"):
+            found = addresses.get(
+                (change.where, change.change, change.details.get("dev"), str(change.details.get("dst")))
+            )
+            if found is not None:
+                out.append(change.replace(details={**change.details, "writer": found}))
+                continue
+        out.append(change)
+    return out
+
+
 class Observation:
     """What an :class:`Observer` saw during one step."""
 
@@ -1453,7 +1499,7 @@ class Observation:
                 out.append(change)
                 continue
             out.append(change.replace(details={**change.details, "writer": writer}))
-        return _routes_gone_with_links(out)
+        return _prefix_routes_with_addresses(_routes_gone_with_links(out))
 
     def processes(self, top_pid: int, top_name: str, t0: float) -> list[dict[str, Any]] | None:
         """The plugin's process and those it started (see :func:`processes_json`);

@@ -411,3 +411,52 @@ def test_who_made_a_network_change() -> None:
     assert out[1].details["writer"] == link_writer | {"action": "removed with link eth0"}
     assert out[2].details["writer"] is None  # another namespace's eth0
     assert pt.describe_writer(link_writer, removed=True, kind="link") == "while bridge ran, pid 11, run by flannel"
+
+
+def test_kernel_prefix_route_takes_the_writer_of_its_address() -> None:
+    from libcni_py.probes import Change
+    from libcni_py.proctrace import _prefix_routes_with_addresses, describe_writer
+
+    bridge = {
+        "pid": 11,
+        "program": "bridge",
+        "scope": "plugin",
+        "runBy": ["flannel"],
+        "basis": "requester",
+        "action": "added",
+    }
+    flannel_running = {
+        "pid": 10,
+        "program": "flannel",
+        "scope": "plugin",
+        "runBy": [],
+        "basis": "running",
+        "action": "added",
+    }
+    address = Change(
+        kind="address",
+        change="added",
+        where="host",
+        text="cni0 10.244.1.1/24",
+        details={"ifname": "cni0", "address": "10.244.1.1/24", "writer": bridge},
+    )
+    prefix = Change(
+        kind="route",
+        change="added",
+        where="host",
+        text="10.244.1.0/24 dev cni0 proto kernel",
+        details={"dst": "10.244.1.0/24", "dev": "cni0", "proto": "kernel", "writer": flannel_running},
+    )
+    other = Change(
+        kind="route",
+        change="added",
+        where="host",
+        text="10.9.0.0/16 via 10.244.1.1 dev cni0",
+        details={"dst": "10.9.0.0/16", "dev": "cni0", "proto": "boot", "writer": flannel_running},
+    )
+    out = _prefix_routes_with_addresses([address, prefix, other])
+    assert out[1].details["writer"]["program"] == "bridge" and out[1].details["writer"]["basis"] == "address"
+    assert describe_writer(out[1].details["writer"], False, "route") == (
+        "added by bridge with address 10.244.1.1/24, pid 11, run by flannel"
+    )
+    assert out[2].details["writer"] is flannel_running  # not a prefix route: left alone
