@@ -17,8 +17,6 @@ configuration, :mod:`libcni_py.result` for results and
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .api import CNI, AsyncCNI
@@ -131,7 +129,9 @@ def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'libcni_py' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    # __import__ rather than importlib.import_module: importing importlib
+    # (and the warnings module it pulls in) costs a one-shot CLI call ~1 ms
+    value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
     globals()[name] = value
     return value
 

@@ -20,7 +20,6 @@ are not UTF-8, ``NaN``/``Infinity`` and absurd nesting are refused with a
 
 from __future__ import annotations
 
-import math
 
 from .errors import DecodeError
 
@@ -72,7 +71,7 @@ def _string(s: str) -> str:
 
 
 def _float(f: float) -> str:
-    if not math.isfinite(f):
+    if f - f != 0:  # NaN or an infinity (math.isfinite without importing math)
         raise ValueError("JSON cannot represent NaN or infinity")
     text = repr(f)  # shortest round-tripping digits: Python and Go agree on those
     sign = ""
@@ -182,7 +181,7 @@ def _reject_constant(name: str) -> Any:
 def _go_float(text: str) -> float:
     """A JSON number as Go's float64: out of range is an error, not infinity."""
     value = float(text)
-    if not math.isfinite(value):
+    if value - value != 0:  # out of float64's range: infinity
         raise ValueError(f"number {text} is out of range")
     return value
 

@@ -33,6 +33,9 @@ AVOIDED = (
     "trio",
     "pyroute2",
     "jsonschema",
+    "importlib",
+    "warnings",
+    "math",
 )
 
 
