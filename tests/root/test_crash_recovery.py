@@ -67,6 +67,38 @@ class Rig:
             | extra
         )
 
+    def add_and_die(self, at: int, reached: Path) -> subprocess.CompletedProcess[str]:
+        """ADD through the fault harness, which SIGKILLs itself before effect
+        ``at`` (after the whole ADD when ``at`` is past the last) and notes
+        in ``reached`` where it was."""
+        return subprocess.run(
+            [
+                sys.executable,
+                str(faults.__file__),
+                "add",
+                "--conf-dir",
+                str(self.conf_dir),
+                "--network",
+                self.network,
+                "--netns",
+                self.netns,
+                "--cache-dir",
+                str(self.cache_dir),
+                "--plugin-path",
+                str(DEBIAN_PLUGINS),
+                "--reached",
+                str(reached),
+                "--kill-at",
+                str(at),
+                "--capability-args",
+                self.caps,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
     def cnitool(self, *argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, str(CNITOOL), *argv],
@@ -126,33 +158,7 @@ def test_effect_labels_match_the_plan(rig: Rig, tmp_path: Path) -> None:
     at the effect faults.ADD_EFFECTS names."""
     for at in (0, 3, 8, len(faults.ADD_EFFECTS)):
         reached = tmp_path / f"reached-{at}"
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(faults.__file__),
-                "add",
-                "--conf-dir",
-                str(rig.conf_dir),
-                "--network",
-                rig.network,
-                "--netns",
-                rig.netns,
-                "--cache-dir",
-                str(rig.cache_dir),
-                "--plugin-path",
-                str(DEBIAN_PLUGINS),
-                "--reached",
-                str(reached),
-                "--kill-at",
-                str(at),
-                "--capability-args",
-                rig.caps,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = rig.add_and_die(at, reached)
         assert proc.returncode == -9, proc.stderr
         expected = faults.ADD_EFFECTS[at] if at < len(faults.ADD_EFFECTS) else faults.AFTER_ADD
         assert reached.read_text() == expected
@@ -165,33 +171,7 @@ def test_effect_labels_match_the_plan(rig: Rig, tmp_path: Path) -> None:
 @pytest.mark.parametrize("at", range(len(faults.ADD_EFFECTS) + 1), ids=[*faults.ADD_EFFECTS, faults.AFTER_ADD])
 def test_libcni_py_killed_at_every_boundary(at: int, recovery: str, rig: Rig, tmp_path: Path) -> None:
     reached = tmp_path / "reached"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(faults.__file__),
-            "add",
-            "--conf-dir",
-            str(rig.conf_dir),
-            "--network",
-            rig.network,
-            "--netns",
-            rig.netns,
-            "--cache-dir",
-            str(rig.cache_dir),
-            "--plugin-path",
-            str(DEBIAN_PLUGINS),
-            "--reached",
-            str(reached),
-            "--kill-at",
-            str(at),
-            "--capability-args",
-            rig.caps,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = rig.add_and_die(at, reached)
     assert proc.returncode == -9, proc.stderr
     made = rig.leftovers()
     fixed = rig.recover(recovery)
