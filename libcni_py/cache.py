@@ -47,6 +47,7 @@ __all__ = [
     "Progress",
     "decode_record",
     "encode_record",
+    "record_netns",
 ]
 
 CACHE_KIND = "cniCacheV1"
@@ -286,6 +287,27 @@ def decode_record(data: bytes, path: str) -> CacheRecord:
         result=doc.get("result") or None,
         progress=progress,
     )
+
+
+def record_netns(record: CacheRecord) -> str:
+    """The namespace path of a record's attachment, or "".
+
+    The record's ``netns`` (libcni >= 1.2 and libcni_py write it); for
+    records without one (Go libcni 1.1.2, so podman's and older containerd's)
+    the first ``interfaces[].sandbox`` of the cached result, where the
+    plugins reported the container side.
+    """
+    if record.netns:
+        return record.netns
+    result = record.result
+    if not isinstance(result, dict):
+        return ""
+    for iface in result.get("interfaces") or ():
+        if isinstance(iface, dict):
+            sandbox = iface.get("sandbox")
+            if isinstance(sandbox, str) and sandbox:
+                return sandbox
+    return ""
 
 
 def key_or_none(record: CacheRecord) -> AttachmentKey | None:

@@ -93,6 +93,10 @@ class DriverBase:
             if handle is not None:
                 self.store.unlock(handle, remove=effect.forget)
             return None
+        if isinstance(effect, plan.ProbeNetns):
+            from . import netns
+
+            return netns.state(effect.path)
         if isinstance(effect, plan.Notice):
             if self.on_notice is not None:
                 self.on_notice(effect.text)

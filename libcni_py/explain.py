@@ -195,6 +195,11 @@ class DryRunDriver(SyncDriver):
         if isinstance(effect, plan.Release):
             self.steps.append(Step(kind="unlock", text="unlock the attachment"))
             return None
+        if isinstance(effect, plan.ProbeNetns):
+            self.steps.append(
+                Step(kind="probe-netns", text=f"check whether the namespace {effect.path or '(none)'} is alive")
+            )
+            return "unknown"
         if isinstance(effect, plan.Notice):
             self.steps.append(Step(kind="notice", text=f"note: {effect.text}"))
             return None

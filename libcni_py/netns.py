@@ -52,6 +52,7 @@ __all__ = [
     "list_names",
     "opened",
     "path_for",
+    "state",
     "run_command",
     "run_in",
 ]
@@ -108,6 +109,43 @@ def is_netns(path: str) -> bool:
         return fcntl.ioctl(fd, _NS_GET_NSTYPE) == _CLONE_NEWNET
     except OSError:
         return False
+    finally:
+        os.close(fd)
+
+
+#: What :func:`state` says of a namespace path.
+ALIVE, GONE, STALE, UNKNOWN = "alive", "gone", "stale", "unknown"
+
+
+def state(path: str) -> str:
+    """Whether the namespace at ``path`` still lives: proof for GC and DEL.
+
+    Returns:
+        ``"alive"``: a network namespace file (nsfs, type net);
+        ``"gone"``: no such file (the namespace and its file were removed, or
+        ``/proc/<pid>/ns/net`` of a process that exited);
+        ``"stale"``: a file that is not a network namespace any more (the
+        bind mount behind ``/var/run/netns/NAME`` went away, leaving the
+        empty file; or some other kind of file);
+        ``"unknown"``: no path, or it cannot be opened for another reason
+        (permission denied, say): nothing is proven either way.
+
+    Only ``gone`` and ``stale`` prove an attachment dead.
+    """
+    if not path:
+        return UNKNOWN
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return GONE
+    except OSError:
+        return UNKNOWN
+    try:
+        import fcntl
+
+        return ALIVE if fcntl.ioctl(fd, _NS_GET_NSTYPE) == _CLONE_NEWNET else STALE
+    except OSError:
+        return STALE
     finally:
         os.close(fd)
 

@@ -63,6 +63,7 @@ __all__ = [
     "ListRecords",
     "Notice",
     "Options",
+    "ProbeNetns",
     "ReadRecord",
     "Release",
     "RemoveRecord",
@@ -266,6 +267,18 @@ class Sweep(Value):
         self._set(network=network, older_than=older_than)
 
 
+class ProbeNetns(Value):
+    """Is the namespace at ``path`` alive -> ``str``: one of
+    :func:`libcni_py.netns.state`'s answers (``alive``, ``gone``, ``stale``,
+    ``unknown``).  Never raises; a dry run answers ``unknown``."""
+
+    __slots__ = ("path",)
+    path: str
+
+    def __init__(self, *, path: str) -> None:
+        self._set(path=path)
+
+
 class Notice(Value):
     """Something a person should know (a damaged cache file was found, say)
     -> None.  Drivers hand it to the caller's notice callback."""
@@ -278,7 +291,8 @@ class Notice(Value):
 
 
 Effect: TypeAlias = (
-    "Resolve | Exec | ReadRecord | WriteRecord | RemoveRecord | ListRecords | Acquire | Release | Sweep | Notice"
+    "Resolve | Exec | ReadRecord | WriteRecord | RemoveRecord | ListRecords | Acquire | Release | Sweep | ProbeNetns"
+    " | Notice"
 )
 Plan: TypeAlias = "Generator[Effect, Any, Any]"
 

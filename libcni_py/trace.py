@@ -465,6 +465,13 @@ class Tracer:
         if isinstance(effect, plan.ListRecords):
             count = len(outcome) if isinstance(outcome, list) else 0
             return ("libcni_py", "list-records", f"libcni_py lists the cache ({count} files)", {"files": count})
+        if isinstance(effect, plan.ProbeNetns):
+            return (
+                "libcni_py",
+                "probe-netns",
+                f"libcni_py checks the namespace {effect.path or '(none)'}: {outcome}",
+                {"netns": effect.path, "state": outcome},
+            )
         if isinstance(effect, plan.Notice):
             return ("libcni_py", "notice", f"note: {effect.text}", {"text": effect.text})
         if isinstance(effect, plan.Sweep):
