@@ -23,7 +23,9 @@ Guarantees:
 * **modes** -- directories 0700, files 0600, as Go creates them;
 * **locks** -- :meth:`CacheStore.lock` takes an exclusive ``flock`` that works
   across processes; the lock file's identity is re-checked after locking, so
-  removing lock files (after a DEL) is safe.  :meth:`CacheStore.lock_pod` is
+  removing lock files (after a DEL) is safe.  A wait ends at the caller's
+  deadline with :class:`~libcni_py.errors.LockTimeoutError` naming the
+  holder (``/proc/locks``), and saying so when it is stopped.  :meth:`CacheStore.lock_pod` is
   the same lock for a whole pod (:mod:`libcni_py.runtime`), in its own folder;
   :meth:`CacheStore.lock_gc` is CRI-O's ``gcLock`` across processes: pod
   operations hold it shared, the runtime's GC exclusively.
@@ -42,7 +44,7 @@ import os
 
 from . import names as _names
 from .cache import AttachmentKey
-from .errors import CacheError
+from .errors import CacheError, LockTimeoutError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -388,11 +390,14 @@ class CacheStore:
         """Take the attachment's lock without waiting; None if it is held."""
         return self._lock(key.filename, blocking=False)
 
-    def lock(self, key: AttachmentKey) -> LockHandle:
-        """Take the attachment's lock, waiting for it (blocking)."""
-        handle = self._lock(key.filename, blocking=True)
-        assert handle is not None
-        return handle
+    def lock(self, key: AttachmentKey, *, timeout: float | None = None) -> LockHandle:
+        """Take the attachment's lock, waiting for it at most ``timeout``
+        seconds (None: as long as it takes).
+
+        Raises:
+            LockTimeoutError: still held at the end, naming the holder.
+        """
+        return self._wait(key.filename, ATTACHMENT_LOCKS, False, timeout)
 
     def try_lock_pod(self, container_id: str) -> LockHandle | None:
         """Take the lock of a whole pod without waiting; None if it is held.
@@ -403,23 +408,66 @@ class CacheStore:
         _names.check_container_id(container_id)
         return self._lock(container_id, blocking=False, folder=POD_LOCKS)
 
-    def lock_pod(self, container_id: str) -> LockHandle:
-        """Take the lock of a whole pod, waiting for it (blocking)."""
+    def lock_pod(self, container_id: str, *, timeout: float | None = None) -> LockHandle:
+        """Take the lock of a whole pod, waiting at most ``timeout`` seconds
+        (as :meth:`lock`)."""
         _names.check_container_id(container_id)
-        handle = self._lock(container_id, blocking=True, folder=POD_LOCKS)
-        assert handle is not None
-        return handle
+        return self._wait(container_id, POD_LOCKS, False, timeout)
 
     def try_lock_gc(self, *, exclusive: bool) -> LockHandle | None:
         """Take the GC lock without waiting (shared: a pod operation;
         exclusive: the GC); None if it is held in a conflicting mode."""
         return self._lock("lock", blocking=False, folder=GC_LOCK, shared=not exclusive)
 
-    def lock_gc(self, *, exclusive: bool) -> LockHandle:
-        """Take the GC lock, waiting for it (blocking)."""
-        handle = self._lock("lock", blocking=True, folder=GC_LOCK, shared=not exclusive)
-        assert handle is not None
-        return handle
+    def lock_gc(self, *, exclusive: bool, timeout: float | None = None) -> LockHandle:
+        """Take the GC lock, waiting at most ``timeout`` seconds (as :meth:`lock`)."""
+        return self._wait("lock", GC_LOCK, not exclusive, timeout)
+
+    def _wait(self, name: str, folder: tuple[str, ...], shared: bool, timeout: float | None) -> LockHandle:
+        """Block in ``flock`` when there is no limit; else try with a short
+        backoff until ``timeout`` (``flock`` itself cannot time out)."""
+        if timeout is None:
+            handle = self._lock(name, blocking=True, folder=folder, shared=shared)
+            assert handle is not None
+            return handle
+        import time
+
+        started = time.monotonic()
+        delay = 0.001
+        while True:
+            handle = self._lock(name, blocking=False, folder=folder, shared=shared)
+            if handle is not None:
+                return handle
+            left = started + timeout - time.monotonic()
+            if left <= 0:
+                raise self.lock_timeout(name, folder, time.monotonic() - started)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+
+    def lock_timeout(self, name: str, folder: tuple[str, ...], waited: float) -> LockTimeoutError:
+        """The error for a lock still held after ``waited`` seconds: who holds
+        it (from ``/proc/locks``: pid, command line, and whether it is
+        stopped), and what to do."""
+        path = os.path.join(self.cache_dir, *folder, name)
+        holders = lock_holders(path)
+        kinds: dict[tuple[str, ...], str] = {ATTACHMENT_LOCKS: "attachment", POD_LOCKS: "pod", GC_LOCK: "GC"}
+        what = kinds.get(folder, "the")
+        if not holders:
+            who = "held by a process this system does not show (another PID namespace?)"
+        else:
+            who = "held by " + ", ".join(
+                f"pid {pid} ({command or '?'}){' which is STOPPED' if state in 'Tt' else ''}"
+                for pid, command, state in holders
+            )
+        stopped = [str(pid) for pid, _command, state in holders if state in "Tt"]
+        if stopped:
+            hint = (
+                f"the holder is stopped (Ctrl-Z or SIGSTOP): resume it with 'kill -CONT {' '.join(stopped)}' "
+                "(or end it), then run this again"
+            )
+        else:
+            hint = "another operation on it is still running: try again when it ends, or raise --timeout"
+        return LockTimeoutError(path, f"{what} lock still {who} after waiting {waited:.1f}s", hint=hint)
 
     def _lock(
         self, name: str, *, blocking: bool, folder: tuple[str, ...] = ATTACHMENT_LOCKS, shared: bool = False
@@ -471,6 +519,35 @@ class CacheStore:
                         os.close(dfd)
         finally:
             os.close(handle.fd)
+
+
+def lock_holders(path: str) -> list[tuple[int, str, str]]:
+    """Who holds a ``flock`` on ``path``: (pid, command line, state letter
+    of ``/proc/PID/stat``), from ``/proc/locks`` (empty when unknown)."""
+    from .spawn import command_line, proc_stat
+
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    wanted = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    holders: list[tuple[int, str, str]] = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] == "->" or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            key = (int(major, 16), int(minor, 16), int(inode))
+            pid = int(fields[4])
+        except ValueError:
+            continue
+        if key == wanted and pid > 0 and all(pid != h[0] for h in holders):
+            stat = proc_stat(str(pid))
+            holders.append((pid, command_line(pid), stat[3] if stat else "?"))
+    return holders
 
 
 def _listdir(dfd: int, where: str) -> list[str]:

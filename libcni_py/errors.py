@@ -50,6 +50,7 @@ __all__ = [
     "DecodeError",
     "InvalidNameError",
     "InvalidResultError",
+    "LockTimeoutError",
     "MultiError",
     "NetnsError",
     "NetworkNotFoundError",
@@ -284,6 +285,12 @@ class CacheError(CNIError):
         self.path = path
         self.problem = problem
         super().__init__(f"{path}: {problem}", hint=hint)
+
+
+class LockTimeoutError(CacheError):
+    """A lock another process holds was not released by the operation's
+    deadline (``--timeout``); the message names the holder (CLI exit 75:
+    try again later)."""
 
 
 class NetnsError(CNIError):

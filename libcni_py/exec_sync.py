@@ -6,8 +6,11 @@ the plugins, little else.
 
 Plugins run one at a time, in the order the plan asks.  Each runs under a
 deadline (``timeout``); at the deadline, or on ``KeyboardInterrupt`` or any
-other exception while it runs, the plugin's whole process group is killed and
-reaped before the exception goes on, so no plugin outlives the call.  A
+other exception while it runs, the plugin and every process it started (its
+whole tree, :meth:`libcni_py.spawn.Child.kill_tree`) are killed and reaped
+before the exception goes on, so no plugin outlives the call.  Waiting for a
+lock ends at the same deadline with :class:`~libcni_py.errors.LockTimeoutError`
+naming the holder.  A
 plugin binary that is being replaced (``ETXTBSY``) is started again, up to 5
 times, 1 s apart -- a fresh start each time (Go's retry reuses a spent
 command object and can never succeed).
@@ -49,18 +52,25 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
     started = time.monotonic()
     attempt = 0
     while True:
+        # Interrupts wait until the child is in the try below (its finally kills it).
+        held = spawn.hold_interrupts()
         try:
             child = spawn.start(req.path, req.stdin, req.env)
             break
         except OSError as exc:
+            spawn.release_interrupts(held)
             if exc.errno == errno.ETXTBSY and attempt < TEXT_BUSY_RETRIES:
                 attempt += 1
                 time.sleep(TEXT_BUSY_DELAY)
                 continue
             return ExecOutcome(returncode=-1, started=False, error=spawn.start_error(exc))
+        except BaseException:
+            spawn.release_interrupts(held)
+            raise
     deadline = None if timeout is None else started + timeout
     timed_out = False
     try:
+        spawn.release_interrupts(held)
         poller = select.poll()
         watched: dict[int, str] = {}
 
@@ -95,7 +105,7 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
             if wait is not None and wait <= 0:
                 if exited_at is None and deadline is not None and now >= deadline:
                     timed_out = True
-                    child.kill_group()
+                    child.kill_tree()
                     child.reap(block=True)
                 break
             for fd, _events in poller.poll(None if wait is None else max(1, int(wait * 1000))):
@@ -107,7 +117,7 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
                     if child.read_stdout():
                         unwatch(fd)
                         if child.overflow:
-                            child.kill_group()
+                            child.kill_tree()
                             child.reap(block=True)
                             exited_at = exited_at or time.monotonic()
                 elif what == "stderr":
@@ -122,7 +132,7 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
                         child.close_stdin()
     finally:
         if child.returncode is None:
-            child.kill_group()
+            child.kill_tree()
             child.reap(block=True)
         child.close()
     return child.outcome(duration=time.monotonic() - started, timed_out=timed_out)
@@ -139,7 +149,7 @@ class SyncDriver(DriverBase):
             return outcome
         if isinstance(effect, plan.Acquire):
             if effect.key not in self.held:
-                self.held[effect.key] = self.store.lock(effect.key)
+                self.held[effect.key] = self.store.lock(effect.key, timeout=self.timeout)
             return None
         return self.perform_simple(effect)
 

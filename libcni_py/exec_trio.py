@@ -26,6 +26,7 @@ import time
 import trio
 
 from . import plan, spawn
+from .cachestore import ATTACHMENT_LOCKS
 from .driver import DriverBase
 from .invoke import ExecOutcome
 
@@ -85,17 +86,23 @@ async def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:  #
     started = time.monotonic()
     attempt = 0
     while True:
+        held = spawn.hold_interrupts()  # until the child is in the try below
         try:
             child = spawn.start(req.path, req.stdin, req.env)
             break
         except OSError as exc:
+            spawn.release_interrupts(held)
             if exc.errno == errno.ETXTBSY and attempt < TEXT_BUSY_RETRIES:
                 attempt += 1
                 await trio.sleep(TEXT_BUSY_DELAY)
                 continue
             return ExecOutcome(returncode=-1, started=False, error=spawn.start_error(exc))
+        except BaseException:
+            spawn.release_interrupts(held)
+            raise
     timed_out = False
     try:
+        spawn.release_interrupts(held)
         deadline = trio.current_time() + timeout if timeout is not None else float("inf")
         with trio.CancelScope(deadline=deadline) as scope:
             async with trio.open_nursery() as nursery:
@@ -105,7 +112,7 @@ async def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:  #
                 def stdout_step() -> bool:
                     finished = child.read_stdout()
                     if child.overflow:
-                        child.kill_group()
+                        child.kill_tree()
                     return finished
 
                 stdout_done, stderr_done = trio.Event(), trio.Event()
@@ -122,25 +129,39 @@ async def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:  #
     finally:
         # Synchronous on purpose: nothing here can be cancelled half-way.
         if child.returncode is None:
-            child.kill_group()
+            child.kill_tree()
             child.reap(block=True)
         child.close()
     return child.outcome(duration=time.monotonic() - started, timed_out=timed_out)
 
 
-async def wait_for_lock(try_lock: Callable[[], LockHandle | None]) -> LockHandle:
+async def wait_for_lock(
+    try_lock: Callable[[], LockHandle | None],
+    timeout: float | None = None,  # noqa: ASYNC109 - the per-call deadline of the settings
+    on_timeout: Callable[[float], BaseException] | None = None,
+) -> LockHandle:
     """Take a cross-process ``flock`` without blocking the event loop: try,
     then sleep with a short backoff (so that waiting stays cancellable).
 
     Args:
         try_lock: takes the lock without waiting, or returns None if it is held
             (:meth:`~libcni_py.cachestore.CacheStore.try_lock` and friends).
+        timeout: give up after this many seconds (None: wait as long as the
+            caller's scopes let it).
+        on_timeout: builds the error raised then, given the seconds waited
+            (:meth:`~libcni_py.cachestore.CacheStore.lock_timeout`).
     """
+    started = time.monotonic()
     delay = 0.001
     while True:
         handle = try_lock()
         if handle is not None:
             return handle
+        if timeout is not None:
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise on_timeout(waited) if on_timeout is not None else TimeoutError("lock wait")
+            delay = min(delay, timeout - waited)
         await trio.sleep(delay)
         delay = min(delay * 2, 0.05)
 
@@ -168,7 +189,11 @@ class TrioDriver(DriverBase):
         return self.perform_simple(effect)
 
     async def _lock(self, effect: plan.Acquire) -> Any:
-        return await wait_for_lock(lambda: self.store.try_lock(effect.key))
+        return await wait_for_lock(
+            lambda: self.store.try_lock(effect.key),
+            self.timeout,
+            lambda waited: self.store.lock_timeout(effect.key.filename, ATTACHMENT_LOCKS, waited),
+        )
 
     async def run(self, steps: plan.Plan) -> Any:
         """Drive a plan to its end and return its value (or raise its error)."""

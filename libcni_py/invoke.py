@@ -130,6 +130,9 @@ class ExecOutcome(Value):
         overflow: it was killed for writing more than :data:`MAX_STDOUT`.
         started: False when it could not even be started (``error`` says why).
         error: why it could not be started, or "".
+        pid: its process ID (0: not started).
+        killed: the processes it started that were killed with it at the
+            deadline (each "PID (command line)").
     """
 
     __slots__ = (
@@ -143,6 +146,7 @@ class ExecOutcome(Value):
         "started",
         "error",
         "pid",
+        "killed",
     )
     returncode: int
     stdout: bytes
@@ -154,6 +158,7 @@ class ExecOutcome(Value):
     started: bool
     error: str
     pid: int
+    killed: tuple[str, ...]
 
     def __init__(
         self,
@@ -168,6 +173,7 @@ class ExecOutcome(Value):
         started: bool = True,
         error: str = "",
         pid: int = 0,
+        killed: tuple[str, ...] = (),
     ) -> None:
         self._set(
             returncode=returncode,
@@ -180,6 +186,7 @@ class ExecOutcome(Value):
             started=started,
             error=error,
             pid=pid,
+            killed=killed,
         )
 
 
@@ -325,7 +332,12 @@ def decode_error(request: ExecRequest, outcome: ExecOutcome) -> PluginError:
             PluginTimeoutError,
             request,
             outcome,
-            f"did not finish within {outcome.duration:.1f}s and was killed with everything it started",
+            f"did not finish within {outcome.duration:.1f}s and was killed"
+            + (
+                f" with the {len(outcome.killed)} process(es) it started: {', '.join(outcome.killed)}"
+                if outcome.killed
+                else " (it had started no other process)"
+            ),
             hint="raise the per-call timeout (--timeout) if the plugin is just slow",
         )
     if outcome.overflow:

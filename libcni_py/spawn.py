@@ -4,10 +4,12 @@ Shared by both drivers (:mod:`libcni_py.exec_sync`, :mod:`libcni_py.exec_trio`),
 which differ only in how they wait for readiness.
 
 * The plugin starts with ``posix_spawn`` (glibc uses ``vfork``: cheap even
-  from a large process) in **its own session**, so that on a timeout or
-  cancellation the whole process group -- the plugin and everything it
-  started -- is killed with one ``killpg``.  The group is killed *before* the
-  plugin is reaped, so its ID cannot have been reused.
+  from a large process) in **its own session**.  On a timeout or
+  cancellation :meth:`Child.kill_tree` kills the plugin and *every
+  descendant* -- also those that left its process group or session (a
+  grandchild that called ``setsid()``): see "Killing the whole tree" below.
+  Everything is killed *before* the plugin is reaped, so no ID can have been
+  reused meanwhile.
 * Signal dispositions are reset (Python ignores SIGPIPE; plugins should not
   inherit that) and the signal mask is cleared.
 * Only stdin, stdout and stderr are inherited (everything else is
@@ -18,6 +20,35 @@ which differ only in how they wait for readiness.
 * A plugin that never reads its stdin, or closes it early, is fine: writes
   that would block wait for readiness, and a broken pipe ends the writing.
 * Exit is observed through a pidfd, so no SIGCHLD handler is involved.
+
+Killing the whole tree
+----------------------
+A process group is not a fence: any descendant can ``setsid()`` (or
+``setpgid()``) and survive ``killpg``.  So at the deadline the tree is found
+by walking ``/proc/*/stat`` parent links down from the plugin: each process
+found is stopped (``SIGSTOP``, so that it cannot fork further while the walk
+goes on), the walk repeats until it finds nothing new, then everything --
+and the plugin's process group -- gets ``SIGKILL``.  The processes killed are
+kept (:attr:`Child.killed_tree`: pid, command line, whether it had left the
+plugin's session) for the error message.
+
+The walk only sees descendants still linked to the plugin.  A process whose
+parent exited (a double-``fork`` daemon) is re-parented to the nearest
+*child subreaper*, or to init, where no walk can tell it came from a plugin.
+:func:`become_subreaper` makes this process that subreaper
+(``prctl(PR_SET_CHILD_SUBREAPER)``): such orphans then become *our*
+children, and at a deadline those that started after the plugin did are
+killed with its tree and reaped.  That setting is **process-wide** and
+inherited by nothing (it is not passed on by ``fork``), but it means every
+orphan of every descendant of this process -- not only of plugins -- is
+re-parented here and must be reaped here; so the one-shot CLI turns it on
+(it starts nothing else, and reaps at exit), and a library embedding
+leaves it off unless the runtime calls :func:`become_subreaper` itself
+(docs/reliability.md).  A cgroup per call would fence the tree without
+either limit, but needs a delegated cgroup v2 subtree that a runtime's own
+cgroup rarely grants; ``/proc`` and ``prctl`` work everywhere, unprivileged.
+With several plugins running at once (the trio driver) adopted orphans
+cannot be told apart, so they are only killed when one plugin runs.
 """
 
 from __future__ import annotations
@@ -32,7 +63,18 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-__all__ = ["Child", "GRACE_AFTER_EXIT", "start", "start_error"]
+__all__ = [
+    "Child",
+    "GRACE_AFTER_EXIT",
+    "become_subreaper",
+    "command_line",
+    "hold_interrupts",
+    "kill_live",
+    "proc_stat",
+    "release_interrupts",
+    "start",
+    "start_error",
+]
 
 #: After the plugin exits, how long to keep reading pipes that something it
 #: left running still holds open.
@@ -52,6 +94,9 @@ def _signal_numbers() -> Any:
 
 _signals = _signal_numbers()
 _SIGKILL: int = _signals.SIGKILL
+_SIGSTOP: int = _signals.SIGSTOP
+#: The signals a runtime or a person interrupts an operation with.
+INTERRUPTS: tuple[int, ...] = (_signals.SIGINT, _signals.SIGTERM, _signals.SIGHUP)
 _RESET_SIGNALS: tuple[int, ...] = (
     _signals.SIGPIPE,
     _signals.SIGXFSZ,
@@ -59,6 +104,102 @@ _RESET_SIGNALS: tuple[int, ...] = (
     _signals.SIGTERM,
     _signals.SIGHUP,
 )
+
+
+#: pid -> Child, for every plugin started and not yet reaped (see :func:`kill_live`).
+_live: dict[int, Child] = {}
+#: process-wide settings: "subreaper" once :func:`become_subreaper` worked
+_process = {"subreaper": False}
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (``PR_SET_CHILD_SUBREAPER``), so
+    that orphans of plugins' descendants are re-parented here, where a
+    deadline can find and kill them (see the module docstring for what this
+    changes process-wide).  Returns whether it worked (Linux >= 3.4)."""
+    if not _process["subreaper"]:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _process["subreaper"] = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        except (OSError, AttributeError):  # pragma: no cover - not Linux, or no prctl
+            pass
+    return _process["subreaper"]
+
+
+def hold_interrupts() -> object:
+    """Block SIGINT, SIGTERM and SIGHUP in this thread (they stay pending)
+    until :func:`release_interrupts`: a plugin started in between is known to
+    its caller before an interrupt can unwind past it.  Returns the old mask."""
+    return _signals.pthread_sigmask(_signals.SIG_BLOCK, INTERRUPTS)
+
+
+def release_interrupts(old: object) -> None:
+    """Restore the mask :func:`hold_interrupts` returned (pending signals are
+    delivered now)."""
+    _signals.pthread_sigmask(_signals.SIG_SETMASK, old)
+
+
+def kill_live() -> int:
+    """Kill (tree and all) and reap every plugin this process started and has
+    not reaped: the last line of defence of a process about to exit.
+    Returns how many there were."""
+    children = list(_live.values())
+    for child in children:
+        child.kill_tree()
+        child.reap(block=True)
+        child.close()
+    return len(children)
+
+
+def proc_stat(pid: str) -> tuple[int, int, int, str] | None:
+    """(ppid, session, start time, state) from ``/proc/PID/stat``, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[1]), int(fields[3]), int(fields[19]), fields[0].decode()
+    except (IndexError, ValueError):
+        return None
+
+
+def command_line(pid: int) -> str:
+    """A process's command line for messages ("" if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            raw = fh.read(4096)
+    except OSError:
+        return ""
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+
+
+def _tree(roots: set[int], table: dict[int, tuple[int, int, int, str]]) -> set[int]:
+    """``roots`` and every process below them by parent links."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = [r for r in roots if r in table]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+def _process_table() -> dict[int, tuple[int, int, int, str]]:
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = proc_stat(name)
+            if stat is not None:
+                table[int(name)] = stat
+    return table
 
 
 def _pipe() -> tuple[int, int]:
@@ -106,6 +247,9 @@ class Child:
         self.returncode: int | None = None
         self.overflow = False
         self.killed = False
+        #: what :meth:`kill_tree` killed: (pid, command line, left the session)
+        self.killed_tree: list[tuple[int, str, bool]] = []
+        _live[pid] = self
         for fd in (stdin_fd, stdout_fd, stderr_fd):
             os.set_blocking(fd, False)
         if not stdin_data:
@@ -205,6 +349,40 @@ class Child:
             except PermissionError:
                 os.kill(self.pid, _SIGKILL)
 
+    def kill_tree(self) -> None:
+        """SIGKILL the plugin, its process group and every descendant, also
+        those that left the group or session (module docstring); only before
+        the plugin is reaped.  :meth:`reap` then also reaps the orphans that
+        were re-parented to us."""
+        if self.returncode is not None:
+            return
+        me = os.getpid()
+        found: dict[int, tuple[int, int, int, str]] = {}
+        for _ in range(100):  # each round stops what it finds; a fork bomb ends too
+            table = _process_table()
+            own = table.get(self.pid)
+            roots = {self.pid}
+            if _process["subreaper"] and own is not None and len(_live) == 1:
+                # orphans re-parented to us that started after this plugin did
+                roots |= {pid for pid, st in table.items() if st[0] == me and pid != self.pid and st[2] >= own[2]}
+            new = {pid: table[pid] for pid in _tree(roots, table) if pid not in found and pid != me}
+            if not new:
+                break
+            for pid in new:
+                try:
+                    os.kill(pid, _SIGSTOP)
+                except OSError:
+                    pass
+            found.update(new)
+        session = found[self.pid][1] if self.pid in found else self.pid
+        self.killed_tree = [(pid, command_line(pid), st[1] != session) for pid, st in sorted(found.items())]
+        self.kill_group()
+        for pid in found:
+            try:
+                os.kill(pid, _SIGKILL)
+            except OSError:
+                pass
+
     def reap(self, *, block: bool) -> bool:
         """Collect the exit status; True once reaped."""
         if self.returncode is not None:
@@ -213,13 +391,21 @@ class Child:
             pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
             self.returncode = -_SIGKILL if self.killed else 255
+            _live.pop(self.pid, None)
             return True
         if pid == 0:
             return False
         self.returncode = os.waitstatus_to_exitcode(status)
+        _live.pop(self.pid, None)
         if self.pidfd >= 0:
             os.close(self.pidfd)
             self.pidfd = -1
+        for other, _command, _left in self.killed_tree:
+            if other != self.pid:  # adopted by us (subreaper) once the plugin died: reap
+                try:
+                    os.waitpid(other, 0)
+                except ChildProcessError:
+                    pass
         return True
 
     def outcome(self, *, duration: float, timed_out: bool) -> ExecOutcome:
@@ -233,6 +419,11 @@ class Child:
             timed_out=timed_out,
             overflow=self.overflow,
             pid=self.pid,
+            killed=tuple(
+                f"{pid} ({command or '?'}{', had left its session' if left else ''})"
+                for pid, command, left in self.killed_tree
+                if pid != self.pid
+            ),
         )
 
     def close(self) -> None:

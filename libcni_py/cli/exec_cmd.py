@@ -20,12 +20,12 @@ plugin call still has its --timeout).
 Exit status: the command's (128+N if a signal N killed it).  If the
 teardown fails, its error is printed; the exit status is then the
 teardown's if the command had succeeded, else still the command's.  A
-failed ADD exits as ``cnitool add`` would, 130 if interrupted.
+failed ADD exits as ``cnitool add`` would: 128+N if signal N interrupted it
+(130 for SIGINT, 143 for SIGTERM).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from ._argv import Command, UsageError
@@ -33,8 +33,6 @@ from .ops import ATTACH_OPTIONS, runtime_conf
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from ..api import CNI
     from ..conf import NetworkConfigList
     from ..errors import CNIError
@@ -60,24 +58,6 @@ _HELD = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 def spec(command: str) -> Command:
     """The declaration of ``exec``."""
     return SPEC
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _terminate_interrupts() -> Iterator[None]:
-    """SIGTERM and SIGHUP interrupt the work as Ctrl-C does, so that the
-    teardown runs instead of the process dying where it stands."""
-    import signal
-
-    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _teardown(cni: CNI, netlist: NetworkConfigList, rt: RuntimeConf, created: bool) -> list[CNIError]:
@@ -137,17 +117,18 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     status: int | None = None
     created = False
     problems: list[CNIError] = []
-    with _terminate_interrupts():
-        try:
-            netns.create(name)
-            created = True
-            cni.add(netlist, rt)
-            status = netns.run_command(rt.netns, argv, env=ctx.env, forward_signals=True)
-        finally:
-            problems = _teardown(cni, netlist, rt, created)
-            if status is None:  # an error is on its way out; these are notes to it
-                for problem in problems:
-                    ctx.notice(f"teardown: {problem.one_line()}")
+    # SIGTERM and SIGHUP interrupt the work as Ctrl-C does (cli/main.py), so
+    # that the teardown runs instead of the process dying where it stands.
+    try:
+        netns.create(name)
+        created = True
+        cni.add(netlist, rt)
+        status = netns.run_command(rt.netns, argv, env=ctx.env, forward_signals=True)
+    finally:
+        problems = _teardown(cni, netlist, rt, created)
+        if status is None:  # an error is on its way out; these are notes to it
+            for problem in problems:
+                ctx.notice(f"teardown: {problem.one_line()}")
     if status < 0:
         status = 128 - status  # killed by a signal, as a shell reports it
     if problems:

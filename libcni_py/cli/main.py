@@ -11,7 +11,20 @@ non-zero exit status; tracebacks only with ``--debug``.
 Exit status: 0 success; 1 an operation failed (a plugin reported an error);
 2 bad usage; 3 bad configuration or arguments; 4 a plugin could not be found
 or run; 5 the cache directory; 6 a network namespace; 75 a plugin said "try
-again later" (code 11); 130 interrupted.
+again later" (code 11), or a lock stayed held by another operation until
+the deadline; 128+N interrupted by signal N (130 SIGINT, 129 SIGHUP, 143
+SIGTERM).
+
+Signals: SIGINT, SIGTERM and SIGHUP -- sent to cnitool or to its process
+group -- all interrupt the same way (:func:`_interrupt`): the first raises
+:class:`Interrupted` where cnitool stands, so a running plugin and its whole
+process tree are killed and reaped, an ADD's record stays as it was
+(``adding``, k of n plugins done: what DEL and GC need), an operation of the
+runtime layer rolls back, and only then the locks are released -- a DEL
+that a runtime sends right after the signal waits for them and finds the
+record.  Further signals are ignored while that cleanup runs (it is
+bounded: every plugin it runs has the ``--timeout`` deadline); cnitool never
+exits while a plugin it started still runs.
 """
 
 from __future__ import annotations
@@ -24,14 +37,20 @@ from ._argv import Opt, UsageError, format_opt, parse
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import Any
 
     from ..api import CNI
     from ..request import TraceContext
     from ..trace import Tracer
 
-__all__ = ["COMMANDS", "Context", "main"]
+__all__ = ["COMMANDS", "Context", "Interrupted", "main"]
 
 PROG = "cnitool"
+
+#: Commands that run plugins: cnitool becomes a child subreaper for them, so
+#: that a deadline also finds plugins' descendants that daemonized
+#: (:func:`libcni_py.spawn.become_subreaper`).
+RUNS_PLUGINS = frozenset({"add", "check", "del", "gc", "status", "version", "validate", "exec", "pod", "ready"})
 
 GLOBAL_OPTIONS = (
     Opt(
@@ -231,9 +250,65 @@ def general_help() -> str:
     return "\n".join(lines) + "\n"
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived (``signum`` says which)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_SIGNAL_NAMES = {2: "SIGINT", 15: "SIGTERM", 1: "SIGHUP"}
+_interrupts: list[int] = []
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """The handler of SIGINT, SIGTERM and SIGHUP: the first one interrupts;
+    later ones are noted and ignored, so that the cleanup the first one
+    started is not cut short (it is what keeps nothing running or leaked)."""
+    _interrupts.append(signum)
+    if len(_interrupts) == 1:
+        raise Interrupted(signum)
+
+
+def _catch_interrupts() -> dict[int, object]:
+    """Make SIGTERM and SIGHUP interrupt as SIGINT does; a signal ignored
+    when cnitool starts (``nohup``, ``&`` in a script) stays ignored.
+    Returns the handlers replaced (none outside the main thread, where
+    handlers cannot be set).  (``_signal``: the C module, without the enums
+    ``signal`` builds.)"""
+    _signal: Any = __import__("_signal")
+    _interrupts.clear()
+    previous: dict[int, object] = {}
+    for signum in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        old = _signal.getsignal(signum)
+        if old != _signal.SIG_IGN:
+            try:
+                _signal.signal(signum, _interrupt)
+            except ValueError:  # not the main thread
+                break
+            previous[signum] = old
+    return previous
+
+
+def _restore_handlers(previous: dict[int, object]) -> None:
+    _signal: Any = __import__("_signal")
+    for signum, handler in previous.items():
+        _signal.signal(signum, handler)
+
+
+def _kill_live_plugins() -> None:
+    """The last line of defence before exit: no plugin outlives cnitool."""
+    spawn = sys.modules.get("libcni_py.spawn")
+    if spawn is not None:
+        spawn.kill_live()
+
+
 def _exit_code(exc: BaseException) -> int:
     from .. import errors
 
+    if isinstance(exc, errors.LockTimeoutError):
+        return 75  # EX_TEMPFAIL: another operation holds the lock
     if isinstance(exc, errors.NetnsError):
         return 6
     if isinstance(exc, errors.CacheError):
@@ -272,9 +347,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if entry is None:
         err(f"{PROG}: error: unknown command {command!r} (run '{PROG} --help' for the list)")
         return 2
+    previous = _catch_interrupts()
+    try:
+        try:
+            return _main(command, rest, argv, debug)
+        except KeyboardInterrupt as exc:  # one that came before or after _main's own handling
+            return _interrupted(exc)
+        finally:
+            _kill_live_plugins()
+    finally:
+        _restore_handlers(previous)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Report an interrupt; the exit status is 128 + the signal."""
+    _kill_live_plugins()
+    signum = exc.signum if isinstance(exc, Interrupted) else 2
+    err(f"{PROG}: interrupted" + (f" by {_SIGNAL_NAMES.get(signum, signum)}" if signum != 2 else ""))
+    return 128 + signum
+
+
+def _main(command: str, rest: list[str], argv: list[str], debug: bool) -> int:
+    entry = COMMANDS[command]
     module = __import__(f"{__package__}.{entry[0]}", fromlist=["run"])  # not importlib: ~1 ms
     spec = module.spec(command)
     run: Callable[[Context, str, dict[str, object], list[str]], int] = module.run
+    if command in RUNS_PLUGINS:
+        from .. import spawn
+
+        spawn.become_subreaper()
     try:
         values, positionals = parse(rest, (*GLOBAL_OPTIONS, *spec.options))
         if values.get("help"):
@@ -294,9 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         err(f"{PROG} {command}: error: {exc}")
         err(spec.usage(PROG))
         return 2
-    except KeyboardInterrupt:
-        err(f"{PROG}: interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except BrokenPipeError:
         return 141
     except Exception as exc:

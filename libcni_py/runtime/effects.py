@@ -317,11 +317,11 @@ class SyncPodDriver(PodEffects, SyncDriver):
             return tuple(self._run_one(steps) for steps in effect.plans)
         if isinstance(effect, LockGC):
             if self.gc_lock is None:
-                self.gc_lock = self.store.lock_gc(exclusive=effect.exclusive)
+                self.gc_lock = self.store.lock_gc(exclusive=effect.exclusive, timeout=self.timeout)
             return None
         if isinstance(effect, LockPod):
             if effect.container_id not in self.pod_locks:
-                self.pod_locks[effect.container_id] = self.store.lock_pod(effect.container_id)
+                self.pod_locks[effect.container_id] = self.store.lock_pod(effect.container_id, timeout=self.timeout)
             return None
         if isinstance(effect, PodEffect):
             return self.perform_pod(effect)

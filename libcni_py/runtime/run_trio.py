@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import trio
 
+from ..cachestore import GC_LOCK, POD_LOCKS
 from ..errors import CNIError
 from ..exec_trio import TrioDriver, wait_for_lock
 from .effects import Batch, LockGC, LockPod, Outcome, PodEffect, PodEffects
@@ -53,12 +54,20 @@ class TrioPodDriver(PodEffects, TrioDriver):
         if isinstance(effect, LockGC):
             if self.gc_lock is None:
                 exclusive = effect.exclusive
-                self.gc_lock = await wait_for_lock(lambda: self.store.try_lock_gc(exclusive=exclusive))
+                self.gc_lock = await wait_for_lock(
+                    lambda: self.store.try_lock_gc(exclusive=exclusive),
+                    self.timeout,
+                    lambda waited: self.store.lock_timeout("lock", GC_LOCK, waited),
+                )
             return None
         if isinstance(effect, LockPod):
             if effect.container_id not in self.pod_locks:
                 cid = effect.container_id
-                self.pod_locks[cid] = await wait_for_lock(lambda: self.store.try_lock_pod(cid))
+                self.pod_locks[cid] = await wait_for_lock(
+                    lambda: self.store.try_lock_pod(cid),
+                    self.timeout,
+                    lambda waited: self.store.lock_timeout(cid, POD_LOCKS, waited),
+                )
             return None
         if isinstance(effect, PodEffect):
             return await trio.to_thread.run_sync(self.perform_pod, effect)
