@@ -5,10 +5,16 @@ heavy (no trio, no subprocess module): a CLI call pays for Python's start and
 the plugins, little else.
 
 Plugins run one at a time, in the order the plan asks.  Each runs under a
-deadline (``timeout``); at the deadline, or on ``KeyboardInterrupt`` or any
-other exception while it runs, the plugin and every process it started (its
-whole tree, :meth:`libcni_py.spawn.Child.kill_tree`) are killed and reaped
-before the exception goes on, so no plugin outlives the call.  Waiting for a
+deadline (``timeout``); at the deadline, or on any exception while it runs,
+the plugin and every process it started (its whole tree,
+:meth:`libcni_py.spawn.Child.kill_tree`) are killed and reaped before the
+exception goes on, so no plugin outlives the call.  On ``KeyboardInterrupt``
+the running plugin first gets :data:`INTERRUPT_GRACE` seconds to finish by
+itself: a plugin killed half-way can leave state that its own DEL cannot
+undo (Debian's bridge killed between its iptables rule and chain fails
+every DEL after); a second interrupt meanwhile kills it at once.  Either
+way the interrupt then goes on: no further plugin starts, and the ADD's
+record (written before each plugin) describes everything that may exist.  Waiting for a
 lock ends at the same deadline with :class:`~libcni_py.errors.LockTimeoutError`
 naming the holder.  A
 plugin binary that is being replaced (``ETXTBSY``) is started again, up to 5
@@ -37,6 +43,11 @@ __all__ = ["SyncDriver", "run_plugin"]
 #: Attempts to start a binary that is busy being written (Go: 6 in total).
 TEXT_BUSY_RETRIES = 5
 TEXT_BUSY_DELAY = 1.0
+
+#: On ``KeyboardInterrupt`` (SIGINT; the CLI's SIGTERM and SIGHUP too) the
+#: running plugin gets this long (within its deadline) to finish on its own
+#: before its tree is killed; then the interrupt goes on.
+INTERRUPT_GRACE = 5.0
 
 
 def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
@@ -69,6 +80,7 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
             raise
     deadline = None if timeout is None else started + timeout
     timed_out = False
+    interrupted: KeyboardInterrupt | None = None
     try:
         spawn.release_interrupts(held)
         poller = select.poll()
@@ -89,52 +101,64 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
         watch(child.pidfd, "exit", select.POLLIN)
         exited_at: float | None = None
         while True:
-            if exited_at is None and child.pidfd < 0 and child.reap(block=False):
-                exited_at = time.monotonic()  # no pidfd: polled below
-            if exited_at is not None and not child.pipes_open:
-                break
-            now = time.monotonic()
-            limits = []
-            if deadline is not None and exited_at is None:
-                limits.append(deadline - now)
-            if exited_at is not None:
-                limits.append(exited_at + spawn.GRACE_AFTER_EXIT - now)
-            if child.pidfd < 0 and exited_at is None:
-                limits.append(0.01)
-            wait = min(limits) if limits else None
-            if wait is not None and wait <= 0:
-                if exited_at is None and deadline is not None and now >= deadline:
-                    timed_out = True
-                    child.kill_tree()
-                    child.reap(block=True)
-                break
-            for fd, _events in poller.poll(None if wait is None else max(1, int(wait * 1000))):
-                what = watched.get(fd)
-                if what == "stdin":
-                    if child.write_stdin():
+            try:
+                if exited_at is None and child.pidfd < 0 and child.reap(block=False):
+                    exited_at = time.monotonic()  # no pidfd: polled below
+                if exited_at is not None and not child.pipes_open:
+                    break
+                now = time.monotonic()
+                limits = []
+                if deadline is not None and exited_at is None:
+                    limits.append(deadline - now)
+                if exited_at is not None:
+                    limits.append(exited_at + spawn.GRACE_AFTER_EXIT - now)
+                if child.pidfd < 0 and exited_at is None:
+                    limits.append(0.01)
+                wait = min(limits) if limits else None
+                if wait is not None and wait <= 0:
+                    if exited_at is None and deadline is not None and now >= deadline:
+                        timed_out = interrupted is None
+                        child.kill_tree()
+                        child.reap(block=True)
+                    break
+                for fd, _events in poller.poll(None if wait is None else max(1, int(wait * 1000))):
+                    what = watched.get(fd)
+                    if what == "stdin":
+                        if child.write_stdin():
+                            unwatch(fd)
+                    elif what == "stdout":
+                        if child.read_stdout():
+                            unwatch(fd)
+                            if child.overflow:
+                                child.kill_tree()
+                                child.reap(block=True)
+                                exited_at = exited_at or time.monotonic()
+                    elif what == "stderr":
+                        if child.read_stderr():
+                            unwatch(fd)
+                    elif what == "exit":
                         unwatch(fd)
-                elif what == "stdout":
-                    if child.read_stdout():
-                        unwatch(fd)
-                        if child.overflow:
-                            child.kill_tree()
-                            child.reap(block=True)
-                            exited_at = exited_at or time.monotonic()
-                elif what == "stderr":
-                    if child.read_stderr():
-                        unwatch(fd)
-                elif what == "exit":
-                    unwatch(fd)
-                    child.reap(block=True)
-                    exited_at = time.monotonic()
-                    if child.stdin_fd >= 0:
-                        unwatch(child.stdin_fd)
-                        child.close_stdin()
+                        child.reap(block=True)
+                        exited_at = time.monotonic()
+                        if child.stdin_fd >= 0:
+                            unwatch(child.stdin_fd)
+                            child.close_stdin()
+            except KeyboardInterrupt as exc:
+                if interrupted is not None:
+                    raise
+                # A plugin killed half-way can leave what its own DEL cannot
+                # undo (bridge: an iptables rule pointing to a chain not made
+                # yet); so the running one may finish, for a short while.
+                interrupted = exc
+                grace = time.monotonic() + INTERRUPT_GRACE
+                deadline = grace if deadline is None else min(deadline, grace)
     finally:
         if child.returncode is None:
             child.kill_tree()
             child.reap(block=True)
         child.close()
+    if interrupted is not None:
+        raise interrupted
     return child.outcome(duration=time.monotonic() - started, timed_out=timed_out)
 
 
@@ -151,7 +175,13 @@ class SyncDriver(DriverBase):
             if effect.key not in self.held:
                 self.held[effect.key] = self.store.lock(effect.key, timeout=self.timeout)
             return None
-        return self.perform_simple(effect)
+        # Record writes, reads and removals are quick: an interrupt waits for
+        # the end of one (no temporary file left, no record half-replaced).
+        held = spawn.hold_interrupts()
+        try:
+            return self.perform_simple(effect)
+        finally:
+            spawn.release_interrupts(held)
 
     def run(self, steps: plan.Plan) -> Any:
         """Drive a plan to its end and return its value (or raise its error).

@@ -167,14 +167,16 @@ def proc_stat(pid: str) -> tuple[int, int, int, str] | None:
         return None
 
 
-def command_line(pid: int) -> str:
-    """A process's command line for messages ("" if it is gone)."""
+def command_line(pid: int, limit: int = 200) -> str:
+    """A process's command line for messages, cut at ``limit`` characters
+    ("" if it is gone)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             raw = fh.read(4096)
     except OSError:
         return ""
-    return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    text = raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _tree(roots: set[int], table: dict[int, tuple[int, int, int, str]]) -> set[int]:

@@ -16,15 +16,16 @@ the deadline; 128+N interrupted by signal N (130 SIGINT, 129 SIGHUP, 143
 SIGTERM).
 
 Signals: SIGINT, SIGTERM and SIGHUP -- sent to cnitool or to its process
-group -- all interrupt the same way (:func:`_interrupt`): the first raises
-:class:`Interrupted` where cnitool stands, so a running plugin and its whole
-process tree are killed and reaped, an ADD's record stays as it was
-(``adding``, k of n plugins done: what DEL and GC need), an operation of the
-runtime layer rolls back, and only then the locks are released -- a DEL
-that a runtime sends right after the signal waits for them and finds the
-record.  Further signals are ignored while that cleanup runs (it is
-bounded: every plugin it runs has the ``--timeout`` deadline); cnitool never
-exits while a plugin it started still runs.
+group -- all interrupt the same way (:func:`_interrupt` raises
+:class:`Interrupted`, a ``KeyboardInterrupt``).  The plugin that is running
+gets a few seconds to finish by itself (``exec_sync.INTERRUPT_GRACE``; a
+second signal ends that at once), then it and its whole process tree are
+killed and reaped; no further plugin starts; an ADD's record stays as it
+was written before that plugin (``adding``, k of n: what DEL and GC need);
+an operation of the runtime layer rolls back; and only then are the locks
+released -- a DEL that a runtime sends right after the signal waits for
+them and finds the record.  cnitool never exits while a plugin it started
+still runs.
 """
 
 from __future__ import annotations
@@ -263,12 +264,10 @@ _interrupts: list[int] = []
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """The handler of SIGINT, SIGTERM and SIGHUP: the first one interrupts;
-    later ones are noted and ignored, so that the cleanup the first one
-    started is not cut short (it is what keeps nothing running or leaked)."""
+    """The handler of SIGINT, SIGTERM and SIGHUP, as Python's own SIGINT
+    handler: each one interrupts (the exit status is the first one's)."""
     _interrupts.append(signum)
-    if len(_interrupts) == 1:
-        raise Interrupted(signum)
+    raise Interrupted(_interrupts[0])
 
 
 def _catch_interrupts() -> dict[int, object]:

@@ -183,16 +183,10 @@ def decode_sandbox(data: bytes, path: str) -> PodSandbox:
 def process_start_time(pid: int) -> int | None:
     """When process ``pid`` started (clock ticks since boot), or None if it
     does not exist (or is a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    # the command name (field 2) is in parentheses and may hold anything
-    fields = data[data.rfind(b")") + 2 :].split()
-    if len(fields) < 20 or fields[0] == b"Z":
-        return None
-    return int(fields[19])
+    from ..spawn import proc_stat
+
+    stat = proc_stat(str(pid))
+    return None if stat is None or stat[3] == "Z" else stat[2]
 
 
 def owner_alive(sandbox: PodSandbox) -> bool:
