@@ -47,7 +47,8 @@ __all__ = ["DEFAULT_PLUGIN_PATH", "DEFAULT_TIMEOUT", "AsyncCNI", "CNI"]
 #: Where plugins are looked for when no path is given (Go cnitool's default).
 DEFAULT_PLUGIN_PATH = ("/opt/cni/bin",)
 
-#: Seconds one plugin call may take before it and its process group are killed.
+#: Seconds one plugin call may take before it and every process it started are
+#: killed; also the longest wait for a lock another operation holds.
 DEFAULT_TIMEOUT = 300.0
 
 
@@ -57,7 +58,10 @@ class _Base:
     Args:
         plugin_path: directories searched for plugin binaries, in order.
         cache_dir: the result cache (Go's ``CacheDir``).
-        timeout: seconds a single plugin call may take (None: unlimited).
+        timeout: seconds a single plugin call may take, and the longest wait
+            for a lock another operation holds (then
+            :class:`~libcni_py.errors.LockTimeoutError` names the holder);
+            None: unlimited.
         env: the environment plugins inherit (default: this process's, as
             Go libcni passes it).
         trace_context: a W3C trace context passed as TRACEPARENT/TRACESTATE.
@@ -151,7 +155,13 @@ class _Base:
 class CNI(_Base):
     """Blocking CNI operations (Go's ``CNIConfig``).  See :class:`_Base` for the
     settings.  Each call runs to completion in the calling thread; Ctrl-C
-    (``KeyboardInterrupt``) while a plugin runs kills its process group first.
+    (``KeyboardInterrupt``) while a plugin runs gives it a few seconds to
+    finish (:data:`~libcni_py.exec_sync.INTERRUPT_GRACE`; a second Ctrl-C
+    ends that), then kills it and every process it started, before the
+    interrupt goes on; the record then says how far the operation got.
+    Plugins' descendants that daemonized are only found if this process is
+    a child subreaper (:func:`libcni_py.spawn.become_subreaper`, off by
+    default as it is process-wide; docs/reliability.md section 7).
     """
 
     def _run(self, steps: plan.Plan) -> Any:

@@ -82,7 +82,6 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
     timed_out = False
     interrupted: KeyboardInterrupt | None = None
     try:
-        spawn.release_interrupts(held)
         poller = select.poll()
         watched: dict[int, str] = {}
 
@@ -102,6 +101,9 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
         exited_at: float | None = None
         while True:
             try:
+                if held is not None:  # a pending interrupt arrives here, inside the try
+                    spawn.release_interrupts(held)
+                    held = None
                 if exited_at is None and child.pidfd < 0 and child.reap(block=False):
                     exited_at = time.monotonic()  # no pidfd: polled below
                 if exited_at is not None and not child.pipes_open:
@@ -153,6 +155,8 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
                 grace = time.monotonic() + INTERRUPT_GRACE
                 deadline = grace if deadline is None else min(deadline, grace)
     finally:
+        if held is not None:
+            spawn.release_interrupts(held)
         if child.returncode is None:
             child.kill_tree()
             child.reap(block=True)
