@@ -50,6 +50,7 @@ __all__ = [
     "DecodeError",
     "InvalidNameError",
     "InvalidResultError",
+    "LockUnavailableError",
     "MultiError",
     "NetnsError",
     "NetworkNotFoundError",
@@ -284,6 +285,13 @@ class CacheError(CNIError):
         self.path = path
         self.problem = problem
         super().__init__(f"{path}: {problem}", hint=hint)
+
+
+class LockUnavailableError(CacheError):
+    """An attachment's lock file neither exists nor can be created (a
+    read-only cache directory, one of another user, something planted in
+    its place): there is no lock to take, for anyone who sees the same
+    directory.  DEL and GC go on without it; ADD and CHECK stop."""
 
 
 class NetnsError(CNIError):
