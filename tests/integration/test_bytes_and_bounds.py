@@ -1,12 +1,14 @@
 """Bytes and bounds (issue 12): every numeric option is bounded before anything
 runs, names and paths that are not UTF-8 are refused before an ADD runs (and
 passed byte for byte by DEL), the record reader reads every record the
-writer writes, and file names that are not UTF-8 never crash the output."""
+writer writes, file names that are not UTF-8 never crash the output, and
+DEL and GC go on when no lock can be taken."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from libcni_py.cache import AttachmentKey
 from libcni_py.cachestore import MAX_RECORD_BYTES, CacheStore
 from libcni_py.errors import ArgsError, CacheError, InvalidNameError
 from libcni_py.invoke import MAX_STDOUT
+from libcni_py.plan import GCReport
 
 NETWORK = "bbnet"
 
@@ -250,3 +253,53 @@ def test_conf_file_names_that_are_not_utf8_are_printed_escaped(
         assert proc.returncode == 0, (argv, proc.stderr)
         assert "20-\\xfe.conflist" in proc.stdout, (argv, proc.stdout)
         assert "internal error" not in proc.stderr
+
+
+# --------------------------------------------------------------------------
+# a lock that cannot be taken at all
+
+
+@pytest.mark.parametrize("driver", ["sync", "trio"])
+def test_del_and_gc_go_on_when_no_lock_can_be_taken(
+    driver: str, conf_dir: Path, cache_dir: Path, env: dict[str, str], record_file: Path, tmp_path: Path
+) -> None:
+    """``libcni_py/locks`` replaced by a symbolic link (never followed): no
+    lock file can be opened.  ADD refuses before any plugin runs; DEL and GC
+    run the plugins with the recorded prevResult, without the lock, say so,
+    and remove the record."""
+    import trio
+
+    net = load_network(str(conf_dir), NETWORK)
+    notes: list[str] = []
+    settings = {
+        "plugin_path": [str(PLUGINS)],
+        "cache_dir": str(cache_dir),
+        "on_stderr": None,
+        "on_notice": notes.append,
+    }
+    rt = RuntimeConf(container_id="c1", netns="/n", ifname="eth0")
+    CNI(**settings).add(net, rt)  # type: ignore[arg-type]
+    CNI(**settings).add(net, rt.replace(container_id="c2"))  # type: ignore[arg-type]
+    locks = cache_dir / "libcni_py" / "locks"
+    shutil.rmtree(locks)
+    (tmp_path / "elsewhere").mkdir()
+    locks.symlink_to(tmp_path / "elsewhere")
+
+    with pytest.raises(CacheError, match="symbolic link"):
+        CNI(**settings).add(net, rt.replace(container_id="c3"))  # type: ignore[arg-type]
+    if driver == "sync":
+        CNI(**settings).delete(net, rt)  # type: ignore[arg-type]
+        report = CNI(**settings).gc(net, [])  # type: ignore[arg-type]
+    else:
+
+        async def teardown() -> GCReport:
+            await AsyncCNI(**settings).delete(net, rt)  # type: ignore[arg-type]
+            return await AsyncCNI(**settings).gc(net, [])  # type: ignore[arg-type]
+
+        report = trio.run(teardown)
+    assert report.removed == (("c2", "eth0"),)
+    assert len([n for n in notes if "deleting without the attachment's lock" in n]) == 2, notes
+    dels = [json.loads(str(c["stdin"])) for c in read_calls(record_file) if c["command"] == "DEL"]
+    assert [d["prevResult"]["interfaces"][0]["name"] for d in dels] == ["rec0", "rec0"], "prevResult was read"
+    assert list((cache_dir / "results").iterdir()) == []
+    assert list((tmp_path / "elsewhere").iterdir()) == [], "nothing written through the link"
