@@ -696,7 +696,9 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
     try:
         yield RemoveRecord(key=key)
     except CacheError as exc:
-        yield Notice(text=f"{exc.one_line()}; the attachment is deleted but its cache record is not")
+        yield Notice(
+            text=f"{exc.one_line()}; the attachment is deleted but its cache record is not (a later DEL or GC finds it)"
+        )
     yield Release(key=key, forget=True)
     return None
 
