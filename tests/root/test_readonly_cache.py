@@ -8,7 +8,6 @@ left on the node."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import subprocess
@@ -19,31 +18,16 @@ from pathlib import Path
 
 import faults
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, PLUGINS, read_calls, unique, write_conf
-
-from libcni_py.args import cnitool_container_id
+from support import CNITOOL, DEBIAN_PLUGINS, PLUGINS, read_calls, write_conf
 
 pytestmark = pytest.mark.root
 
 
-class Attachment:
+class Attachment(faults.Chain):
     """One real attachment (bridge + host-local, tuning, portmap) of one pod."""
 
-    def __init__(self, tmp_path: Path, pod: str, subnet: str, port: int) -> None:
-        self.network = unique("ronet")
-        self.bridge = unique("robr")
-        self.data_dir = tmp_path / "ipam"
-        self.tuning_dir = tmp_path / "tuning"
-        self.cache_dir = tmp_path / "cache"
-        self.conf_dir = tmp_path / "net.d"
-        self.conf_dir.mkdir()
-        self.pod = pod
-        self.netns = f"/var/run/netns/{pod}"
-        self.cid = cnitool_container_id(self.netns)
-        conf = faults.chain_conf(self.network, self.bridge, subnet, self.data_dir, self.tuning_dir)
-        write_conf(self.conf_dir, "10-ro.conflist", conf)
-        self.caps = json.dumps({"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]})
-        self.iptables_before = faults.iptables_state()
+    def __init__(self, tmp_path: Path, pod: str, n: int) -> None:
+        super().__init__(tmp_path, pod, prefix="ronet", subnet=f"10.249.{n % 250}.0/24", port=19400 + n)
         self.filename = f"{self.network}-{self.cid}-eth0"
 
     def cnitool(self, *argv: str, read_only: bool = False) -> subprocess.CompletedProcess[str]:
@@ -71,18 +55,6 @@ class Attachment:
         }
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
-    def leftovers(self) -> dict[str, list[str]]:
-        return faults.leftovers(
-            pod=self.pod,
-            cid=self.cid,
-            bridge=self.bridge,
-            network=self.network,
-            data_dir=self.data_dir,
-            tuning_dir=self.tuning_dir,
-            cache_dir=self.cache_dir,
-            iptables_before=self.iptables_before,
-        )
-
 
 _subnets = itertools.count(1)
 
@@ -90,7 +62,7 @@ _subnets = itertools.count(1)
 @pytest.fixture
 def attachment(make_netns, tmp_path: Path) -> Iterator[Attachment]:
     n = next(_subnets)
-    made = Attachment(tmp_path, make_netns("ropod"), f"10.249.{n % 250}.0/24", 19400 + n)
+    made = Attachment(tmp_path, make_netns("ropod"), n)
     yield made
     subprocess.run(["ip", "link", "del", made.bridge], check=False, capture_output=True)
 
