@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .result import AnyResult
     from .version import PluginInfo
 
-__all__ = ["DEFAULT_PLUGIN_PATH", "DEFAULT_TIMEOUT", "AsyncCNI", "CNI"]
+__all__ = ["DEFAULT_PLUGIN_PATH", "DEFAULT_TIMEOUT", "MAX_TIMEOUT", "AsyncCNI", "CNI", "check_timeout"]
 
 #: Where plugins are looked for when no path is given (Go cnitool's default).
 DEFAULT_PLUGIN_PATH = ("/opt/cni/bin",)
@@ -50,6 +50,28 @@ DEFAULT_PLUGIN_PATH = ("/opt/cni/bin",)
 #: Seconds one plugin call may take before it and every process it started are
 #: killed; also the longest wait for a lock another operation holds.
 DEFAULT_TIMEOUT = 300.0
+
+#: The longest per-call deadline accepted (a day): a plugin call that takes
+#: longer is hung.  ``None`` is the way to ask for no deadline at all.
+MAX_TIMEOUT = 86400.0
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """``timeout`` if it is a usable per-call deadline: None (no limit) or a
+    number of seconds above 0 and at most :data:`MAX_TIMEOUT`.
+
+    Checked when a :class:`CNI` is made, so that a bad value fails before any
+    plugin runs (``inf`` or a huge number used to fail after the first plugin
+    had started, leaving its record ``adding``).
+
+    Raises:
+        ValueError: anything else (``inf``, ``nan``, 0 or less, a bool, a string).
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"timeout: {timeout!r} is not None or a number of seconds above 0 and at most {MAX_TIMEOUT:g}")
+    return float(timeout)
 
 
 class _Base:
@@ -61,7 +83,7 @@ class _Base:
         timeout: seconds a single plugin call may take, and the longest wait
             for a lock another operation holds (then
             :class:`~libcni_py.errors.LockTimeoutError` names the holder);
-            None: unlimited.
+            None: unlimited; at most :data:`MAX_TIMEOUT`, else ``ValueError``.
         env: the environment plugins inherit (default: this process's, as
             Go libcni passes it).
         trace_context: a W3C trace context passed as TRACEPARENT/TRACESTATE.
@@ -93,7 +115,7 @@ class _Base:
         self.plugin_path = tuple(plugin_path)
         self.delete_with = delete_with
         self.store = CacheStore(cache_dir, durable=durable)
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
         self.env = dict(os.environ if env is None else env)
         self.trace_context = trace_context
         self.on_notice = on_notice

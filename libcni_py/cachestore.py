@@ -44,7 +44,7 @@ import os
 
 from . import names as _names
 from .cache import AttachmentKey
-from .errors import CacheError, LockTimeoutError
+from .errors import CacheError, LockTimeoutError, LockUnavailableError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,8 +54,13 @@ __all__ = ["DEFAULT_CACHE_DIR", "CacheStore", "LockHandle"]
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 
-#: Largest cache file read (a record is a few KiB).
-MAX_RECORD_BYTES = 4 * 1024 * 1024
+#: Largest cache record, for the writer and the reader alike: :meth:`CacheStore.write`
+#: refuses a bigger one (nothing is written; the record before it stays), so
+#: that every record written can be read back.  A record is a few KiB; this
+#: leaves room for a plugin result as large as a plugin may print
+#: (:data:`libcni_py.invoke.MAX_STDOUT`, 16 MiB) next to a configuration as large as
+#: a conf file may be (:data:`libcni_py.conf.MAX_CONF_BYTES`, base64: 5.4 MiB).
+MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -109,26 +114,35 @@ class CacheStore:
                 os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
             fd = os.open(self.cache_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
+            if create:  # a parent vanished while we made it
+                raise CacheError(self.cache_dir, "cannot be created (a parent directory vanished)") from None
             raise
         except OSError as exc:
-            raise CacheError(self.cache_dir, _why(exc)) from None
+            raise CacheError(self.cache_dir, _why(exc, self.cache_dir)) from None
         try:
-            for part in parts:
+            for depth, part in enumerate(parts, start=1):
+                where = os.path.join(self.cache_dir, *parts[:depth])
                 try:
-                    sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
                     try:
-                        os.mkdir(part, 0o700, dir_fd=fd)
-                    except FileExistsError:
-                        pass
-                    sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                        sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    except FileNotFoundError:
+                        if not create:
+                            raise
+                        try:
+                            os.mkdir(part, 0o700, dir_fd=fd)
+                        except FileExistsError:
+                            pass
+                        sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if create:
+                        raise CacheError(where, "vanished while it was being created") from None
+                    raise
                 except OSError as exc:
-                    where = os.path.join(self.cache_dir, *parts[: parts.index(part) + 1])
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                         raise CacheError(where, "is not a directory (a symbolic link?); refusing to use it") from None
-                    raise CacheError(where, _why(exc)) from None
+                    # mkdir in a directory we may not write (owned by root, a
+                    # read-only mount): name the directory that refused
+                    raise CacheError(where, _why(exc, os.path.dirname(where))) from None
                 os.close(fd)
                 fd = sub
             return fd
@@ -198,7 +212,9 @@ class CacheStore:
                 replaces a durable record; still atomic).
 
         Raises:
-            CacheError: the directories cannot be created or written.
+            CacheError: the directories cannot be created or written, or the
+                record is larger than :data:`MAX_RECORD_BYTES` (then nothing
+                is written).
         """
         self.write_name(key.filename, data, durable=durable)
 
@@ -206,8 +222,14 @@ class CacheStore:
         """Like :meth:`write`, by file name inside ``folder`` (a valid name:
         letters, digits, ``_.-``)."""
         sync = self.durable and durable
-        rdfd = self._open_dir(*folder, create=True)
         target = os.path.join(self.cache_dir, *folder, name)
+        if len(data) > MAX_RECORD_BYTES:
+            raise CacheError(
+                target,
+                f"not written: the record would be {len(data)} bytes, more than the {MAX_RECORD_BYTES} "
+                "a cache record may hold (the record before it stays)",
+            )
+        rdfd = self._open_dir(*folder, create=True)
         try:
             tdfd = self._open_dir("libcni_py", "tmp", create=True)
             try:
@@ -472,13 +494,13 @@ class CacheStore:
     def _lock(
         self, name: str, *, blocking: bool, folder: tuple[str, ...] = ATTACHMENT_LOCKS, shared: bool = False
     ) -> LockHandle | None:
-        dfd = self._open_dir(*folder, create=True)
+        try:
+            dfd = self._open_dir(*folder, create=True)
+        except CacheError as exc:
+            raise LockUnavailableError(exc.path, exc.problem) from None
         try:
             while True:
-                try:
-                    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-                except OSError as exc:
-                    raise CacheError(os.path.join(self.cache_dir, *folder, name), _why(exc)) from None
+                fd = _open_lock_file(dfd, name, os.path.join(self.cache_dir, *folder, name))
                 try:
                     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
                     fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
@@ -548,6 +570,33 @@ def lock_holders(path: str) -> list[tuple[int, str, str]]:
             stat = proc_stat(str(pid))
             holders.append((pid, command_line(pid), stat[3] if stat else "?"))
     return holders
+def _open_lock_file(dfd: int, name: str, where: str) -> int:
+    """Open (creating it if need be) the lock file ``name`` in ``dfd``.
+
+    A lock file that cannot be opened for writing -- on a read-only mount, in
+    a directory of another user, or a directory planted in its place -- is
+    opened read-only instead: ``flock`` needs no write access, so the lock
+    still works, and every process that opens the same file the same way is
+    kept out.  Only when the file neither exists nor can be created (or is a
+    symbolic link) is there no lock to take.
+
+    Raises:
+        LockUnavailableError: no lock file can be opened or created, or a
+            symbolic link stands in its place (never followed).
+        CacheError: anything else (out of file descriptors, say).
+    """
+    try:
+        return os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LockUnavailableError(where, "is a symbolic link; refusing to follow it") from None
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR):
+            raise CacheError(where, _why(exc)) from None
+        first = exc
+    try:
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError:
+        raise LockUnavailableError(where, f"cannot be created: {_why(first, os.path.dirname(where))}") from None
 
 
 def _listdir(dfd: int, where: str) -> list[str]:
@@ -563,9 +612,18 @@ def _is_regular(mode: int) -> bool:
     return stat.S_ISREG(mode)
 
 
-def _why(exc: OSError) -> str:
+def _why(exc: OSError, directory: str = "") -> str:
+    """What went wrong, for a person: ``directory`` is the one that refused
+    (named when it is not the path the message is about)."""
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied (run as root, or give --cache-dir a directory you own)"
+        owner = ""
+        if directory:
+            try:
+                uid = os.stat(directory).st_uid
+                owner = f" ({directory} belongs to uid {uid}, this process runs as uid {os.geteuid()})"
+            except OSError:
+                pass
+        return f"permission denied{owner} (run as root, or give --cache-dir a directory you own)"
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
     if exc.errno == errno.EROFS:

@@ -51,6 +51,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidResultError",
     "LockTimeoutError",
+    "LockUnavailableError",
     "MultiError",
     "NetnsError",
     "NetworkNotFoundError",
@@ -291,6 +292,13 @@ class LockTimeoutError(CacheError):
     """A lock another process holds was not released by the operation's
     deadline (``--timeout``); the message names the holder (CLI exit 75:
     try again later)."""
+
+
+class LockUnavailableError(CacheError):
+    """An attachment's lock file neither exists nor can be created (a
+    read-only cache directory, one of another user, something planted in
+    its place): there is no lock to take, for anyone who sees the same
+    directory.  DEL and GC go on without it; ADD and CHECK stop."""
 
 
 class NetnsError(CNIError):

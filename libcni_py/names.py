@@ -15,10 +15,19 @@ from .errors import (
     CODE_INVALID_ENVIRONMENT,
     CODE_INVALID_NETWORK_CONFIG,
     CODE_UNKNOWN_CONTAINER,
+    ArgsError,
     InvalidNameError,
 )
 
-__all__ = ["check_container_id", "check_ifname", "check_network_name", "is_valid_name"]
+__all__ = [
+    "check_container_id",
+    "check_ifname",
+    "check_network_name",
+    "check_utf8",
+    "is_valid_name",
+    "non_utf8_string",
+    "printable",
+]
 
 _MAX_IFNAME = 15
 # Go's unicode.IsSpace (Python's str.isspace also counts U+001C-U+001F)
@@ -62,9 +71,60 @@ def check_network_name(name: str, *, where: str = "") -> None:
         )
 
 
+def printable(text: str) -> str:
+    """``text`` with the bytes that are not UTF-8 (the surrogates Python
+    decodes them to, from argv, the environment or a file name) written as
+    ``\\xNN``, so that it can be printed on any terminal."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def check_utf8(what: str, text: str) -> None:
+    """Raise :class:`~libcni_py.errors.ArgsError` if ``text`` is not valid
+    UTF-8 (holds a surrogate: a byte that is not UTF-8, from argv, the
+    environment or a file name, or a lone surrogate given by a caller).
+
+    The cache record is JSON, written as Go writes it: a string that is not
+    UTF-8 becomes U+FFFD there (in Go's records too), so a netns path, an
+    interface name or a CNI_ARGS value with such a byte would come back as
+    another string, and a later DEL or GC would be given the wrong one.
+    Refused before any plugin runs or any file is written.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        offset = len(text[: exc.start].encode("utf-8"))
+        raise ArgsError(
+            f"{what} '{printable(text)}' is not valid UTF-8 (at byte {offset})",
+            hint="the cache record (JSON, shared with Go libcni) cannot keep it byte for byte, so a later DEL "
+            "or GC would be given another value; use a name that is valid UTF-8",
+        ) from None
+
+
+def non_utf8_string(value: object) -> str | None:
+    """The first string (key or value) in a JSON-like ``value`` that is not
+    valid UTF-8, or None."""
+    if isinstance(value, str):
+        return None if not any("\ud800" <= ch <= "\udfff" for ch in value) else value
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple):
+        for item in value:
+            found = non_utf8_string(item)
+            if found is not None:
+                return found
+    return None
+
+
 def check_ifname(ifname: str, *, where: str = "") -> None:
     """Raise :class:`InvalidNameError` unless ``ifname`` is a valid interface name."""
-    size = len(ifname.encode("utf-8", "surrogateescape"))
+    if any("\ud800" <= ch <= "\udfff" for ch in ifname):
+        raise InvalidNameError(
+            "interface name", ifname, "is not valid UTF-8", code=CODE_INVALID_ENVIRONMENT, where=where
+        )
+    size = len(ifname.encode("utf-8"))
     problem = ""
     if size == 0:
         problem = "is empty"

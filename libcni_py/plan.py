@@ -41,6 +41,7 @@ from .errors import (
     CacheError,
     CNIError,
     DecodeError,
+    LockUnavailableError,
     MultiError,
     PluginError,
     PluginNotFoundError,
@@ -305,13 +306,32 @@ def _check_names(netlist: NetworkConfigList, rt: RuntimeConf) -> AttachmentKey:
     return _check_key(netlist.name, rt, netlist.source)
 
 
-def _check_key(network: str, rt: RuntimeConf, where: str) -> AttachmentKey:
+def _check_key(network: str, rt: RuntimeConf, where: str, *, recording: bool = True) -> AttachmentKey:
+    """Check every name and argument of an operation before anything runs.
+
+    ``recording``: the operation writes a record, so the netns path, CNI_ARGS
+    and capability args must be valid UTF-8 (JSON, as Go writes it, would
+    keep U+FFFD instead; see :func:`libcni_py.names.check_utf8`).  DEL
+    writes none and passes them to the plugins byte for byte: an attachment
+    Go added with such a path can still be deleted.
+    """
     names.check_network_name(network, where=where)
     names.check_container_id(rt.container_id, where=where)
     names.check_ifname(rt.ifname, where=where)
     args.check_cni_args(rt.args)
     if "\0" in rt.netns:
         raise ArgsError("netns: the path has a NUL byte", hint="give the path of a network namespace")
+    if not recording:
+        return cache.AttachmentKey(network=network, container_id=rt.container_id, ifname=rt.ifname)
+    names.check_utf8("netns: the path", rt.netns)
+    for index, (arg_key, value) in enumerate(rt.args, start=1):
+        names.check_utf8(f"CNI_ARGS: pair {index}", f"{arg_key}={value}")
+    if names.non_utf8_string(rt.capability_args) is not None:
+        # never quoted: capability arguments may carry secrets
+        raise ArgsError(
+            "capability args: a string is not valid UTF-8",
+            hint="plugins and the cache record would get U+FFFD in its place; give valid UTF-8",
+        )
     return cache.AttachmentKey(network=network, container_id=rt.container_id, ifname=rt.ifname)
 
 
@@ -620,13 +640,21 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
     with a notice, and the record is removed once every plugin succeeded.  A
     failing plugin stops the DEL and keeps the record, so that it can be
     retried.  A record that cannot be removed after the plugins succeeded is
-    reported with a notice, not as a failure: what the attachment made is
-    gone, and a later DEL or GC finds the record again.
+    reported with a notice, not as a failure (Go ignores it too): what the
+    attachment made is gone, and a later DEL or GC finds the record again.
+    Nor does a lock that cannot be taken because its file cannot be created
+    (a read-only cache directory, one of another user) stop the DEL: it
+    goes on without the lock, with a notice.
     """
     given = None if isinstance(netlist, str) else netlist
     name = netlist if isinstance(netlist, str) else netlist.name
-    key = _check_key(name, rt, given.source if given is not None else "")
-    yield Acquire(key=key)
+    key = _check_key(name, rt, given.source if given is not None else "", recording=False)
+    try:
+        yield Acquire(key=key)
+    except LockUnavailableError as exc:
+        # Read-only or damaged cache state must not keep DEL from running the
+        # plugins; a lock file nobody can create is one nobody else holds here.
+        yield Notice(text=f"{exc.one_line()}; deleting without the attachment's lock")
     where = f"cache record {key.filename}"
     record: CacheRecord | None = None
     try:
@@ -668,7 +696,9 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
     try:
         yield RemoveRecord(key=key)
     except CacheError as exc:
-        yield Notice(text=f"{exc.one_line()}; the attachment is deleted but its cache record is not")
+        yield Notice(
+            text=f"{exc.one_line()}; the attachment is deleted but its cache record is not (a later DEL or GC finds it)"
+        )
     yield Release(key=key, forget=True)
     return None
 

@@ -276,6 +276,49 @@ def leaked(found: dict[str, list[str]]) -> list[str]:
     return [kind for kind, items in found.items() if items]
 
 
+class Chain:
+    """One attachment of :func:`chain_conf` to be made: a network, a bridge,
+    a pod namespace (already made), their dirs under ``tmp_path`` and a host
+    port, all named uniquely, and the node's iptables state before it."""
+
+    def __init__(self, tmp_path: Path, pod: str, *, prefix: str, subnet: str, port: int) -> None:
+        from support import unique, write_conf
+
+        from libcni_py.args import cnitool_container_id
+
+        self.network = unique(prefix)
+        self.bridge = unique(prefix[:2] + "br")
+        self.data_dir = tmp_path / "ipam"
+        self.tuning_dir = tmp_path / "tuning"
+        self.cache_dir = tmp_path / "cache"
+        self.conf_dir = tmp_path / "net.d"
+        self.conf_dir.mkdir()
+        self.pod = pod
+        self.netns = f"/var/run/netns/{pod}"
+        self.cid = cnitool_container_id(self.netns)
+        self.port = port
+        write_conf(
+            self.conf_dir,
+            "10-fault.conflist",
+            chain_conf(self.network, self.bridge, subnet, self.data_dir, self.tuning_dir),
+        )
+        self.caps = json.dumps({"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]})
+        self.iptables_before = iptables_state()
+
+    def leftovers(self) -> dict[str, list[str]]:
+        """What the attachment left (:func:`leftovers`)."""
+        return leftovers(
+            pod=self.pod,
+            cid=self.cid,
+            bridge=self.bridge,
+            network=self.network,
+            data_dir=self.data_dir,
+            tuning_dir=self.tuning_dir,
+            cache_dir=self.cache_dir,
+            iptables_before=self.iptables_before,
+        )
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["add"]:
         raise SystemExit(_run_add(sys.argv[2:]))

@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["Command", "Opt", "UsageError", "parse"]
+__all__ = ["Command", "Opt", "UsageError", "bounded_int", "bounded_seconds", "parse"]
 
 
 class UsageError(Exception):
@@ -152,3 +152,40 @@ def parse(argv: Sequence[str], options: Sequence[Opt]) -> tuple[dict[str, object
         else:
             values[opt.dest] = value
     return values, positionals
+
+
+def bounded_int(text: object, *, option: str, low: int, high: int) -> int:
+    """An integer option's value, checked before anything runs.
+
+    Only ASCII digits are taken (``int`` would also take ``٣``, ``1_0`` and
+    thousands of digits, or fail on ``²``, which ``str.isdigit`` lets
+    through).
+
+    Raises:
+        UsageError: not a whole number from ``low`` to ``high``.
+    """
+    value = str(text).strip()
+    digits = value.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+        raise UsageError(f"{option}: {value!r} is not a whole number from {low} to {high}")
+    number = int(value)
+    if not low <= number <= high:
+        raise UsageError(f"{option}: {number} is not between {low} and {high}")
+    return number
+
+
+def bounded_seconds(text: object, *, option: str, high: float) -> float:
+    """A number of seconds, ``0`` to ``high`` (a fraction is fine).
+
+    Raises:
+        UsageError: not a finite number in that range (``inf``, ``nan`` and
+            negative numbers included).
+    """
+    value = str(text).strip()
+    try:
+        seconds = float(value) if value.isascii() else float("nan")
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds <= high:  # False for nan too
+        raise UsageError(f"{option}: {value!r} is not a number of seconds from 0 to {high:g}")
+    return seconds

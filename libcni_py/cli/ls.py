@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from ._argv import Command, Opt, UsageError
+from ._argv import Command, Opt, UsageError, bounded_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,6 +22,10 @@ __all__ = ["run", "spec"]
 
 #: Seconds a VERSION probe may take (a plugin that hangs should not hang ls).
 PROBE_TIMEOUT = 10.0
+
+#: The largest ``--max-conf-num`` (and ``pod --max-networks``): far more
+#: networks than a pod has interfaces to give them (0 means all).
+MAX_CONF_NUM = 1000
 
 SPEC = Command(
     "ls",
@@ -61,12 +65,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
         raise UsageError(f"ls takes no arguments (use --conf-dir DIR), got {' '.join(positionals)}")
     max_conf_num = 1
     if "max_conf_num" in values:
-        try:
-            max_conf_num = int(str(values["max_conf_num"]))
-        except ValueError:
-            raise UsageError(f"--max-conf-num: {values['max_conf_num']!r} is not a number") from None
-        if max_conf_num < 0:
-            raise UsageError("--max-conf-num: must be 0 (all) or more")
+        max_conf_num = bounded_int(values["max_conf_num"], option="--max-conf-num", low=0, high=MAX_CONF_NUM)
     listing = confdir_report.scan(ctx.conf_dir)
     statuses = confdir_report.resolve_plugins(confdir_report.chain_types(listing), ctx.plugin_path)
     if not values.get("no_probe"):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._argv import Opt, UsageError, format_opt, parse
+from ._argv import Opt, UsageError, bounded_seconds, format_opt, parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,7 +71,12 @@ GLOBAL_OPTIONS = (
     Opt(
         "--cache-dir", dest="cache_dir", metavar="DIR", env="CNI_CACHE_DIR", help="result cache (default /var/lib/cni)"
     ),
-    Opt("--timeout", dest="timeout", metavar="SECONDS", help="limit for each plugin call (default 300; 0: none)"),
+    Opt(
+        "--timeout",
+        dest="timeout",
+        metavar="SECONDS",
+        help="limit for each plugin call (default 300; at most 86400; 0: none)",
+    ),
     Opt("--debug", dest="debug", help="show tracebacks of errors"),
     Opt("--trace", dest="trace", help="print every plugin call and what it changed on stderr"),
     Opt("--trace-json", dest="trace_json", metavar="FILE", help="write the trace as JSON to FILE (docs/tracing.md)"),
@@ -120,10 +125,9 @@ class Context:
         timeout = values.get("timeout")
         self.timeout: float | None = 300.0
         if timeout is not None:
-            try:
-                seconds = float(str(timeout))
-            except ValueError:
-                raise UsageError(f"--timeout: {timeout!r} is not a number of seconds") from None
+            from ..api import MAX_TIMEOUT
+
+            seconds = bounded_seconds(timeout, option="--timeout", high=MAX_TIMEOUT)
             self.timeout = seconds if seconds > 0 else None
         self.values = values
         self.notices: list[str] = []
@@ -330,10 +334,41 @@ def _exit_code(exc: BaseException) -> int:
     return 1
 
 
+def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler ``cnitool-escape``: a character stdout cannot
+    encode is written as an escape, never an error -- ``\\xNN`` for a byte
+    that was not UTF-8 in a file name, argument or variable (Python holds it
+    as a surrogate), ``\\uNNNN`` for anything else."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start : exc.end]
+    out = "".join(
+        f"\\x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF else ch.encode("ascii", "backslashreplace").decode()
+        for ch in text
+    )
+    return out, exc.end
+
+
+def _escaping_stdout() -> None:
+    """Make stdout escape what it cannot encode (see :func:`_escape_undecodable`):
+    a conf file name with a byte that is not UTF-8 must not crash ``ls``,
+    ``explain`` or ``validate`` when stdout is strict UTF-8."""
+    import codecs
+
+    codecs.register_error("cnitool-escape", _escape_undecodable)
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="cnitool-escape")
+        except (ValueError, OSError):
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``cnitool`` with ``argv`` (default ``sys.argv[1:]``); returns the
     exit status (the console script exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _escaping_stdout()
     command, rest = _split_command(argv)
     debug = "--debug" in argv
     if command is None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._argv import Command, Opt, UsageError
+from ._argv import Command, Opt, UsageError, bounded_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -143,16 +143,15 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
 def _manager(ctx: Context, values: dict[str, object], *, concurrent: bool = False) -> Any:
     """The pod network manager for these settings (trio's when ``--concurrent``)."""
     from ..runtime.manager import AsyncPodNetworks, PodNetworks
+    from .ls import MAX_CONF_NUM
 
-    max_text = str(values.get("max_networks") or "1")
-    if not max_text.isdigit():
-        raise UsageError(f"--max-networks: {max_text!r} is not a number")
+    max_networks = bounded_int(values.get("max_networks", "1"), option="--max-networks", low=0, high=MAX_CONF_NUM)
     cls = AsyncPodNetworks if concurrent else PodNetworks
     return cls(
         conf_dir=ctx.conf_dir,
         plugin_path=ctx.plugin_path,
         cache_dir=ctx.cache_dir,
-        max_networks=int(max_text),
+        max_networks=max_networks,
         concurrent=concurrent,
         timeout=ctx.timeout,
         env=ctx.env,

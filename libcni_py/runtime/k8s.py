@@ -85,10 +85,9 @@ class PortMapping(Value):
         if len(parts) < 2:
             raise ArgsError(f"port {text!r}: expected [HOSTIP:]HOST:CONTAINER[/PROTO], e.g. 8080:80/tcp")
         host_ip = ":".join(parts[:-2]).strip("[]")
-        try:
-            host_port, container_port = int(parts[-2]), int(parts[-1])
-        except ValueError:
-            raise ArgsError(f"port {text!r}: ports must be numbers ([HOSTIP:]HOST:CONTAINER[/PROTO])") from None
+        if not all(p.isascii() and p.isdigit() and len(p) <= 5 for p in parts[-2:]):
+            raise ArgsError(f"port {text!r}: ports must be numbers from 0 to 65535 ([HOSTIP:]HOST:CONTAINER[/PROTO])")
+        host_port, container_port = int(parts[-2]), int(parts[-1])
         return cls(host_port=host_port, container_port=container_port, protocol=proto or "tcp", host_ip=host_ip)
 
     def to_json(self) -> dict[str, Any]:
@@ -337,6 +336,10 @@ _SUFFIXES = (
 )
 
 
+#: The largest quantity: Kubernetes quantities are int64 values.
+MAX_QUANTITY = 2**63 - 1
+
+
 def parse_quantity(text: str, *, what: str = "quantity") -> int:
     """A Kubernetes quantity as an integer: ``10M`` -> 10000000, ``1Ki`` -> 1024.
 
@@ -357,10 +360,14 @@ def parse_quantity(text: str, *, what: str = "quantity") -> int:
         raise ArgsError(
             f"{what}: {text!r} is not a quantity", hint="e.g. 1000000, 10M, 1.5G or 512Ki (bits per second)"
         )
+    if len(whole + frac) > 30:  # also keeps int() below its digit limit
+        raise ArgsError(f"{what}: {text!r} is too large", hint=f"at most {MAX_QUANTITY} (bits per second)")
     scaled: int = int(whole + frac) * factor
     divisor: int = 10 ** len(frac)
     if scaled % divisor:
         raise ArgsError(f"{what}: {text!r} is not a whole number")
+    if scaled // divisor > MAX_QUANTITY:
+        raise ArgsError(f"{what}: {text!r} is too large", hint=f"at most {MAX_QUANTITY} (bits per second)")
     return scaled // divisor
 
 

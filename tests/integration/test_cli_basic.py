@@ -102,7 +102,12 @@ def test_flags_override_environment(
         (["add", "recnet", "NETNS", "--bogus"], {}, 2, "unknown option --bogus"),
         (["check", "recnet", "NETNS"], {}, 1, "nothing to check"),
         (["gc", "recnet"], {}, 2, "refusing to GC without a list of valid attachments"),
-        (["add", "recnet", "NETNS", "--timeout", "soon"], {}, 2, "--timeout: 'soon' is not a number"),
+        (
+            ["add", "recnet", "NETNS", "--timeout", "soon"],
+            {},
+            2,
+            "--timeout: 'soon' is not a number of seconds from 0 to 86400",
+        ),
     ],
 )
 def test_errors_are_one_clear_line(

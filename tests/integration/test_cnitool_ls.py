@@ -189,7 +189,7 @@ def test_ls_usage_and_empty_dir(tmp_path: Path) -> None:
     bad = run_cnitool("ls", "extra-arg")
     assert bad.returncode == 2 and "ls takes no arguments" in bad.stderr
     bad = run_cnitool("ls", "--max-conf-num", "x")
-    assert bad.returncode == 2 and "--max-conf-num: 'x' is not a number" in bad.stderr
+    assert bad.returncode == 2 and "--max-conf-num: 'x' is not a whole number from 0 to 1000" in bad.stderr
 
 
 def test_ls_lists_a_thousand_files_without_heavy_imports(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ as markdown at the end; docs/reliability.md shows one)."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -21,9 +20,7 @@ from pathlib import Path
 
 import faults
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, unique, write_conf
-
-from libcni_py.args import cnitool_container_id
+from support import CNITOOL, DEBIAN_PLUGINS
 
 pytestmark = pytest.mark.root
 
@@ -31,29 +28,12 @@ _subnets = itertools.count(1)
 TABLE: list[tuple[str, str, str, str, str]] = []
 
 
-class Rig:
+class Rig(faults.Chain):
     """One network and one pod, with everything named uniquely."""
 
     def __init__(self, tmp_path: Path, pod: str) -> None:
         n = next(_subnets)
-        self.network = unique("fault")
-        self.bridge = unique("fbr")
-        self.data_dir = tmp_path / "ipam"
-        self.tuning_dir = tmp_path / "tuning"
-        self.cache_dir = tmp_path / "cache"
-        self.conf_dir = tmp_path / "net.d"
-        self.conf_dir.mkdir()
-        self.pod = pod
-        self.netns = f"/var/run/netns/{pod}"
-        self.cid = cnitool_container_id(self.netns)
-        self.port = 19000 + n
-        write_conf(
-            self.conf_dir,
-            "10-fault.conflist",
-            faults.chain_conf(self.network, self.bridge, f"10.243.{n % 250}.0/24", self.data_dir, self.tuning_dir),
-        )
-        self.caps = json.dumps({"portMappings": [{"hostPort": self.port, "containerPort": 80, "protocol": "tcp"}]})
-        self.iptables_before = faults.iptables_state()
+        super().__init__(tmp_path, pod, prefix="fault", subnet=f"10.243.{n % 250}.0/24", port=19000 + n)
 
     def env(self, **extra: str) -> dict[str, str]:
         return (
@@ -113,18 +93,6 @@ class Rig:
         if how == "gc":
             return self.cnitool("gc", self.network, "--all")
         return self.cnitool("del", self.network, self.netns)
-
-    def leftovers(self) -> dict[str, list[str]]:
-        return faults.leftovers(
-            pod=self.pod,
-            cid=self.cid,
-            bridge=self.bridge,
-            network=self.network,
-            data_dir=self.data_dir,
-            tuning_dir=self.tuning_dir,
-            cache_dir=self.cache_dir,
-            iptables_before=self.iptables_before,
-        )
 
 
 @pytest.fixture

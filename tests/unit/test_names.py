@@ -13,6 +13,7 @@ from libcni_py.errors import (
     CODE_INVALID_ENVIRONMENT,
     CODE_INVALID_NETWORK_CONFIG,
     CODE_UNKNOWN_CONTAINER,
+    ArgsError,
     InvalidNameError,
 )
 
@@ -108,11 +109,24 @@ def test_invalid_ifnames(bad: str, problem: str) -> None:
     assert "15 bytes" in info.value.hint
 
 
-def test_ifname_length_counts_surrogate_escaped_bytes() -> None:
-    # os.fsdecode of undecodable bytes gives surrogate escapes: one byte each
-    names.check_ifname("a\udcff" * 7)
-    with pytest.raises(InvalidNameError, match="too long"):
-        names.check_ifname("a\udcff" * 8)
+@pytest.mark.parametrize("ifname", ["a\udcff", "e\ud800"])
+def test_ifname_that_is_not_utf8_is_refused(ifname: str) -> None:
+    # os.fsdecode of undecodable bytes gives surrogate escapes; the record (JSON,
+    # as Go writes it) would hold U+FFFD instead, so a later DEL would get another name
+    with pytest.raises(InvalidNameError, match="not valid UTF-8"):
+        names.check_ifname(ifname)
+
+
+def test_printable_escapes_bytes_that_are_not_utf8() -> None:
+    assert names.printable("/run/ns\udcff") == "/run/ns\\xff"
+    assert names.printable("x\ud800") == "x\\ud800"
+    assert names.printable("blé") == "blé"
+
+
+def test_check_utf8_names_the_byte_offset() -> None:
+    names.check_utf8("netns", "/var/run/netns/blé")
+    with pytest.raises(ArgsError, match=r"netns '/run/ns\\xff' is not valid UTF-8 \(at byte 7\)"):
+        names.check_utf8("netns", "/run/ns\udcff")
 
 
 def test_ifname_control_characters_refused() -> None:
