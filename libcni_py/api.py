@@ -26,6 +26,7 @@ import os
 from . import cache, plan, result
 from .cachestore import DEFAULT_CACHE_DIR, CacheStore
 from .driver import stderr_to_terminal
+from .errors import CacheError
 from .exec_sync import SyncDriver
 
 TYPE_CHECKING = False
@@ -125,12 +126,19 @@ class _Base:
 
         Raises:
             InvalidNameError: a name that is not valid.
-            CacheError: the record exists but is damaged.
+            CacheError: the record exists but is damaged, or is another
+                attachment's (see :func:`libcni_py.cache.owner`).
         """
         name = netlist if isinstance(netlist, str) else netlist.name
         key = cache.AttachmentKey(network=name, container_id=rt.container_id, ifname=rt.ifname)
         data = self.store.read(key)
-        return None if data is None else cache.decode_record(data, self.store.path_for(key))
+        if data is None:
+            return None
+        record = cache.decode_record(data, self.store.path_for(key))
+        other = cache.owner(record, key)
+        if other:
+            raise CacheError(self.store.path_for(key), f"holds the record of {other}, not of this attachment")
+        return record
 
     def cached_result(self, netlist: NetworkConfigList, rt: RuntimeConf) -> AnyResult | None:
         """The attachment's cached result in the list's version, or None
