@@ -210,7 +210,7 @@ def test_deleting_marker_round_trip() -> None:
     ],
 )
 def test_a_bad_deleting_marker_is_a_damaged_record(marker: bytes) -> None:
-    with pytest.raises(CacheError, match="is damaged: libcniPy.remaining"):
+    with pytest.raises(CacheError, match=r"is damaged: libcniPy\.remaining"):
         decode_record(b'{"kind":"cniCacheV1","libcniPy":' + marker + b"}", "p")
 
 
