@@ -171,6 +171,8 @@ class CNI(_Base):
 
         Raises:
             InvalidNameError, PluginNotFoundError: before any plugin runs.
+            ArgsError: the attachment is on record already (DEL it first), or
+                its cache file name is another attachment's; nothing runs.
             PluginError: the plugin that failed; the attachment's record is
                 kept (marked failed) so that DEL or GC can undo what was made.
         """
@@ -187,12 +189,18 @@ class CNI(_Base):
         The plugins run with the configuration the attachment was added with
         when its cache record holds one that differs from ``netlist`` (the
         conf file changed since); ``netlist`` may be just the network's name
-        when its file is gone.  Notices say when either happens.
+        when its file is gone.  Notices say when either happens.  A namespace
+        that is gone or stale is not passed to the plugins (``CNI_NETNS``
+        empty).  A plugin that is missing or fails does not stop the others;
+        the record then stays, marked with the plugins still to delete, and
+        the next DEL or GC runs only those.
 
         Raises:
             InvalidNameError: before anything runs.
-            PluginNotFoundError: a plugin of the configuration used is missing.
-            PluginError: the plugin that failed; the record is kept.
+            PluginNotFoundError: a plugin of the configuration used is
+                missing (the others ran).
+            PluginError: the plugin that failed (the others ran).
+            MultiError: several of these.
             CNIError: only a name was given and no configuration is cached.
         """
         self._run(plan.delete(netlist, rt, self.options()))

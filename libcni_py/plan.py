@@ -22,6 +22,12 @@ differences, each tested:
 * CHECK without a cached result fails with a clear error instead of running
   plugins with a null ``prevResult``; DEL with a damaged cache file goes on
   without ``prevResult`` and removes the file only once the DEL succeeded;
+* ADD of an attachment on record, or whose cache file name another
+  attachment's record holds, is refused before any plugin runs; reading a
+  record checks whose it is;
+* DEL is best-effort across the chain (a missing or failing plugin does not
+  stop the others; the record keeps what is left); plugin GC goes on plugin
+  by plugin; a namespace that is gone or stale is not passed to DEL;
 * DEL (and GC's DEL of a stale attachment) runs with the configuration
   recorded with the attachment when the current one differs, and can run
   from the record alone when the network's file is gone;
@@ -485,9 +491,9 @@ def _refuse_existing(key: AttachmentKey) -> Generator[Effect, Any, None]:
     other = cache.owner(record, key)
     if other and cache.shares_file(record, key):
         raise ArgsError(
-            f"cannot add {attachment}: its cache file name {key.filename} is taken by the attachment of {other} "
-            "(names holding '-' can make the same file name)",
-            hint="use another container ID or interface name; nothing was run",
+            f"cannot add {attachment}: its cache file name {key.filename} is taken by the attachment of {other}",
+            hint="names holding '-' can make the same file name: use another container ID or interface name; "
+            "nothing was run",
         )
     if other:
         # A misplaced record (names that do not make its file's name): what
