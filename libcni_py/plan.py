@@ -1097,6 +1097,21 @@ def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, 
     return report
 
 
+def _network_env(command: str, opts: Options) -> dict[str, str]:
+    """The environment of a command for the whole network (GC, STATUS): no
+    container, namespace, interface or CNI_ARGS."""
+    return request.plugin_env(
+        command,
+        container_id="",
+        netns="",
+        ifname="",
+        cni_args=(),
+        plugin_path=opts.plugin_path,
+        base=opts.base_env,
+        trace=opts.trace,
+    )
+
+
 def _plugin_gc(
     netlist: NetworkConfigList, valid: Iterable[tuple[str, str]], opts: Options
 ) -> Generator[Effect, Any, list[CNIError]]:
@@ -1108,16 +1123,7 @@ def _plugin_gc(
         paths = yield from _resolve_each(netlist.plugins, opts)
     except CNIError as exc:  # an unsafe plugin directory: nothing may run from it
         return [exc]
-    env = request.plugin_env(
-        "GC",
-        container_id="",
-        netns="",
-        ifname="",
-        cni_args=(),
-        plugin_path=opts.plugin_path,
-        base=opts.base_env,
-        trace=opts.trace,
-    )
+    env = _network_env("GC", opts)
     still_valid = request.encode_valid_attachments(sorted(valid))  # once, for every plugin
     for index, plugin in enumerate(netlist.plugins):
         path = paths[index]
@@ -1142,16 +1148,7 @@ def status(netlist: NetworkConfigList, opts: Options) -> Plan:
     if not version.gte(netlist.cni_version or "0.1.0", "1.1.0"):
         return None
     paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
-    env = request.plugin_env(
-        "STATUS",
-        container_id="",
-        netns="",
-        ifname="",
-        cni_args=(),
-        plugin_path=opts.plugin_path,
-        base=opts.base_env,
-        trace=opts.trace,
-    )
+    env = _network_env("STATUS", opts)
     requests = [
         _request(
             netlist,

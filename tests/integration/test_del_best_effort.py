@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from support import PLUGINS, live_netns, read_calls, run_cnitool, write_conf
+from test_damaged_state import make_cni
 
-from libcni_py import CNI, RuntimeConf, cache, load_network
+from libcni_py import RuntimeConf, cache, load_network
 from libcni_py.args import cnitool_container_id
 from libcni_py.errors import ArgsError, CNIError, MultiError, PluginError, PluginNotFoundError
 
@@ -205,14 +206,7 @@ def test_library_delete_raises_the_failure_and_keeps_the_record(
     conf_dir: Path, cache_dir: Path, bin_dir: Path, record_file: Path, tmp_path: Path
 ) -> None:
     write_conf(conf_dir, "10-be.conflist", chain("first", "second"))
-    notes: list[str] = []
-    cni = CNI(
-        plugin_path=[str(bin_dir)],
-        cache_dir=str(cache_dir),
-        env={"PATH": "/usr/bin:/bin", "RECORD_FILE": str(record_file)},
-        on_stderr=None,
-        on_notice=notes.append,
-    )
+    cni, notes = make_cni(cache_dir, record_file, bin_dir)
     net = load_network(str(conf_dir), "benet")
     rt = RuntimeConf(container_id="lib1", netns="/proc/self/ns/net")
     cni.add(net, rt)
@@ -359,12 +353,7 @@ def test_colliding_names_are_refused_and_never_cross(
 
 def test_library_cached_record_checks_whose_it_is(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
     write_conf(conf_dir, "10-be.conflist", chain("recorder"))
-    cni = CNI(
-        plugin_path=[str(PLUGINS)],
-        cache_dir=str(cache_dir),
-        env={"PATH": "/usr/bin:/bin", "RECORD_FILE": str(record_file)},
-        on_stderr=None,
-    )
+    cni, _ = make_cni(cache_dir, record_file)
     net = load_network(str(conf_dir), "benet")
     cni.add(net, RuntimeConf(container_id="x-a", netns="/proc/self/ns/net", ifname="b"))
     x = RuntimeConf(container_id="x", netns="/proc/self/ns/net", ifname="a-b")
@@ -381,12 +370,7 @@ def test_multi_error_and_plugin_error_are_what_delete_raises(
     for plugin in doc["plugins"]:  # type: ignore[attr-defined]
         plugin["failOn"] = ["DEL"]
     write_conf(conf_dir, "10-be.conflist", doc)
-    cni = CNI(
-        plugin_path=[str(bin_dir)],
-        cache_dir=str(cache_dir),
-        env={"PATH": "/usr/bin:/bin", "RECORD_FILE": str(record_file)},
-        on_stderr=None,
-    )
+    cni, _ = make_cni(cache_dir, record_file, bin_dir)
     net = load_network(str(conf_dir), "benet")
     rt = RuntimeConf(container_id="lib2", netns="/proc/self/ns/net")
     cni.add(net, rt)

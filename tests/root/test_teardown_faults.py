@@ -22,6 +22,7 @@ import faults
 import kernel
 import pytest
 from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
+from test_bridge_cnitool import bridge_portmap as with_portmap
 
 from libcni_py.args import cnitool_container_id
 
@@ -31,24 +32,13 @@ PORT = {"portMappings": [{"hostPort": 18121, "containerPort": 80, "protocol": "t
 
 
 def bridge_portmap(name: str, bridge: str, subnet: str, data_dir: Path, ip_masq: bool = False) -> dict[str, Any]:
-    """bridge + host-local + portmap.  ``ipMasq`` is off by default: Debian's
-    bridge 1.1.1 finds its masquerade rules from the addresses inside the
-    namespace, so without one it cannot remove them (upstream
-    containernetworking/plugins#810; pinned below)."""
-    return {
-        "cniVersion": "1.0.0",
-        "name": name,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": ip_masq,
-                "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)},
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
+    """bridge + host-local + portmap (test_bridge_cnitool's).  ``ipMasq`` is
+    off by default: Debian's bridge 1.1.1 finds its masquerade rules from the
+    addresses inside the namespace, so without one it cannot remove them
+    (upstream containernetworking/plugins#810; pinned below)."""
+    doc = with_portmap(name, bridge, subnet, data_dir)
+    doc["plugins"][0]["ipMasq"] = ip_masq
+    return doc
 
 
 class Rig:

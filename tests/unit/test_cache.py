@@ -167,9 +167,9 @@ def test_progress_marker_round_trip() -> None:
     assert failed.progress == Progress(state="failed", done=1, plugins=3)
 
 
-def test_deleting_marker_round_trip() -> None:
-    progress = Progress(state=cache.DELETING, done=2, plugins=3, remaining=[(1, "portmap")])
-    data = encode_record(
+def _marked(progress: Progress) -> bytes:
+    """A minimal record carrying ``progress``."""
+    return encode_record(
         container_id="c",
         ifname="eth0",
         network="n",
@@ -180,6 +180,11 @@ def test_deleting_marker_round_trip() -> None:
         result=None,
         progress=progress,
     )
+
+
+def test_deleting_marker_round_trip() -> None:
+    progress = Progress(state=cache.DELETING, done=2, plugins=3, remaining=[(1, "portmap")])
+    data = _marked(progress)
     assert data.endswith(
         b',"libcniPy":{"state":"deleting","done":2,"plugins":3,"remaining":[{"index":1,"type":"portmap"}]}}'
     )
@@ -187,17 +192,7 @@ def test_deleting_marker_round_trip() -> None:
     assert record.progress == progress and not record.complete
     assert progress.describe() == "DEL unfinished: still to delete: portmap"
     # an ADD marker never carries "remaining"
-    assert b"remaining" not in encode_record(
-        container_id="c",
-        ifname="eth0",
-        network="n",
-        config=b"{}",
-        netns="",
-        cni_args=(),
-        capability_args=None,
-        result=None,
-        progress=Progress(state="adding", done=0, plugins=1, remaining=[(0, "x")]),
-    )
+    assert b"remaining" not in _marked(Progress(state="adding", done=0, plugins=1, remaining=[(0, "x")]))
 
 
 @pytest.mark.parametrize(
