@@ -378,3 +378,34 @@ def test_multi_error_and_plugin_error_are_what_delete_raises(
         cni.delete(net, rt)
     assert [type(e) for e in info.value.errors] == [PluginError, PluginError]
     assert [e.plugin_type for e in info.value.errors] == ["second", "first"]  # type: ignore[attr-defined]
+
+
+def test_trio_delete_is_best_effort_too(conf_dir: Path, cache_dir: Path, bin_dir: Path, record_file: Path) -> None:
+    import trio
+
+    from libcni_py import AsyncCNI
+
+    write_conf(conf_dir, "10-be.conflist", chain("first", "second"))
+    notes: list[str] = []
+    cni = AsyncCNI(
+        plugin_path=[str(bin_dir)],
+        cache_dir=str(cache_dir),
+        env={"PATH": "/usr/bin:/bin", "RECORD_FILE": str(record_file)},
+        on_stderr=None,
+        on_notice=notes.append,
+    )
+    net = load_network(str(conf_dir), "benet")
+    rt = RuntimeConf(container_id="trio1", netns="/proc/self/ns/net")
+
+    async def main() -> None:
+        await cni.add(net, rt)
+        (bin_dir / "second").unlink()
+        with pytest.raises(PluginNotFoundError, match='plugin "second" not found'):
+            await cni.delete(net, rt)
+        (bin_dir / "second").symlink_to(PLUGINS / "recorder")
+        await cni.delete(net, rt)
+
+    trio.run(main)
+    assert calls(record_file) == ["first", "second"]
+    assert any(n.endswith("(still to delete: second); running only those") for n in notes)
+    assert not list((cache_dir / "results").iterdir())
