@@ -26,6 +26,7 @@ import os
 from . import cache, plan, result
 from .cachestore import DEFAULT_CACHE_DIR, CacheStore
 from .driver import stderr_to_terminal
+from .errors import CacheError
 from .exec_sync import SyncDriver
 
 TYPE_CHECKING = False
@@ -151,12 +152,19 @@ class _Base:
 
         Raises:
             InvalidNameError: a name that is not valid.
-            CacheError: the record exists but is damaged.
+            CacheError: the record exists but is damaged, or is another
+                attachment's (see :func:`libcni_py.cache.owner`).
         """
         name = netlist if isinstance(netlist, str) else netlist.name
         key = cache.AttachmentKey(network=name, container_id=rt.container_id, ifname=rt.ifname)
         data = self.store.read(key)
-        return None if data is None else cache.decode_record(data, self.store.path_for(key))
+        if data is None:
+            return None
+        record = cache.decode_record(data, self.store.path_for(key))
+        other = cache.owner(record, key)
+        if other:
+            raise CacheError(self.store.path_for(key), f"holds the record of {other}, not of this attachment")
+        return record
 
     def cached_result(self, netlist: NetworkConfigList, rt: RuntimeConf) -> AnyResult | None:
         """The attachment's cached result in the list's version, or None
@@ -195,6 +203,8 @@ class CNI(_Base):
 
         Raises:
             InvalidNameError, PluginNotFoundError: before any plugin runs.
+            ArgsError: the attachment is on record already (DEL it first), or
+                its cache file name is another attachment's; nothing runs.
             PluginError: the plugin that failed; the attachment's record is
                 kept (marked failed) so that DEL or GC can undo what was made.
         """
@@ -211,12 +221,18 @@ class CNI(_Base):
         The plugins run with the configuration the attachment was added with
         when its cache record holds one that differs from ``netlist`` (the
         conf file changed since); ``netlist`` may be just the network's name
-        when its file is gone.  Notices say when either happens.
+        when its file is gone.  Notices say when either happens.  A namespace
+        that is gone or stale is not passed to the plugins (``CNI_NETNS``
+        empty).  A plugin that is missing or fails does not stop the others;
+        the record then stays, marked with the plugins still to delete, and
+        the next DEL or GC runs only those.
 
         Raises:
             InvalidNameError: before anything runs.
-            PluginNotFoundError: a plugin of the configuration used is missing.
-            PluginError: the plugin that failed; the record is kept.
+            PluginNotFoundError: a plugin of the configuration used is
+                missing (the others ran).
+            PluginError: the plugin that failed (the others ran).
+            MultiError: several of these.
             CNIError: only a name was given and no configuration is cached.
         """
         self._run(plan.delete(netlist, rt, self.options()))

@@ -23,6 +23,16 @@ number of plugins that succeeded, and ``result`` the last of their results
 list, CHECK (and fail) and DEL such records; the record written after the
 last plugin has no ``libcniPy`` key and is byte-identical to Go's.
 
+A DEL that could not run every plugin's DEL (a plugin missing or failing)
+keeps the record, marked with what is left to delete::
+
+    "libcniPy": {"state": "deleting", "done": 1, "plugins": 2,
+                 "remaining": [{"index": 1, "type": "portmap"}]}
+
+``remaining`` names the plugins (by their index in the record's ``config``)
+whose DEL has not succeeded yet; the next DEL (or GC) runs only those, as
+long as it runs with that same configuration.
+
 Reading falls back to the oldest format (a bare result) as Go does.
 """
 
@@ -44,13 +54,19 @@ __all__ = [
     "CACHE_KIND",
     "AttachmentKey",
     "CacheRecord",
+    "DELETING",
     "Progress",
     "decode_record",
     "encode_record",
+    "owner",
     "record_netns",
+    "shares_file",
 ]
 
 CACHE_KIND = "cniCacheV1"
+
+#: ``libcniPy.state`` of a record whose DEL did not run every plugin.
+DELETING = "deleting"
 
 
 class AttachmentKey(Value):
@@ -78,20 +94,41 @@ class AttachmentKey(Value):
 
 
 class Progress(Value):
-    """How far an ADD got: ``done`` of ``plugins`` succeeded."""
+    """How far an ADD got -- ``done`` of ``plugins`` succeeded -- or, with
+    ``state`` "deleting", which plugins a DEL has still to run.
 
-    __slots__ = ("state", "done", "plugins")
+    Attributes:
+        state: "adding", "failed" (an ADD's plugin failed) or "deleting".
+        done: plugins whose ADD (or, deleting, whose DEL) succeeded.
+        plugins: the number of plugins in the chain.
+        remaining: deleting: ``(index, type)`` of each plugin whose DEL has
+            not succeeded yet (index into the record's configuration).
+    """
+
+    __slots__ = ("state", "done", "plugins", "remaining")
     state: str
     done: int
     plugins: int
+    remaining: tuple[tuple[int, str], ...]
 
-    def __init__(self, *, state: str, done: int, plugins: int) -> None:
-        self._set(state=state, done=done, plugins=plugins)
+    def __init__(self, *, state: str, done: int, plugins: int, remaining: Iterable[tuple[int, str]] = ()) -> None:
+        self._set(state=state, done=done, plugins=plugins, remaining=tuple((i, t) for i, t in remaining))
 
     def describe(self) -> str:
-        """For a person: ``ADD under way: 1 of 3 plugins done``."""
+        """For a person: ``ADD under way: 1 of 3 plugins done``, or ``DEL
+        unfinished: still to delete: portmap``."""
+        if self.state == DELETING:
+            left = ", ".join(t for _, t in self.remaining) or "nothing"
+            return f"DEL unfinished: still to delete: {left}"
         how = "under way" if self.state == "adding" else self.state
         return f"ADD {how}: {self.done} of {self.plugins} plugins done"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``libcniPy`` marker as written (``remaining`` only when deleting)."""
+        marker: dict[str, Any] = Struct(state=self.state, done=self.done, plugins=self.plugins)
+        if self.state == DELETING:
+            marker["remaining"] = [Struct(index=i, type=t) for i, t in self.remaining]
+        return marker
 
 
 class CacheRecord(Value):
@@ -208,7 +245,7 @@ def encode_record(
     if result:
         record["result"] = _plain(result)
     if progress is not None:
-        record["libcniPy"] = Struct(state=progress.state, done=progress.done, plugins=progress.plugins)
+        record["libcniPy"] = progress.to_json()
     return gojson.dumps_bytes(record)
 
 
@@ -275,6 +312,7 @@ def decode_record(data: bytes, path: str) -> CacheRecord:
             state=_str(marker.get("state")) or "adding",
             done=int(marker.get("done") or 0),
             plugins=int(marker.get("plugins") or 0),
+            remaining=[(int(r["index"]), r["type"]) for r in marker.get("remaining") or ()],
         )
     return CacheRecord(
         container_id=_str(doc.get("containerId")),
@@ -308,6 +346,29 @@ def record_netns(record: CacheRecord) -> str:
             if isinstance(sandbox, str) and sandbox:
                 return sandbox
     return ""
+
+
+def owner(record: CacheRecord, key: AttachmentKey) -> str:
+    """Whose record this is, when it is not ``key``'s: "" when it belongs to
+    the attachment ``key`` names (or cannot tell: the oldest format holds no
+    names), else a description of the attachment it holds.
+
+    Cache file names are ``<network>-<containerID>-<ifname>`` and names may
+    hold ``-``: container ``x`` with interface ``a-b`` and container ``x-a``
+    with interface ``b`` share a file.  Reading a record therefore checks
+    whose it is before using, replacing or removing it.
+    """
+    if record.legacy:
+        return ""
+    if (record.network, record.container_id, record.ifname) == (key.network, key.container_id, key.ifname):
+        return ""
+    return f"network {record.network!r}, container {record.container_id!r}, interface {record.ifname!r}"
+
+
+def shares_file(record: CacheRecord, key: AttachmentKey) -> bool:
+    """True when the record is another attachment's whose names make the
+    same file name as ``key``'s (a real collision, not a misplaced file)."""
+    return bool(owner(record, key)) and (f"{record.network}-{record.container_id}-{record.ifname}" == key.filename)
 
 
 def key_or_none(record: CacheRecord) -> AttachmentKey | None:

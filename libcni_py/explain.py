@@ -150,6 +150,16 @@ class DryRunDriver(SyncDriver):
             return self._exec(effect.request, version)
         if isinstance(effect, plan.ReadRecord):
             path = self.store.path_for(effect.key)
+            if self.command == "ADD":
+                # ADD looks for a record only to refuse an attachment that is on record
+                exists = "it exists now: an ADD now is refused" if os.path.lexists(path) else "there is none now"
+                self.steps.append(
+                    Step(
+                        kind="read-record",
+                        text=f"look for the cache record {path}: ADD refuses an attachment on record ({exists})",
+                    )
+                )
+                return None
             if os.path.lexists(path):
                 exists = "it exists now"
             elif self.command == "CHECK":

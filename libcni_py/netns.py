@@ -49,6 +49,7 @@ __all__ = [
     "exists",
     "find_command",
     "is_netns",
+    "is_stale_file",
     "list_names",
     "opened",
     "path_for",
@@ -234,7 +235,12 @@ def create(name: str, *, exist_ok: bool = False) -> str:
             raise NetnsError(
                 f"network namespace {name!r} already exists", hint="pick another name, or delete it first"
             ) from None
-        raise NetnsError(f"{path} exists and is not a network namespace", hint="remove the stale file") from None
+        hint = (
+            f"it is the empty file a namespace whose mount went away left: 'cnitool netns del {name}' removes it"
+            if is_stale_file(path)
+            else "remove it, or pick another name"
+        )
+        raise NetnsError(f"{path} exists and is not a network namespace", hint=hint) from None
     except PermissionError:
         raise _not_root(f"cannot create {path}") from None
     os.close(fd)
@@ -261,15 +267,42 @@ def create(name: str, *, exist_ok: bool = False) -> str:
     return path
 
 
+def is_stale_file(path: str) -> bool:
+    """True if ``path`` is what a named namespace leaves when its bind mount
+    is gone: an empty regular file in :data:`NETNS_DIR` with nothing mounted
+    on it (``ip netns add`` creates such a file and mounts the namespace on
+    it; an ``umount``, or a reboot without the mount, leaves the file).
+
+    Such a file holds nothing, and is removed by :func:`delete`.  Anything
+    else that is not a namespace (a file with content, a directory, a file
+    elsewhere, a namespace of another type mounted there) is left alone.
+    """
+    import stat
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.realpath(folder) != os.path.realpath(NETNS_DIR):
+        return False
+    try:
+        st = os.lstat(path)
+        parent = os.stat(folder)
+    except OSError:
+        return False
+    # a mount on the file (any nsfs file) shows another device than its folder
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0 and st.st_dev == parent.st_dev
+
+
 def delete(name_or_path: str, *, missing_ok: bool = True) -> bool:
     """Delete a named namespace (unmount and remove its file).
 
     Processes still inside keep the namespace alive until they exit, as with
-    ``ip netns del``.  Returns True if there was one to delete.
+    ``ip netns del``.  A stale namespace file (:func:`is_stale_file`: the
+    namespace's bind mount went away and left the empty file) is removed
+    too, as ``ip netns del`` removes it.  Returns True if there was one to
+    delete.
 
     Raises:
-        NetnsError: missing (unless ``missing_ok``), not a namespace, busy,
-            or not root.
+        NetnsError: missing (unless ``missing_ok``), not a namespace nor a
+            stale namespace file, busy, or not root.
     """
     path = path_for(name_or_path)
     if not os.path.lexists(path):
@@ -277,7 +310,13 @@ def delete(name_or_path: str, *, missing_ok: bool = True) -> bool:
             return False
         raise NetnsError(f"network namespace {name_or_path!r} does not exist")
     if not is_netns(path):
-        raise NetnsError(f"{path} is not a network namespace; not deleting it")
+        if is_stale_file(path):
+            _unlink(path)
+            return True
+        raise NetnsError(
+            f"{path} is not a network namespace nor the empty file one leaves behind; not deleting it",
+            hint=f"if nothing needs it, remove it yourself (rm {path})",
+        )
     libc = _c()
     if libc.umount2(path.encode(), _MNT_DETACH) != 0:
         err = _errno()
@@ -287,6 +326,12 @@ def delete(name_or_path: str, *, missing_ok: bool = True) -> bool:
             raise NetnsError(f"network namespace {path} is busy", hint="something holds a mount on it")
         if err != errno.EINVAL:
             raise NetnsError(f"cannot unmount {path}: {os.strerror(err)}")
+    _unlink(path)
+    return True
+
+
+def _unlink(path: str) -> None:
+    """Remove a namespace file, with the errors :func:`delete` documents."""
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -302,7 +347,6 @@ def delete(name_or_path: str, *, missing_ok: bool = True) -> bool:
         if exc.errno in (errno.EPERM, errno.EACCES):
             raise _not_root(f"cannot remove {path}") from None
         raise NetnsError(f"cannot remove {path}: {exc.strerror}") from None
-    return True
 
 
 @contextlib.contextmanager

@@ -22,6 +22,12 @@ differences, each tested:
 * CHECK without a cached result fails with a clear error instead of running
   plugins with a null ``prevResult``; DEL with a damaged cache file goes on
   without ``prevResult`` and removes the file only once the DEL succeeded;
+* ADD of an attachment on record, or whose cache file name another
+  attachment's record holds, is refused before any plugin runs; reading a
+  record checks whose it is;
+* DEL is best-effort across the chain (a missing or failing plugin does not
+  stop the others; the record keeps what is left); plugin GC goes on plugin
+  by plugin; a namespace that is gone or stale is not passed to DEL;
 * DEL (and GC's DEL of a stale attachment) runs with the configuration
   recorded with the attachment when the current one differs, and can run
   from the record alone when the network's file is gone;
@@ -296,6 +302,8 @@ Effect: TypeAlias = (
     " | Notice"
 )
 Plan: TypeAlias = "Generator[Effect, Any, Any]"
+#: A plugin's binary, or why it cannot be run (:func:`_resolve_each`).
+Found: TypeAlias = "str | PluginNotFoundError"
 
 
 # --------------------------------------------------------------------------
@@ -421,17 +429,30 @@ def add(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
     """ADD: run the plugins in order, each given the previous one's result,
     and cache the final result.
 
+    An attachment that is already on record is not added again: the record
+    of a working attachment is what its CHECK and DEL need, and a second ADD
+    that fails ("eth0 already exists") would replace it with a failed one.
+    Go libcni runs the plugins again; here the ADD is refused before any
+    plugin runs, as is an ADD whose cache file name is taken by another
+    attachment (names may hold ``-``: container ``x`` with interface ``a-b``
+    and container ``x-a`` with interface ``b`` share a file).  A record that
+    cannot be read or decoded holds nothing a DEL could use; it is replaced,
+    with a notice.
+
     Returns (as the generator's value) the last plugin's result, in the
     version that plugin answered in.
 
     Raises:
         InvalidNameError, PluginNotFoundError: before anything runs.
+        ArgsError: the attachment is on record already, or its cache file
+            name is another attachment's (before any plugin runs).
         PluginError: the first plugin that failed (the chain stops there; as
             in Go, undoing it is the caller's DEL).
     """
     key = _check_names(netlist, rt)
     paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
     yield Acquire(key=key)
+    yield from _refuse_existing(key)
     total = len(netlist.plugins)
     # Recorded before anything runs: a crash from here on leaves a record
     # that DEL and GC find.
@@ -467,6 +488,43 @@ def add(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
     yield WriteRecord(key=key, data=_record(netlist, rt, prev, None))
     yield Release(key=key)
     return prev
+
+
+def _refuse_existing(key: AttachmentKey) -> Generator[Effect, Any, None]:
+    """Raise if ``key``'s cache file holds a usable record: the attachment's
+    own (it exists: DEL it first) or another attachment's (the names collide).
+
+    Runs with the attachment's lock held, so no ADD or DEL of ours comes in
+    between this look and the first write.
+    """
+    where = f"cache record {key.filename}"
+    try:
+        record = yield from _read_record(key, where)
+    except CacheError as exc:
+        if not exc.path.endswith(key.filename):
+            raise  # the cache directory itself cannot be used: nothing could be recorded
+        yield Notice(text=f"{exc.one_line()}; it holds nothing a DEL could use, replacing it")
+        return
+    if record is None:
+        return
+    attachment = f"{key.network}/{key.container_id}/{key.ifname}"
+    other = cache.owner(record, key)
+    if other and cache.shares_file(record, key):
+        raise ArgsError(
+            f"cannot add {attachment}: its cache file name {key.filename} is taken by the attachment of {other}",
+            hint="names holding '-' can make the same file name: use another container ID or interface name; "
+            "nothing was run",
+        )
+    if other:
+        # A misplaced record (names that do not make its file's name): what
+        # it holds is not this attachment's, and DEL treats it as damaged.
+        yield Notice(text=f"{where} holds the record of {other}, not of this attachment; replacing it")
+        return
+    state = "complete" if record.progress is None else record.progress.describe()
+    raise ArgsError(
+        f"attachment {attachment} exists ({where}: {state}); DEL it first",
+        hint="an ADD of an attachment on record would damage its record; nothing was run",
+    )
 
 
 def _read_record(key: AttachmentKey, store_path: str) -> Generator[Effect, Any, CacheRecord | None]:
@@ -505,10 +563,15 @@ def check(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
             f"nothing to check: no {where}",
             hint="was the attachment added with this cache dir (--cache-dir)?",
         )
+    other = cache.owner(record, key)
+    if other:
+        raise CNIError(
+            f"nothing to check: the cache file {key.filename} holds the record of {other}, not of this attachment",
+            hint="was the attachment added with this cache dir (--cache-dir)?",
+        )
     if record.progress is not None:
         raise CNIError(
-            f"the {where} is from an ADD that did not complete "
-            f"({record.progress.state}, {record.progress.done} of {record.progress.plugins} plugins done)",
+            f"the {where} is {_unfinished(record.progress)}",
             hint="run DEL (or GC) to remove what it made, then ADD again",
         )
     cached = _cached_result(record, netlist.cni_version, where)
@@ -534,6 +597,13 @@ def check(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
     yield from _run_all(requests)
     yield Release(key=key)
     return None
+
+
+def _unfinished(progress: cache.Progress) -> str:
+    """What an unfinished record is from, for a person."""
+    if progress.state == cache.DELETING:
+        return f"from a DEL that did not finish (still to delete: {', '.join(t for _, t in progress.remaining)})"
+    return f"from an ADD that did not complete ({progress.state}, {progress.done} of {progress.plugins} plugins done)"
 
 
 def _recorded_config(
@@ -569,9 +639,32 @@ def _recorded_config(
     return recorded, ""
 
 
+def _resolve_each(plugins: Sequence[conf.PluginConf], opts: Options) -> Generator[Effect, Any, tuple[Found, ...]]:
+    """Resolve every plugin's binary, going past missing ones: each is its
+    path, or the :class:`~libcni_py.errors.PluginNotFoundError` that says it
+    is missing.  One look-up for the whole chain when nothing is missing (the
+    usual case), one per plugin otherwise.  DEL and plugin GC are best-effort
+    across the chain: one plugin that cannot run must not keep the others
+    (the IPAM plugin releasing the address, say) from running."""
+    types = [p.type for p in plugins]
+    try:
+        paths: tuple[Found, ...] = yield Resolve(plugin_types=types, plugin_path=opts.plugin_path)
+        return paths
+    except PluginNotFoundError:
+        pass
+    found: list[Found] = []
+    for plugin_type in types:
+        try:
+            (path,) = yield Resolve(plugin_types=[plugin_type], plugin_path=opts.plugin_path)
+            found.append(path)
+        except PluginNotFoundError as exc:
+            found.append(exc)
+    return tuple(found)
+
+
 def _config_for_delete(
     given: NetworkConfigList | None, record: CacheRecord | None, key: AttachmentKey, opts: Options
-) -> Generator[Effect, Any, tuple[NetworkConfigList, tuple[str, ...]]]:
+) -> Generator[Effect, Any, tuple[NetworkConfigList, tuple[Found, ...]]]:
     """Choose the configuration a DEL runs with, and resolve its plugins.
 
     DEL undoes what ADD did, so it runs the plugins ADD ran, with the
@@ -581,10 +674,13 @@ def _config_for_delete(
     recorded configuration is no longer installed, ``given`` is used instead
     (a DEL that can never succeed would leave the attachment stuck).
 
+    Returns:
+        The configuration, and for each of its plugins its path or the
+        error that says it is missing (see :func:`_resolve_each`).
+
     Raises:
         CNIError: only a network name was given and no configuration was
             recorded.
-        PluginNotFoundError: a plugin of the chosen configuration is missing.
     """
     recorded, problem = _recorded_config(record, key, given)
     if problem:
@@ -597,16 +693,14 @@ def _config_for_delete(
                 "holds it",
                 hint="restore the network's file in the conf dir, then run DEL again",
             )
-        paths = yield Resolve(plugin_types=[p.type for p in recorded.plugins], plugin_path=opts.plugin_path)
-        return recorded, paths
+        return recorded, (yield from _resolve_each(recorded.plugins, opts))
     if recorded is None or recorded.config_bytes == given.config_bytes or opts.delete_with == "current":
         if recorded is not None and recorded.config_bytes != given.config_bytes:
             yield Notice(
                 text=f"{given.source} changed since {key.filename} was added; deleting with the current "
                 "configuration, as asked: what only the recorded one's plugins made is not undone"
             )
-        paths = yield Resolve(plugin_types=[p.type for p in given.plugins], plugin_path=opts.plugin_path)
-        return given, paths
+        return given, (yield from _resolve_each(given.plugins, opts))
     try:
         paths = yield Resolve(plugin_types=[p.type for p in recorded.plugins], plugin_path=opts.plugin_path)
     except PluginNotFoundError as exc:
@@ -615,14 +709,66 @@ def _config_for_delete(
             f"with cannot be run ({exc.msg}); deleting with the current one: what the missing plugin made "
             "is not undone"
         )
-        paths = yield Resolve(plugin_types=[p.type for p in given.plugins], plugin_path=opts.plugin_path)
-        return given, paths
+        return given, (yield from _resolve_each(given.plugins, opts))
     yield Notice(
         text=f"{given.source} changed since {key.filename} was added "
         f"(plugins then: {', '.join(p.type for p in recorded.plugins)}; now: "
         f"{', '.join(p.type for p in given.plugins)}); deleting with the configuration it was added with"
     )
     return recorded, paths
+
+
+def _netns_for_delete(rt: RuntimeConf) -> Generator[Effect, Any, RuntimeConf]:
+    """``rt``, with no netns when its namespace is gone or stale.
+
+    The spec makes ``CNI_NETNS`` optional for DEL for this case: plugins
+    then release what lives outside the namespace (the address, iptables
+    rules) and skip what was inside it, which went with the namespace.
+    Given a path that is not a namespace any more, Debian's loopback and
+    bridge fail instead ("unknown FS magic"), and nothing is released.
+    """
+    if not rt.netns:
+        return rt
+    state = yield ProbeNetns(path=rt.netns)
+    if state not in ("gone", "stale"):
+        return rt
+    yield Notice(text=f"namespace {rt.netns} is {state}: DEL runs with CNI_NETNS unset")
+    return rt.replace(netns="")
+
+
+def _delete_order(
+    record: CacheRecord | None, chosen: NetworkConfigList, where: str
+) -> Generator[Effect, Any, list[int]]:
+    """Which plugins a DEL runs, last first: all of them, or -- when the
+    record is from a DEL that did not finish and the DEL runs with the same
+    configuration -- only those whose DEL has not succeeded yet.
+
+    Rerunning the others would be harmless for plugins that follow the spec
+    (DEL must tolerate being called again), but it is not needed, and a
+    plugin whose DEL succeeded may be gone by now.
+    """
+    every = list(reversed(range(len(chosen.plugins))))
+    progress = record.progress if record is not None else None
+    if record is None or progress is None:
+        return every
+    if progress.state != cache.DELETING:
+        yield Notice(text=f"{where} is {_unfinished(progress)}; deleting all of it")
+        return every
+    types = [p.type for p in chosen.plugins]
+    same = (
+        record.config == chosen.config_bytes
+        and progress.plugins == len(types)
+        and all(0 <= i < len(types) and types[i] == t for i, t in progress.remaining)
+    )
+    if not same:
+        yield Notice(
+            text=f"{where} is {_unfinished(progress)}, but this DEL runs another configuration: "
+            "running every plugin's DEL"
+        )
+        return every
+    left = {i for i, _ in progress.remaining}
+    yield Notice(text=f"{where} is {_unfinished(progress)}; running only those")
+    return [i for i in every if i in left]
 
 
 def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> Plan:
@@ -635,16 +781,30 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
     name, when its conf file is gone: the recorded configuration is then the
     only one.  Each such choice is announced with a notice.
 
+    When the namespace is gone or stale, the plugins run without one (see
+    :func:`_netns_for_delete`).
+
     A record that cannot be used (empty, truncated, unparsable, a symbolic
-    link) does not stop the DEL: it goes on without ``prevResult``, says so
-    with a notice, and the record is removed once every plugin succeeded.  A
-    failing plugin stops the DEL and keeps the record, so that it can be
-    retried.  A record that cannot be removed after the plugins succeeded is
-    reported with a notice, not as a failure (Go ignores it too): what the
-    attachment made is gone, and a later DEL or GC finds the record again.
+    link, or holding another attachment) does not stop the DEL: it goes on
+    without ``prevResult``, says so with a notice, and the record is removed
+    once every plugin succeeded.  A record of another attachment whose names
+    make the same file name (a collision) is left in place.
+
+    DEL is best-effort across the chain: a plugin that is missing or fails
+    does not stop the others.  The record then stays, marked with the
+    plugins still to delete (``libcniPy.state`` "deleting"); the next DEL
+    or GC runs only those (see :func:`_delete_order`).  A record that cannot
+    be removed after the plugins succeeded is reported with a notice, not as
+    a failure: what the attachment made is gone, and a later DEL or GC finds
+    the record again.
+
     Nor does a lock that cannot be taken because its file cannot be created
     (a read-only cache directory, one of another user) stop the DEL: it
     goes on without the lock, with a notice.
+
+    Raises:
+        PluginNotFoundError, PluginError: the one plugin whose DEL did not
+            succeed; MultiError: several.
     """
     given = None if isinstance(netlist, str) else netlist
     name = netlist if isinstance(netlist, str) else netlist.name
@@ -657,28 +817,45 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
         yield Notice(text=f"{exc.one_line()}; deleting without the attachment's lock")
     where = f"cache record {key.filename}"
     record: CacheRecord | None = None
+    on_file = False  # a file of this attachment is there (usable or not)
+    collided = False  # the file is another attachment's, whose names make the same file name
     try:
         record = yield from _read_record(key, where)
+        on_file = record is not None
     except CacheError as exc:
+        on_file = True
         yield Notice(text=f"{exc}; deleting without prevResult")
+    other = cache.owner(record, key) if record is not None else ""
+    if record is not None and other:
+        if cache.shares_file(record, key):
+            on_file, collided = False, True
+            yield Notice(
+                text=f"{where} is the record of {other}, whose names make the same file name; deleting "
+                "without it, and leaving it in place"
+            )
+        else:
+            yield Notice(text=f"{where} holds the record of {other}; deleting without prevResult")
+        record = None
+    run_rt = yield from _netns_for_delete(rt)
     chosen, paths = yield from _config_for_delete(given, record, key, opts)
+    order = yield from _delete_order(record, chosen, where)
     cached: AnyResult | None = None
-    if record is not None and record.progress is not None:
-        yield Notice(
-            text=f"{where} is from an ADD that did not complete ({record.progress.state}, "
-            f"{record.progress.done} of {record.progress.plugins} plugins done); deleting all of it"
-        )
     if record is not None and version.gte(chosen.cni_version, "0.4.0"):
         try:
             cached = _cached_result(record, chosen.cni_version, where)
         except CacheError as exc:
             yield Notice(text=f"{exc}; deleting without prevResult")
-    env = _env("DEL", rt, opts)
-    requests = [
-        _request(
+    env = _env("DEL", run_rt, opts)
+    failed: list[tuple[int, CNIError]] = []
+    for index in order:
+        path = paths[index]
+        if isinstance(path, CNIError):
+            failed.append((index, path))
+            continue
+        req = _request(
             chosen,
             index=index,
-            path=paths[index],
+            path=path,
             command="DEL",
             stdin=request.plugin_stdin(
                 chosen.plugins[index],
@@ -690,17 +867,70 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
             env=env,
             rt=rt,
         )
-        for index in reversed(range(len(chosen.plugins)))
-    ]
-    yield from _run_all(requests)
-    try:
-        yield RemoveRecord(key=key)
-    except CacheError as exc:
-        yield Notice(
-            text=f"{exc.one_line()}; the attachment is deleted but its cache record is not (a later DEL or GC finds it)"
+        outcome = yield Exec(request=req)
+        try:
+            invoke.raise_for_outcome(req, outcome)
+        except PluginError as exc:
+            failed.append((index, exc))
+    if failed:
+        yield from _keep_what_remains(key, chosen, rt, record, failed, on_file=on_file)
+        if len(failed) == 1:
+            raise failed[0][1]
+        raise MultiError(
+            f"DEL of {key.network}/{key.container_id}/{key.ifname}: {len(failed)} plugins did not finish",
+            [exc for _, exc in failed],
         )
-    yield Release(key=key, forget=True)
+    if on_file:
+        try:
+            yield RemoveRecord(key=key)
+        except CacheError as exc:
+            yield Notice(
+                text=f"{exc.one_line()}; the attachment is deleted but its cache record is not "
+                "(a later DEL or GC finds it)"
+            )
+    yield Release(key=key, forget=not collided)
     return None
+
+
+def _keep_what_remains(
+    key: AttachmentKey,
+    chosen: NetworkConfigList,
+    rt: RuntimeConf,
+    record: CacheRecord | None,
+    failed: Sequence[tuple[int, CNIError]],
+    *,
+    on_file: bool,
+) -> Generator[Effect, Any, None]:
+    """After a DEL some of whose plugins did not succeed: mark the record
+    with what is left to delete, and say so.  Without a file of this
+    attachment (there was no record, or it is another attachment's) nothing
+    is written: a DEL of something never added must not create records."""
+    left = sorted((index, chosen.plugins[index].type) for index, _ in failed)
+    names = ", ".join(t for _, t in left)
+    total = len(chosen.plugins)
+    if not on_file:
+        yield Notice(text=f"DEL did not finish: still to delete: {names}; there is no record of it to keep that in")
+        return
+    data = cache.encode_record(
+        container_id=rt.container_id,
+        ifname=rt.ifname,
+        network=chosen.name,
+        config=chosen.config_bytes,
+        netns=record.netns if record is not None else rt.netns,
+        cni_args=rt.args,
+        capability_args=rt.capability_args,
+        result=record.result if record is not None else None,
+        progress=cache.Progress(state=cache.DELETING, done=total - len(left), plugins=total, remaining=left),
+    )
+    try:
+        yield WriteRecord(key=key, data=data)
+    except CacheError as exc:
+        yield Notice(text=f"DEL did not finish (still to delete: {names}), and {exc.one_line()}")
+        return
+    yield Notice(
+        text=f"DEL did not finish: still to delete: {names}; the other plugins' DEL succeeded; cache record "
+        f"{key.filename} keeps the rest for the next DEL or GC"
+    )
 
 
 class GCReport(Value):
@@ -892,46 +1122,18 @@ def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, 
             )
     plugin_gc = given is not None and version.gte(given.cni_version or "0.1.0", "1.1.0")
     if given is not None and plugin_gc:
-        try:
-            paths = yield Resolve(plugin_types=[p.type for p in given.plugins], plugin_path=opts.plugin_path)
-        except CNIError as exc:
-            errors.append(exc)
-        else:
-            env = request.plugin_env(
-                "GC",
-                container_id="",
-                netns="",
-                ifname="",
-                cni_args=(),
-                plugin_path=opts.plugin_path,
-                base=opts.base_env,
-                trace=opts.trace,
-            )
-            still_valid = request.encode_valid_attachments(sorted(valid))  # once, for every plugin
-            for index, plugin in enumerate(given.plugins):
-                stdin = request.gc_stdin(
-                    plugin, name=given.name, cni_version=given.cni_version, valid_attachments=still_valid
-                )
-                req = _request(given, index=index, path=paths[index], command="GC", stdin=stdin, env=env)
-                outcome = yield Exec(request=req)
-                try:
-                    invoke.raise_for_outcome(req, outcome)
-                except PluginError as exc:
-                    errors.append(exc)
+        errors.extend((yield from _plugin_gc(given, valid, opts)))
     report = GCReport(removed=removed, kept=kept, plugin_gc=plugin_gc, errors=errors)
     if errors:
         raise MultiError(f"GC of network {name!r} had {len(errors)} failure(s)", errors, report=report)
     return report
 
 
-def status(netlist: NetworkConfigList, opts: Options) -> Plan:
-    """STATUS (spec 1.1.0): ask each plugin in order; the first error is the
-    answer (codes 50/51 mean "not ready").  Below 1.1.0 there is nothing to ask."""
-    if not version.gte(netlist.cni_version or "0.1.0", "1.1.0"):
-        return None
-    paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
-    env = request.plugin_env(
-        "STATUS",
+def _network_env(command: str, opts: Options) -> dict[str, str]:
+    """The environment of a command for the whole network (GC, STATUS): no
+    container, namespace, interface or CNI_ARGS."""
+    return request.plugin_env(
+        command,
         container_id="",
         netns="",
         ifname="",
@@ -940,6 +1142,45 @@ def status(netlist: NetworkConfigList, opts: Options) -> Plan:
         base=opts.base_env,
         trace=opts.trace,
     )
+
+
+def _plugin_gc(
+    netlist: NetworkConfigList, valid: Iterable[tuple[str, str]], opts: Options
+) -> Generator[Effect, Any, list[CNIError]]:
+    """Send GC to every plugin of the list, in order, plugin by plugin: one
+    that is missing or fails does not keep the others from theirs (as Go
+    libcni does).  Returns what went wrong."""
+    errors: list[CNIError] = []
+    try:
+        paths = yield from _resolve_each(netlist.plugins, opts)
+    except CNIError as exc:  # an unsafe plugin directory: nothing may run from it
+        return [exc]
+    env = _network_env("GC", opts)
+    still_valid = request.encode_valid_attachments(sorted(valid))  # once, for every plugin
+    for index, plugin in enumerate(netlist.plugins):
+        path = paths[index]
+        if isinstance(path, CNIError):
+            errors.append(path)
+            continue
+        stdin = request.gc_stdin(
+            plugin, name=netlist.name, cni_version=netlist.cni_version, valid_attachments=still_valid
+        )
+        req = _request(netlist, index=index, path=path, command="GC", stdin=stdin, env=env)
+        outcome = yield Exec(request=req)
+        try:
+            invoke.raise_for_outcome(req, outcome)
+        except PluginError as exc:
+            errors.append(exc)
+    return errors
+
+
+def status(netlist: NetworkConfigList, opts: Options) -> Plan:
+    """STATUS (spec 1.1.0): ask each plugin in order; the first error is the
+    answer (codes 50/51 mean "not ready").  Below 1.1.0 there is nothing to ask."""
+    if not version.gte(netlist.cni_version or "0.1.0", "1.1.0"):
+        return None
+    paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
+    env = _network_env("STATUS", opts)
     requests = [
         _request(
             netlist,

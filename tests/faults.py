@@ -47,6 +47,7 @@ PLUGINS = ("bridge", "tuning", "portmap")
 ADD_EFFECTS = (
     "resolve plugins",
     "take the lock",
+    "look for a record",
     "record adding 0/3",
     "run ADD bridge",
     "record adding 1/3",
@@ -91,6 +92,8 @@ def label(effect: Any) -> str:
         return "resolve plugins"
     if kind == "Acquire":
         return "take the lock"
+    if kind == "ReadRecord":
+        return "look for a record"
     if kind == "Release":
         return "release the lock"
     if kind == "Exec":

@@ -47,6 +47,16 @@ def unique(prefix: str) -> str:
     return f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
 
 
+def live_netns(path: Path) -> Path:
+    """A path that is a live network namespace for every process, root or not:
+    a symbolic link to ``/proc/self/ns/net`` (each process that opens it sees
+    its own).  For tests whose plugins never enter the namespace but whose
+    DEL must find it alive: DEL runs with ``CNI_NETNS`` unset when the
+    namespace is gone or stale, and an empty file stands for a stale one."""
+    path.symlink_to("/proc/self/ns/net")
+    return path
+
+
 def write_conf(directory: Path, filename: str, doc: object) -> Path:
     """Write a configuration file (a dict is JSON-encoded)."""
     path = directory / filename

@@ -24,7 +24,8 @@ SPEC = Command(
         Opt("--missing-ok", dest="missing_ok", help="del: a namespace that does not exist is fine"),
     ),
     description="  add NAME     create /var/run/netns/NAME and print its path\n"
-    "  del NAME...  delete namespaces (processes still inside keep theirs alive, as with ip netns del)\n"
+    "  del NAME...  delete namespaces (processes still inside keep theirs alive, as with ip netns del);\n"
+    "               also removes the empty file a namespace whose mount went away leaves behind\n"
     "  ls           list the named namespaces, one per line",
 )
 
@@ -56,6 +57,10 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
         if not names:
             raise UsageError("del takes one NAME or more")
         for name in names:
+            path = netns.path_for(name)
+            stale = not netns.is_netns(path) and netns.is_stale_file(path)
             netns.delete(name, missing_ok=bool(values.get("missing_ok")))
+            if stale:
+                ctx.notice(f"{path} was a stale namespace file (its namespace was no longer mounted on it): removed")
         return 0
     raise UsageError(f"unknown netns command {verb!r} (expected add, del or ls)")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, read_calls, write_conf
+from support import PLUGINS, live_netns, read_calls, write_conf
 
 from libcni_py import (
     CNI,
@@ -190,12 +190,12 @@ def test_del_with_damaged_cache_goes_on_and_says_so(conf_dir: Path, cache_dir: P
     assert all("prevResult" not in d for d in dels)
 
 
-def test_gc_deletes_only_stale_attachments(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
+def test_gc_deletes_only_stale_attachments(conf_dir: Path, cache_dir: Path, record_file: Path, tmp_path: Path) -> None:
     write_conf(conf_dir, "10-rec.conflist", two_recorders("1.1.0"))
     net = load_network(str(conf_dir), "recnet")
     cni = make_cni(cache_dir, record_file)
     for cid in ("live1", "dead1", "dead2"):
-        cni.add(net, RT.replace(container_id=cid, netns=f"/var/run/netns/{cid}"))
+        cni.add(net, RT.replace(container_id=cid, netns=str(live_netns(tmp_path / cid))))
     report = cni.gc(net, [("live1", "eth0")])
     assert sorted(report.removed) == [("dead1", "eth0"), ("dead2", "eth0")]
     assert report.kept == (("live1", "eth0"),)
@@ -204,7 +204,7 @@ def test_gc_deletes_only_stale_attachments(conf_dir: Path, cache_dir: Path, reco
     calls = read_calls(record_file)
     dels = [c for c in calls if c["command"] == "DEL"]
     assert {c["env"]["CNI_CONTAINERID"] for c in dels} == {"dead1", "dead2"}  # type: ignore[index]
-    assert {c["env"]["CNI_NETNS"] for c in dels} == {"/var/run/netns/dead1", "/var/run/netns/dead2"}  # type: ignore[index]
+    assert {c["env"]["CNI_NETNS"] for c in dels} == {str(tmp_path / "dead1"), str(tmp_path / "dead2")}  # type: ignore[index]
     gcs = [c for c in calls if c["command"] == "GC"]
     assert len(gcs) == 2
     gc_stdin = json.loads(str(gcs[0]["stdin"]))

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, REPO, read_calls, run_cnitool, write_conf
+from support import PLUGINS, REPO, live_netns, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
 from libcni_py.args import cnitool_container_id
@@ -81,6 +81,7 @@ def test_trace_attributes_every_file_to_its_writer(env: dict[str, str], tmp_path
     assert [(e["actor"], e["effect"]) for e in events] == [
         ("libcni_py", "resolve"),
         ("libcni_py", "lock"),
+        ("libcni_py", "read-record"),
         ("libcni_py", "write-record"),
         ("plugin", "exec"),
         ("libcni_py", "write-record"),
@@ -94,16 +95,17 @@ def test_trace_attributes_every_file_to_its_writer(env: dict[str, str], tmp_path
         ("created", "dir", str(cache_dir / "libcni_py" / "locks")),
         ("created", "file", lock),
     }
-    assert changes(events[2]) == {
+    assert changes(events[2]) == set()  # ADD looks for a record of the attachment: there is none
+    assert changes(events[3]) == {
         ("created", "dir", str(cache_dir / "libcni_py" / "tmp")),
         ("created", "dir", str(cache_dir / "results")),
         ("created", "file", record),
     }
-    assert events[2]["progress"] == {"state": "adding", "done": 0, "plugins": 2}
-    assert changes(events[4]) == changes(events[6]) == {("changed", "file", record)}
-    assert {c["by"] for e in (events[1], events[2], events[4], events[6]) for c in e["changes"]} == {"libcni_py"}
+    assert events[3]["progress"] == {"state": "adding", "done": 0, "plugins": 2}
+    assert changes(events[5]) == changes(events[7]) == {("changed", "file", record)}
+    assert {c["by"] for e in (events[1], events[3], events[5], events[7]) for c in e["changes"]} == {"libcni_py"}
     # the delegating plugin's call: what its IPAM plugin wrote shows under it
-    delegator = events[3]
+    delegator = events[4]
     assert delegator["plugin"]["type"] == "delegator" and delegator["plugin"]["delegates"] == ["diskipam"]
     assert delegator["plugin"]["dataDirs"] == [str(ipam)]
     assert changes(delegator) == {
@@ -123,9 +125,9 @@ def test_trace_attributes_every_file_to_its_writer(env: dict[str, str], tmp_path
     )
     assert json.loads(delegator["stdout"])["ips"][0]["address"] == "10.77.0.2/24"
     assert json.loads(delegator["stdin"])["ipam"]["type"] == "diskipam"
-    assert changes(events[5]) == set()  # the recorder writes nothing there
+    assert changes(events[6]) == set()  # the recorder writes nothing there
     # the readable timeline says the same
-    assert "trace #4 " in proc.stderr and "plugin delegator ADD (plugins[0] of network disk)" in proc.stderr
+    assert "trace #5 " in proc.stderr and "plugin delegator ADD (plugins[0] of network disk)" in proc.stderr
     assert f"changed during this step (by delegator or a {'program' if ROOT else 'plugin'} it ran):" in proc.stderr
     written = f"  (written by diskipam, pid {reservation['writer']['pid']}, run by delegator)" if ROOT else ""
     assert f'+ file           {ipam / "disk" / "10.77.0.2"} (33 bytes, 0644){written}  "{cid}\\neth0"' in proc.stderr
@@ -191,22 +193,24 @@ def test_library_hook_sync_and_trio(env: dict[str, str], conf_dir: Path, cache_d
     seen: list[str] = []
     tracer = Tracer(cache_dir=str(cache_dir), on_event=lambda e: seen.append(e.effect))
     cni = CNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), tracer=tracer)
-    rt = RuntimeConf(container_id="lib1", netns=str(tmp_path / "x"))
+    rt = RuntimeConf(container_id="lib1", netns=str(live_netns(tmp_path / "x")))
     cni.add(net, rt)
     assert (
         seen
         == [e.effect for e in tracer.events]
-        == ["resolve", "lock", "write-record", "exec", "write-record", "exec", "write-record", "unlock"]
+        == ["resolve", "lock", "read-record", "write-record", "exec", "write-record", "exec", "write-record", "unlock"]
     )
-    assert {c.where for c in tracer.events[3].changes} >= {str(tmp_path / "ipam" / "disk" / "10.77.0.2")}
+    assert {c.where for c in tracer.events[4].changes} >= {str(tmp_path / "ipam" / "disk" / "10.77.0.2")}
 
     async_tracer = Tracer(cache_dir=str(cache_dir), probe=False)
     acni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), tracer=async_tracer)
     trio.run(acni.delete, net, rt)
-    # DEL reads the record before resolving: it may run the recorded configuration
+    # DEL reads the record before resolving: it may run the recorded configuration;
+    # it checks the namespace is alive (a gone or stale one is not passed to plugins)
     assert [e.effect for e in async_tracer.events] == [
         "lock",
         "read-record",
+        "probe-netns",
         "resolve",
         "exec",
         "exec",
@@ -214,7 +218,8 @@ def test_library_hook_sync_and_trio(env: dict[str, str], conf_dir: Path, cache_d
         "unlock",
     ]
     assert all(not e.changes for e in async_tracer.events)  # probe=False: steps only
-    assert async_tracer.to_json()["events"][3]["plugin"]["type"] == "recorder"
+    assert async_tracer.events[2].data["state"] == "alive"
+    assert async_tracer.to_json()["events"][4]["plugin"]["type"] == "recorder"
 
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, read_calls, run_cnitool, write_conf
+from support import PLUGINS, live_netns, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, CNIError, RuntimeConf, load_network
 from libcni_py.args import cnitool_container_id
 from libcni_py.cache import AttachmentKey
 from libcni_py.cachestore import CacheStore
 
-RT = RuntimeConf(container_id="ctr1", netns="/var/run/netns/fake", ifname="eth0")
+RT = RuntimeConf(container_id="ctr1", netns="/proc/self/ns/net", ifname="eth0")  # alive for every process
 
 
 def chain(*types: str, version: str = "1.0.0", name: str = "recnet") -> dict[str, object]:
@@ -86,8 +86,7 @@ def test_del_after_the_conf_file_is_removed(
     cli_env: dict[str, str], conf_dir: Path, tmp_path: Path, record_file: Path, cache_dir: Path
 ) -> None:
     conf = write_conf(conf_dir, "10-rec.conflist", chain("recorder", "second"))
-    netns = tmp_path / "ns"
-    netns.write_text("")
+    netns = live_netns(tmp_path / "ns")
     assert run_cnitool("add", "recnet", str(netns), env=cli_env).returncode == 0
     conf.unlink()
     proc = run_cnitool("del", "recnet", str(netns), env=cli_env)
@@ -103,8 +102,7 @@ def test_del_when_another_file_stops_the_lookup(
     cli_env: dict[str, str], conf_dir: Path, tmp_path: Path, record_file: Path, cache_dir: Path
 ) -> None:
     write_conf(conf_dir, "10-rec.conflist", chain("recorder"))
-    netns = tmp_path / "ns"
-    netns.write_text("")
+    netns = live_netns(tmp_path / "ns")
     assert run_cnitool("add", "recnet", str(netns), env=cli_env).returncode == 0
     (conf_dir / "05-broken.conflist").write_text("{")
     proc = run_cnitool("del", "recnet", str(netns), env=cli_env)
@@ -118,8 +116,7 @@ def test_del_when_another_file_stops_the_lookup(
 def test_del_without_conf_or_record_reports_the_lookup_error(
     cli_env: dict[str, str], tmp_path: Path, record_file: Path
 ) -> None:
-    netns = tmp_path / "ns"
-    netns.write_text("")
+    netns = live_netns(tmp_path / "ns")
     proc = run_cnitool("del", "recnet", str(netns), env=cli_env)
     assert proc.returncode == 3
     assert proc.stderr.startswith("cnitool: error: ") and 'no network named "recnet"' in proc.stderr
@@ -261,8 +258,7 @@ DAMAGE = {
 
 def _added(cli_env: dict[str, str], conf_dir: Path, tmp_path: Path, cache_dir: Path) -> tuple[Path, Path]:
     write_conf(conf_dir, "10-rec.conflist", chain("recorder", "second"))
-    netns = tmp_path / "ns"
-    netns.write_text("")
+    netns = live_netns(tmp_path / "ns")
     assert run_cnitool("add", "recnet", str(netns), env=cli_env).returncode == 0
     return netns, cache_dir / "results" / f"recnet-{cnitool_container_id(str(netns))}-eth0"
 
@@ -363,8 +359,7 @@ def test_results_directory_that_is_a_symlink(
     assert "no cached attachment can be looked at" in proc.stderr
     assert sorted(p.name for p in elsewhere.iterdir()) == before, "nothing was written through the link"
 
-    other = tmp_path / "ns2"
-    other.write_text("")
+    other = live_netns(tmp_path / "ns2")
     calls = len(read_calls(record_file))
     proc = run_cnitool("add", "recnet", str(other), env=cli_env)
     assert proc.returncode == 5

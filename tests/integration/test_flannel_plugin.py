@@ -80,10 +80,10 @@ def test_bridge_defaults_and_delegate_overrides(fl: Setup) -> None:
     assert "isGateway" not in stdin  # only added for type bridge
     # with no delegate type, the delegate is bridge, a gateway
     fl.network(delegate={})
-    (fl.data_dir / RT.container_id).unlink()
+    other = RT.replace(container_id="pod-def")
     with pytest.raises(PluginError, match='plugin "bridge" not found'):
-        fl.cni.add(load_network(str(fl.conf_dir), "cbr0"), RT)
-    assert json.loads((fl.data_dir / RT.container_id).read_text())["isGateway"] is True
+        fl.cni.add(load_network(str(fl.conf_dir), "cbr0"), other)
+    assert json.loads((fl.data_dir / other.container_id).read_text())["isGateway"] is True
 
 
 def test_ipv6_and_runtime_config(fl: Setup) -> None:

@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, read_calls, run_cnitool, write_conf
+from support import PLUGINS, live_netns, read_calls, run_cnitool, write_conf
 
 from libcni_py.args import cnitool_container_id
 
@@ -126,8 +126,7 @@ def test_same_stdin_env_and_cache(case: str, gopeer: Path, tmp_path: Path) -> No
     conf_dir = tmp_path / "net.d"
     conf_dir.mkdir()
     write_conf(conf_dir, filename, doc)
-    netns = tmp_path / "netns"
-    netns.write_text("")
+    netns = live_netns(tmp_path / "netns")
     cid = cnitool_container_id(str(netns))
     seen: dict[str, dict[str, object]] = {}
     for tool in ("go", "py"):
@@ -177,8 +176,7 @@ def test_each_deletes_what_the_other_added(first: str, gopeer: Path, tmp_path: P
     conf_dir = tmp_path / "net.d"
     conf_dir.mkdir()
     write_conf(conf_dir, *CASES["list-1.0.0"])
-    netns = tmp_path / "netns"
-    netns.write_text("")
+    netns = live_netns(tmp_path / "netns")
     cache = tmp_path / "cache"
     record = tmp_path / "calls.jsonl"
     env = {
@@ -205,8 +203,7 @@ def test_go_reads_our_in_progress_record(gopeer: Path, tmp_path: Path) -> None:
     conf_dir = tmp_path / "net.d"
     conf_dir.mkdir()
     write_conf(conf_dir, *CASES["list-1.0.0"])
-    netns = tmp_path / "netns"
-    netns.write_text("")
+    netns = live_netns(tmp_path / "netns")
     cid = cnitool_container_id(str(netns))
     results = tmp_path / "cache" / "results"
     results.mkdir(parents=True)

@@ -94,3 +94,32 @@ def test_the_empty_file_of_a_crashed_go_write(gopeer: Path, tmp_path: Path) -> N
         assert proc.returncode == 0, proc.stderr
         assert "is empty" in proc.stderr
         assert not record.exists()
+
+
+def test_go_deletes_from_our_unfinished_del_record(gopeer: Path, tmp_path: Path) -> None:
+    """Our DEL with a plugin missing keeps the record, marked "deleting"; Go
+    ignores the marker and DELs the whole chain from it, with its prevResult."""
+    _, netns, record_file, env = setup(tmp_path)
+    plugins = tmp_path / "bin"
+    plugins.mkdir()
+    for name in ("recorder", "delegator", "fakeipam", "_common.py"):
+        (plugins / name).symlink_to(PLUGINS / name)
+    env["CNI_PATH"] = str(plugins)
+    cid = cnitool_container_id(str(netns))
+    record = tmp_path / "cache" / "results" / f"cmpnet-{cid}-eth0"
+    assert run_cnitool("add", "cmpnet", str(netns), env=env).returncode == 0
+    (plugins / "delegator").unlink()
+    assert run_cnitool("del", "cmpnet", str(netns), env=env).returncode == 4
+    marker = json.loads(record.read_text())["libcniPy"]
+    assert marker["state"] == "deleting" and marker["remaining"] == [{"index": 1, "type": "delegator"}]
+    before = len([c for c in read_calls(record_file) if c["command"] == "DEL"])
+    (plugins / "delegator").symlink_to(PLUGINS / "delegator")
+
+    proc = run_tool("go", gopeer, "del", netns, env)
+
+    assert proc.returncode == 0, proc.stderr
+    dels = [json.loads(str(c["stdin"])) for c in read_calls(record_file) if c["command"] == "DEL"][before:]
+    chain = [d for d in dels if d["type"] in ("recorder", "delegator")]
+    assert [d["type"] for d in chain] == ["recorder", "delegator", "recorder"]  # the whole chain, last first
+    assert all("prevResult" in d for d in chain)
+    assert not record.exists()

@@ -57,6 +57,8 @@ def test_racing_add_check_del_on_one_attachment(
     for (code, stderr), op in zip(results, ops, strict=True):
         if op == "check" and code != 0:
             assert "nothing to check" in stderr, stderr  # ran before any ADD, or after a DEL
+        elif op == "add" and code != 0:
+            assert code == 3 and "DEL it first" in stderr, stderr  # ran after an ADD, with no DEL since
         else:
             assert code == 0, (op, stderr)
 

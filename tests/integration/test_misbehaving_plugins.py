@@ -237,8 +237,6 @@ def test_a_plugin_echoing_its_stdin_never_shows_capability_values(
         "plugins": [{"type": "misbehave", "mode": "echo-stdin", "capabilities": {"auth": True}}],
     }
     write_conf(conf_dir, "10-mis.conflist", conf)
-    netns = tmp_path / "ns"
-    netns.write_text("")
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(PLUGINS),
@@ -246,6 +244,8 @@ def test_a_plugin_echoing_its_stdin_never_shows_capability_values(
         "CAP_ARGS": json.dumps({"auth": {"token": secret, "quoted": 'a"b<c>d'}}),
     }
     for extra in ((), ("--debug",)):
+        netns = tmp_path / f"ns{len(extra)}"  # a pod each: the failed ADD's record stays until a DEL
+        netns.write_text("")
         proc = run_cnitool(*extra, "add", "misnet", str(netns), env=env)
         assert proc.returncode == 1
         assert "cannot handle this config" in proc.stderr, "the plugin's output is still quoted"

@@ -12,7 +12,7 @@ import trio
 from support import PLUGINS, read_calls, write_conf
 from test_exec_limits import wait_gone
 
-from libcni_py import AsyncCNI, PluginTimeoutError, RuntimeConf, load_network
+from libcni_py import ArgsError, AsyncCNI, PluginTimeoutError, RuntimeConf, load_network
 
 
 def recnet(conf_dir: Path) -> None:
@@ -135,12 +135,18 @@ def test_lock_serialises_operations_on_one_attachment(conf_dir: Path, cache_dir:
     )
     rt = RuntimeConf(container_id="same", netns="/x")
 
+    async def add() -> None:
+        try:
+            await cni.add(net, rt)
+        except ArgsError as exc:  # the other ADD came first, and no DEL since: refused, nothing run
+            assert "DEL it first" in str(exc)
+
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(cni.add, net, rt)
+            nursery.start_soon(add)
             await trio.sleep(0.01)
             nursery.start_soon(cni.delete, net, rt)
-            nursery.start_soon(cni.add, net, rt)
+            nursery.start_soon(add)
 
     trio.run(main)
     commands = [c["command"] for c in read_calls(record_file)]

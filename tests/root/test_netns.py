@@ -87,8 +87,9 @@ def test_a_plain_file_is_not_a_namespace(name: str) -> None:
     assert name not in netns.list_names()
     with pytest.raises(NetnsError, match="exists and is not a network namespace"):
         netns.create(name)
-    with pytest.raises(NetnsError, match="is not a network namespace; not deleting it"):
+    with pytest.raises(NetnsError, match="is not a network namespace nor the empty file one leaves behind") as info:
         netns.delete(name)
+    assert info.value.hint == f"if nothing needs it, remove it yourself (rm {stray})"
     assert stray.read_text() == "not a namespace\n"  # left alone
     with pytest.raises(NetnsError, match="is not a network namespace"), netns.opened(str(stray)):
         pass

@@ -300,7 +300,7 @@ def test_the_facts_it_states(wt: Walkthrough) -> None:
     flannel, portmap = calls(trace)
     assert (flannel["plugin"]["type"], portmap["plugin"]["type"]) == ("flannel", "portmap")
     assert [e["effect"] for e in trace["events"]] == [
-        "resolve", "lock", "write-record", "exec", "write-record", "exec", "write-record", "unlock",
+        "resolve", "lock", "read-record", "write-record", "exec", "write-record", "exec", "write-record", "unlock",
     ]  # fmt: skip
     procs = flannel["processes"]
     assert [(p["program"], p["depth"], p["plugin"], p["cniCommand"]) for p in procs if p["plugin"]] == [
@@ -409,7 +409,7 @@ def test_the_facts_it_states(wt: Walkthrough) -> None:
     trace = json.loads((wt.root / "del.json").read_text())
     # -- the trace of the DEL: the record first, then the plugins; reverse order; who removed what; cni0 not touched
     assert [e["effect"] for e in trace["events"]] == [
-        "lock", "read-record", "resolve", "exec", "exec", "remove-record", "unlock",
+        "lock", "read-record", "probe-netns", "resolve", "exec", "exec", "remove-record", "unlock",
     ]  # fmt: skip
     portmap, flannel = calls(trace)
     assert (portmap["plugin"]["type"], flannel["plugin"]["type"]) == ("portmap", "flannel")

@@ -167,6 +167,61 @@ def test_progress_marker_round_trip() -> None:
     assert failed.progress == Progress(state="failed", done=1, plugins=3)
 
 
+def _marked(progress: Progress) -> bytes:
+    """A minimal record carrying ``progress``."""
+    return encode_record(
+        container_id="c",
+        ifname="eth0",
+        network="n",
+        config=b"{}",
+        netns="",
+        cni_args=(),
+        capability_args=None,
+        result=None,
+        progress=progress,
+    )
+
+
+def test_deleting_marker_round_trip() -> None:
+    progress = Progress(state=cache.DELETING, done=2, plugins=3, remaining=[(1, "portmap")])
+    data = _marked(progress)
+    assert data.endswith(
+        b',"libcniPy":{"state":"deleting","done":2,"plugins":3,"remaining":[{"index":1,"type":"portmap"}]}}'
+    )
+    record = decode_record(data, "p")
+    assert record.progress == progress and not record.complete
+    assert progress.describe() == "DEL unfinished: still to delete: portmap"
+    # an ADD marker never carries "remaining"
+    assert b"remaining" not in _marked(Progress(state="adding", done=0, plugins=1, remaining=[(0, "x")]))
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        b'{"state":"deleting","remaining":[{"index":-1,"type":"x"}]}',
+        b'{"state":"deleting","remaining":[{"index":0}]}',
+        b'{"state":"deleting","remaining":{"index":0,"type":"x"}}',
+        b'{"state":"deleting","remaining":[{"index":"0","type":"x"}]}',
+    ],
+)
+def test_a_bad_deleting_marker_is_a_damaged_record(marker: bytes) -> None:
+    with pytest.raises(CacheError, match=r"is damaged: libcniPy\.remaining"):
+        decode_record(b'{"kind":"cniCacheV1","libcniPy":' + marker + b"}", "p")
+
+
+def test_owner_tells_whose_record_it_is() -> None:
+    """x/a-b and x-a/b share the file n-x-a-b: a collision, not a misplaced record."""
+    key = AttachmentKey(network="n", container_id="x", ifname="a-b")
+    mine = CacheRecord(container_id="x", ifname="a-b", network="n")
+    other = CacheRecord(container_id="x-a", ifname="b", network="n")
+    misplaced = CacheRecord(container_id="y", ifname="eth0", network="n")
+    assert cache.owner(mine, key) == "" and not cache.shares_file(mine, key)
+    assert cache.owner(other, key) == "network 'n', container 'x-a', interface 'b'"
+    assert cache.shares_file(other, key)
+    assert cache.owner(misplaced, key) and not cache.shares_file(misplaced, key)
+    assert cache.owner(CacheRecord(container_id="", ifname="", network="", legacy=True), key) == ""
+
+
 def test_progress_marker_defaults() -> None:
     record = decode_record(b'{"kind":"cniCacheV1","libcniPy":{}}', "p")
     assert record.progress == Progress(state="adding", done=0, plugins=0)

@@ -283,7 +283,11 @@ BAD: dict[str, list[tuple[Any, str, str]]] = {
         ({"kind": "k", "cniArgs": "A=1"}, "cniArgs", "expected a list"),
         ({"kind": "k", "capabilityArgs": []}, "capabilityArgs", "expected an object"),
         ({"kind": "k", "result": "x"}, "result", "expected an object"),
-        ({"kind": "k", "libcniPy": {"state": "done"}}, "libcniPy.state", 'must be one of "adding", "failed"'),
+        (
+            {"kind": "k", "libcniPy": {"state": "done"}},
+            "libcniPy.state",
+            'must be one of "adding", "failed", "deleting"',
+        ),
         ({"kind": "k", "libcniPy": {"done": -1}}, "libcniPy.done", "must be at least 0"),
         ({"kind": "k", "libcniPy": {"plugins": "2"}}, "libcniPy.plugins", "expected an integer"),
         ({"kind": "k", "libcniPy": None}, "libcniPy", "expected an object"),
