@@ -857,9 +857,9 @@ def gc(
         stale.append(
             RuntimeConf(
                 container_id=record.container_id,
-                # a namespace that is gone or no longer one is not handed to
-                # plugins (they fail on a stale file); DEL allows no netns
-                netns="" if found_state in ("gone", "stale") else record.netns,
+                # a file that is no longer a namespace is not handed to
+                # plugins (they fail on it: "unknown FS magic"); DEL allows none
+                netns="" if found_state == "stale" else record.netns,
                 ifname=record.ifname,
                 args=record.cni_args,
                 capability_args=record.capability_args,

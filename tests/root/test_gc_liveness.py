@@ -213,7 +213,7 @@ def test_a_pod_up_killed_during_setup_is_collected(node_net: Node, tmp_path: Pat
     assert "setup" in record
 
     ls = node_net.cnitool("pod", "ls")
-    assert next(line.split() for line in ls.stdout.splitlines() if line.startswith(pod_id))[3] == "dead", ls.stdout
+    assert next(line.split() for line in ls.stdout.splitlines() if line.startswith(pod_id[:12]))[3] == "dead", ls.stdout
     gc = node_net.cnitool("pod", "gc")
     assert gc.returncode == 0, gc.stderr
     assert f"removed pod {pod_id}" in gc.stdout and f"removed netns {path}" in gc.stdout
