@@ -31,7 +31,7 @@ from .exec_sync import SyncDriver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
     from typing import Any
 
     from .cache import CacheRecord
@@ -237,10 +237,25 @@ class CNI(_Base):
         """
         self._run(plan.delete(netlist, rt, self.options()))
 
-    def gc(self, netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, str]]) -> GCReport:
+    def gc(
+        self,
+        netlist: NetworkConfigList | str,
+        valid_attachments: Sequence[tuple[str, str]],
+        *,
+        force: bool = False,
+        live_sandboxes: Collection[str] | None = None,
+    ) -> GCReport:
         """GC: delete every cached attachment of the network that is not in
-        ``valid_attachments`` (``(container_id, ifname)`` pairs), then send
-        plugins GC (spec >= 1.1.0).
+        ``valid_attachments`` (``(container_id, ifname)`` pairs) and is proven
+        dead, then send plugins GC (spec >= 1.1.0) with the attachments kept.
+
+        Proven dead: its namespace is gone or no longer a namespace, or it
+        looks like a CRI sandbox and ``live_sandboxes`` (the sandboxes a CRI
+        runtime lists, see :func:`libcni_py.runtime.cri.live_sandboxes`) is
+        given and lacks it.  Attachments whose namespace is alive or cannot
+        be told are kept (``report.kept_reasons`` says why): the cache dir
+        is shared with other runtimes.  ``force=True`` is Go's GC: everything
+        not valid (nor listed in ``live_sandboxes``) is deleted.
 
         Stale attachments are deleted as :meth:`delete` deletes them (with the
         configuration they were added with); damaged cache files of the
@@ -252,7 +267,8 @@ class CNI(_Base):
             MultiError: some deletions or plugin GCs failed; ``.report`` says
                 what was done.
         """
-        report: GCReport = self._run(plan.gc(netlist, valid_attachments, self.options()))
+        steps = plan.gc(netlist, valid_attachments, self.options(), force=force, live_sandboxes=live_sandboxes)
+        report: GCReport = self._run(steps)
         return report
 
     def status(self, netlist: NetworkConfigList) -> None:
@@ -298,9 +314,17 @@ class AsyncCNI(_Base):
         """See :meth:`CNI.delete`."""
         await self._run(plan.delete(netlist, rt, self.options()))
 
-    async def gc(self, netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, str]]) -> GCReport:
+    async def gc(
+        self,
+        netlist: NetworkConfigList | str,
+        valid_attachments: Sequence[tuple[str, str]],
+        *,
+        force: bool = False,
+        live_sandboxes: Collection[str] | None = None,
+    ) -> GCReport:
         """See :meth:`CNI.gc`."""
-        report: GCReport = await self._run(plan.gc(netlist, valid_attachments, self.options()))
+        steps = plan.gc(netlist, valid_attachments, self.options(), force=force, live_sandboxes=live_sandboxes)
+        report: GCReport = await self._run(steps)
         return report
 
     async def status(self, netlist: NetworkConfigList) -> None:

@@ -40,7 +40,7 @@ See docs/reliability.md for each guarantee and its test.
 
 from __future__ import annotations
 
-from . import args, cache, conf, invoke, names, request, result, version
+from . import args, cache, conf, invoke, names, ownership, request, result, version
 from ._values import Value
 from .errors import (
     ArgsError,
@@ -56,7 +56,7 @@ from .errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Mapping, Sequence
+    from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
     from typing import Any, TypeAlias
 
     from .cache import AttachmentKey, CacheRecord
@@ -939,14 +939,17 @@ class GCReport(Value):
     Attributes:
         removed: ``(container_id, ifname)`` of the stale attachments deleted.
         kept: ``(container_id, ifname)`` of the cached attachments kept.
+        kept_reasons: ``(container_id, ifname, reason)`` for each of them:
+            why it was kept ("namespace /x is alive", ...).
         plugin_gc: whether plugins were sent GC (spec >= 1.1.0).
         errors: what failed (GC goes on past failures).
         skipped: ``disableGC`` was set; nothing was done.
     """
 
-    __slots__ = ("removed", "kept", "plugin_gc", "errors", "skipped")
+    __slots__ = ("removed", "kept", "kept_reasons", "plugin_gc", "errors", "skipped")
     removed: tuple[tuple[str, str], ...]
     kept: tuple[tuple[str, str], ...]
+    kept_reasons: tuple[tuple[str, str, str], ...]
     plugin_gc: bool
     errors: tuple[CNIError, ...]
     skipped: bool
@@ -959,10 +962,12 @@ class GCReport(Value):
         plugin_gc: bool = False,
         errors: Iterable[CNIError] = (),
         skipped: bool = False,
+        kept_reasons: Iterable[tuple[str, str, str]] = (),
     ) -> None:
         self._set(
             removed=tuple(removed),
             kept=tuple(kept),
+            kept_reasons=tuple(kept_reasons),
             plugin_gc=plugin_gc,
             errors=tuple(errors),
             skipped=skipped,
@@ -1030,9 +1035,26 @@ def _attachment_of(filename: str, network: str) -> tuple[str, str] | None:
     return cid, ifname
 
 
-def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, str]], opts: Options) -> Plan:
+def gc(
+    netlist: NetworkConfigList | str,
+    valid_attachments: Sequence[tuple[str, str]],
+    opts: Options,
+    *,
+    force: bool = False,
+    live_sandboxes: Collection[str] | None = None,
+) -> Plan:
     """GC: DEL every cached attachment of this network that is not in
-    ``valid_attachments``, then, from spec 1.1.0, send GC to every plugin.
+    ``valid_attachments`` and is proven dead, then, from spec 1.1.0, send GC
+    to every plugin with the attachments kept.
+
+    The cache dir is shared with other runtimes, so an attachment is deleted
+    only when proven dead (:func:`libcni_py.ownership.judge`): its namespace
+    (:func:`libcni_py.cache.record_netns`, probed with :class:`ProbeNetns`)
+    is gone or no longer a namespace, or ``live_sandboxes`` (what a CRI
+    runtime lists) is given and the attachment looks like a CRI sandbox that
+    is not in it.  One whose namespace is alive, or whose liveness cannot be
+    told, is kept, and the report says why.  ``force``: Go's GC -- every
+    attachment not valid (nor listed by the CRI runtime) is deleted.
 
     Each stale attachment is deleted as :func:`delete` deletes it, with its
     cached netns and arguments and the configuration it was added with (Go
@@ -1043,8 +1065,9 @@ def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, 
 
     Cache files of the network that cannot be used (empty, truncated, not a
     regular file, holding invalid names) are not skipped: the attachment is
-    taken from the file's name and deleted without netns, arguments or
-    ``prevResult`` unless it is valid, and the file goes with it.  At the end,
+    taken from the file's name; its liveness cannot be told, so it is kept
+    unless ``force`` (then deleted without netns, arguments or ``prevResult``,
+    and the file goes with it).  At the end,
     temporary and lock files that crashed writers left for this network are
     removed.  Each of these is announced with a notice.
 
@@ -1068,17 +1091,35 @@ def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, 
     records, damaged = cached_attachments(listing)
     stale: list[RuntimeConf] = []
     kept: list[tuple[str, str]] = []
+    why: list[tuple[str, str, str]] = []
     for record in records:
         if record.network != name:
             continue
         pair = (record.container_id, record.ifname)
         if pair in valid:
             kept.append(pair)
+            why.append((*pair, "listed as valid"))
+            continue
+        netns = cache.record_netns(record)
+        found_state = yield ProbeNetns(path=netns)
+        verdict = ownership.judge(
+            record.container_id,
+            netns,
+            found_state,
+            ownership.owner_of(record.container_id, netns, record.cni_args),
+            live_sandboxes=live_sandboxes,
+            force=force,
+        )
+        if not verdict.dead:
+            kept.append(pair)
+            why.append((*pair, verdict.reason))
             continue
         stale.append(
             RuntimeConf(
                 container_id=record.container_id,
-                netns=record.netns,
+                # a file that is no longer a namespace is not handed to
+                # plugins (they fail on it: "unknown FS magic"); DEL allows none
+                netns="" if found_state == "stale" else record.netns,
                 ifname=record.ifname,
                 args=record.cni_args,
                 capability_args=record.capability_args,
@@ -1091,15 +1132,18 @@ def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, 
                 yield Notice(text=f"cache file {filename} {problem}; cannot tell which attachment it is, left alone")
             continue
         pair = found
-        if pair in valid:
-            yield Notice(text=f"cache file {filename} {problem}; kept: {pair[0]}/{pair[1]} is a valid attachment")
+        if pair in valid or not force:
+            reason = "listed as valid" if pair in valid else "liveness unknown: its record cannot be read"
+            yield Notice(text=f"cache file {filename} {problem}; kept {pair[0]}/{pair[1]}: {reason}")
             kept.append(pair)
+            why.append((*pair, reason))
             continue
         yield Notice(
             text=f"cache file {filename} {problem}; deleting attachment {pair[0]}/{pair[1]} "
             "without its netns, arguments or prevResult"
         )
         stale.append(RuntimeConf(container_id=pair[0], ifname=pair[1]))
+    valid.update(kept)  # plugins must not release what GC keeps
     removed: list[tuple[str, str]] = []
     errors: list[CNIError] = []
     for rt in stale:
@@ -1123,7 +1167,7 @@ def gc(netlist: NetworkConfigList | str, valid_attachments: Sequence[tuple[str, 
     plugin_gc = given is not None and version.gte(given.cni_version or "0.1.0", "1.1.0")
     if given is not None and plugin_gc:
         errors.extend((yield from _plugin_gc(given, valid, opts)))
-    report = GCReport(removed=removed, kept=kept, plugin_gc=plugin_gc, errors=errors)
+    report = GCReport(removed=removed, kept=kept, kept_reasons=why, plugin_gc=plugin_gc, errors=errors)
     if errors:
         raise MultiError(f"GC of network {name!r} had {len(errors)} failure(s)", errors, report=report)
     return report

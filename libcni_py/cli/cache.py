@@ -68,9 +68,26 @@ def _state(record: CacheRecord) -> str:
     return "complete" if record.progress is None else record.progress.describe()
 
 
+def _whose(store: Any, records: list[CacheRecord]) -> dict[tuple[str, str, str], tuple[str, Any]]:
+    """For each record: its namespace (:func:`~libcni_py.cache.record_netns`)
+    and whose it is (:func:`~libcni_py.ownership.owner_of`), keyed by
+    ``(network, container_id, ifname)``."""
+    from ..cache import record_netns
+    from ..ownership import owner_of
+    from ..runtime.sandbox import PODS_FOLDER
+
+    pods = set(store.names(folder=PODS_FOLDER))
+    found = {}
+    for r in records:
+        netns = record_netns(r)
+        found[r.network, r.container_id, r.ifname] = (netns, owner_of(r.container_id, netns, r.cni_args, pods))
+    return found
+
+
 def _ls(ctx: Context, values: dict[str, object]) -> int:
     from .. import gojson, plan
     from ..cachestore import CacheStore
+    from ..netns import state
 
     store = CacheStore(ctx.cache_dir)
     container = str(values.get("container") or "")
@@ -91,6 +108,8 @@ def _ls(ctx: Context, values: dict[str, object]) -> int:
         and (not network or name.startswith(network + "-"))
         and _is_legacy(data, name)
     ]
+    whose = _whose(store, records)
+    live = {ns: state(ns) for ns, _ in whose.values()}
     if values.get("json"):
         doc = {
             "cacheDir": store.cache_dir,
@@ -99,7 +118,10 @@ def _ls(ctx: Context, values: dict[str, object]) -> int:
                     "network": r.network,
                     "containerId": r.container_id,
                     "ifname": r.ifname,
-                    "netns": r.netns or None,
+                    "netns": whose[r.network, r.container_id, r.ifname][0] or None,
+                    "owner": whose[r.network, r.container_id, r.ifname][1].name,
+                    "ownerEvidence": whose[r.network, r.container_id, r.ifname][1].evidence,
+                    "live": live[whose[r.network, r.container_id, r.ifname][0]],
                     "state": "complete" if r.progress is None else r.progress.state,
                     "progress": None
                     if r.progress is None
@@ -118,8 +140,10 @@ def _ls(ctx: Context, values: dict[str, object]) -> int:
     if not records and not damaged and not legacy:
         print(f"no cached attachments in {store.results_dir}")
         return 0
-    rows = [["NETWORK", "CONTAINER", "IFNAME", "NETNS", "STATE"]]
-    rows += [[r.network, r.container_id, r.ifname, r.netns or "-", _state(r)] for r in records]
+    rows = [["NETWORK", "CONTAINER", "IFNAME", "NETNS", "OWNER", "LIVE", "STATE"]]
+    for r in records:
+        netns, owner = whose[r.network, r.container_id, r.ifname]
+        rows.append([r.network, r.container_id, r.ifname, netns or "-", owner.name, live[netns], _state(r)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

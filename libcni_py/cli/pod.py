@@ -1,8 +1,8 @@
 """``cnitool pod ...`` and ``cnitool ready``: the runtime layer on the command line.
 
 ``pod up`` does what a CRI runtime does for a new pod sandbox: it records
-the pod, creates its network namespace (``/var/run/netns/cni-<id>``, unless
-``--netns`` names one), and sets up the loopback network and the pod's
+the pod, creates its network namespace (``/var/run/netns/lcpy-<id>``, unless
+``--netns`` names one; refused if that name is taken), and sets up the loopback network and the pod's
 networks (the conf dir's default network as ``eth0`` unless ``--network``
 says otherwise).  ``pod down`` tears the networks down from the cache (so a
 changed or removed conf file does not matter), deletes the namespace it
@@ -13,11 +13,17 @@ networks, ``pod status`` shows one pod, ``pod ls`` all of them.
 dir (``libcni_py/pods/``) by ``pod up`` and by programs using the library
 (``examples/toy_runtime.py``).  A pod with an owner process (a runtime that
 keeps it) is alive while that process runs; a pod made by ``pod up`` is
-alive while its namespace exists.  This is judged while the GC holds the
-GC lock, which every pod operation holds shared, so a pod being set up is
-never taken for dead.  ``--live ID`` adds pods the records do
-not know.  Everything else in the cache dir is garbage -- including
-attachments made with ``cnitool add`` (give ``--live`` for those).
+alive, once set up, while its namespace exists; a ``pod up`` killed
+half-way (its record still says "setup" and that process is gone) is dead.
+This is judged while the GC holds the GC lock, which every pod operation
+holds shared, so a pod being set up is never taken for dead.  ``--live ID``
+adds pods the records do not know.
+
+**Whose** (``pod ls``'s OWNER): other runtimes (containerd, CRI-O, podman)
+and ``cnitool add`` keep attachments in the same cache dir without a pod
+record.  ``pod gc`` leaves them alone; ``--include-foreign`` lets it delete
+those of them that are proven dead (namespace gone, or a CRI sandbox the
+runtime of ``--cri-socket`` does not list), never a live one.
 
 Sandbox IDs are random (64 hex digits, as containerd makes them); a pod is
 named on the command line by its ID, a unique prefix of it, or
@@ -86,6 +92,17 @@ SPECS = {
             Opt("--annotation", dest="annotation", metavar="KEY=VALUE", repeat=True, help="a pod annotation"),
             Opt("--netns", dest="netns", metavar="PATH", help="use this namespace (default: pod up creates one)"),
             Opt("--live", dest="live", metavar="ID", repeat=True, help="gc: also keep this pod (container ID)"),
+            Opt(
+                "--include-foreign",
+                dest="include_foreign",
+                help="gc: also delete attachments of other runtimes/cnitool add -- only those proven dead",
+            ),
+            Opt(
+                "--cri-socket",
+                dest="cri_socket",
+                metavar="PATH",
+                help="gc: ask this CRI runtime (containerd, CRI-O) which sandboxes are alive",
+            ),
             _MAX,
             _CONCURRENT,
             _JSON,
@@ -95,13 +112,15 @@ SPECS = {
             "  down      tear down its networks (from the cache), delete the namespace it made\n"
             "  check     CHECK each of its networks\n"
             "  status    show one pod\n"
-            "  ls        list the pods (records and cached attachments)\n"
-            "  gc        remove everything that belongs to no live pod\n"
+            "  ls        list the pods (records and cached attachments), whose, and if alive\n"
+            "  gc        remove libcni_py's dead pods; other runtimes' attachments are left alone\n"
             "\n"
             "POD is a sandbox ID, a unique prefix of one, or NAMESPACE/NAME (or give\n"
             "--id / --namespace and --name).  Live pods for gc: recorded pods whose owner\n"
-            "process runs or (without owner) whose namespace exists, and --live IDs;\n"
-            "every other cached attachment is deleted, also those made by 'cnitool add'."
+            "process runs or (without owner) whose namespace exists, and --live IDs; a\n"
+            "'pod up' killed during setup is dead.  Attachments without a pod record (podman,\n"
+            "containerd, CRI-O, 'cnitool add') are kept unless --include-foreign, and then\n"
+            "deleted only when proven dead (namespace gone; CRI sandbox not listed)."
         ),
     ),
     "ready": Command(
@@ -220,6 +239,24 @@ class _Known:
         self.records: list[Any] = []
 
     @property
+    def netns(self) -> str:
+        """The pod's namespace: its record's, else its attachments'."""
+        from ..cache import record_netns
+
+        if self.sandbox is not None:
+            return self.sandbox.netns
+        return next((ns for ns in map(record_netns, self.records) if ns), "")
+
+    def owner(self) -> Any:
+        """Whose it is (:func:`libcni_py.ownership.owner_of`)."""
+        from ..ownership import LIBCNI_PY, Owner, owner_of
+
+        if self.sandbox is not None:
+            return Owner(name=LIBCNI_PY, evidence="a libcni_py pod record exists")
+        args = [pair for record in self.records for pair in record.cni_args]
+        return owner_of(self.container_id, self.netns, args)
+
+    @property
     def namespace_name(self) -> str:
         if self.sandbox is not None and self.sandbox.name:
             return f"{self.sandbox.namespace}/{self.sandbox.name}"
@@ -325,8 +362,17 @@ def _check(ctx: Context, values: dict[str, object], ref: str) -> int:
 
 
 def _pod_json(pods: PodNetworks, item: _Known) -> dict[str, object]:
+    from .. import netns
+
     sandbox = item.sandbox
-    out: dict[str, object] = {"containerId": item.container_id, "pod": item.namespace_name}
+    owner = item.owner()
+    out: dict[str, object] = {
+        "containerId": item.container_id,
+        "pod": item.namespace_name,
+        "owner": owner.name,
+        "ownerEvidence": owner.evidence,
+        "netnsState": netns.state(item.netns),
+    }
     if sandbox is not None:
         out["netns"] = sandbox.netns
         out["netnsOwned"] = sandbox.netns_owned
@@ -361,6 +407,8 @@ def _status(ctx: Context, values: dict[str, object], ref: str) -> int:
         alive = doc["alive"]
         state = "no record (attachments only)" if alive is None else ("alive" if alive else "dead")
         print(f"  state  {state}")
+        evidence = f" ({doc['ownerEvidence']})" if doc["ownerEvidence"] else ""
+        print(f"  owner  {doc['owner']}{evidence}; namespace {doc['netnsState']}")
         if "netns" in doc:
             owned = " (made by cnitool/the runtime layer)" if doc["netnsOwned"] else ""
             print(f"  netns  {doc['netns']}{owned}")
@@ -379,14 +427,24 @@ def _ls(ctx: Context, values: dict[str, object], ref: str) -> int:
     if values.get("json"):
         _print_json(docs)
         return 0
-    print(f"{'POD ID':<14}{'POD':<30}{'STATE':<10}INTERFACES")
+    print(f"{'POD ID':<14}{'POD':<30}{'OWNER':<12}{'STATE':<10}{'NETNS':<9}INTERFACES")
+    foreign = 0
     for doc in docs:
         alive = doc["alive"]
-        state = "no-record" if alive is None else ("alive" if alive else "dead")
+        state = "foreign" if alive is None else ("alive" if alive else "dead")
+        foreign += alive is None
         attachments = doc["attachments"]
         assert isinstance(attachments, list)
         ifaces = " ".join(f"{a['ifname']}={','.join(a['ips']) or '-'}" for a in attachments) or "-"
-        print(f"{str(doc['containerId'])[:12]:<14}{str(doc['pod']) or '-':<30}{state:<10}{ifaces}")
+        print(
+            f"{str(doc['containerId'])[:12]:<14}{str(doc['pod']) or '-':<30}{doc['owner']!s:<12}{state:<10}"
+            f"{doc['netnsState']!s:<9}{ifaces}"
+        )
+    if foreign:
+        print(
+            f"{foreign} not libcni_py's (no pod record): 'pod gc' leaves them alone "
+            "(--include-foreign: only those proven dead)"
+        )
     return 0
 
 
@@ -398,10 +456,21 @@ def _gc(ctx: Context, values: dict[str, object], ref: str) -> int:
     extra = _list(values, "live")
     for item in extra:
         names.check_container_id(item, where="--live")
+    from .ops import cri_sandboxes
+
+    sandboxes = cri_sandboxes(values)
     try:
         # the records' pods are judged inside, under the GC lock: a pod made
         # meanwhile is never taken for dead
-        report = _call(ctx, values, "gc", extra, judge_records=True)
+        report = _call(
+            ctx,
+            values,
+            "gc",
+            extra,
+            judge_records=True,
+            include_foreign=bool(values.get("include_foreign")),
+            live_sandboxes=sandboxes,
+        )
     except MultiError as exc:
         if isinstance(exc.report, PodGCReport):
             _print_gc(exc.report)
@@ -417,8 +486,10 @@ def _print_gc(report: Any) -> None:
         print(f"removed pod {cid}")
     for path in report.netns_removed:
         print(f"removed netns {path}")
+    reasons = {(net, cid, ifname): why for net, cid, ifname, why in report.kept_reasons}
     for network, cid, ifname in report.kept:
-        print(f"kept {network} {cid} {ifname}")
+        why = reasons.get((network, cid, ifname))
+        print(f"kept {network} {cid} {ifname}" + (f": {why}" if why else ""))
     if report.plugin_gc:
         print("plugins sent GC: " + ", ".join(report.plugin_gc))
     for network in report.skipped:

@@ -29,6 +29,7 @@ interrupted) is rolled back before the error propagates.
 
 from __future__ import annotations
 
+import os
 import time
 
 from .. import netns as netns_mod
@@ -44,7 +45,7 @@ from .sandbox import PodSandbox, netns_name_for, new_container_id, pod_alive, pr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Mapping
     from typing import Any
 
     from ..cache import CacheRecord
@@ -161,7 +162,9 @@ class _Base:
 
         Args:
             netns: the pod's namespace path; None: the runtime layer creates
-                ``/var/run/netns/cni-<id>`` and deletes it with the pod.
+                ``/var/run/netns/lcpy-<id>`` (see
+                :func:`~libcni_py.runtime.sandbox.netns_name_for`) and deletes
+                it with the pod.
             container_id: the sandbox ID (default: 64 random hex digits).
             owner_pid: the process that keeps the pod alive (0: none; the pod
                 then lives until stopped, or until its namespace is gone).
@@ -244,9 +247,9 @@ class _Plans:
     def check(self, container_id: str, state: ConfDirState | None) -> PodPlan:
         return pod.check(container_id, state, self.m.loopback, self.opts, concurrent=self.m.concurrent)
 
-    def gc(self, live: Iterable[str], state: ConfDirState | None, judge_records: bool) -> PodPlan:
+    def gc(self, live: Iterable[str], state: ConfDirState | None, judge_records: bool, **kw: Any) -> PodPlan:
         return gc_plans.gc(
-            live, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, judge_records=judge_records
+            live, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, judge_records=judge_records, **kw
         )
 
 
@@ -333,7 +336,7 @@ class PodNetworks(_Base):
         sandbox = self.new_sandbox(spec, netns=netns, container_id=container_id, owner_pid=owner_pid)
         attachments = self.attachments_for(sandbox, spec)
         try:
-            result: PodResult = self._run(self._plans().run_pod(sandbox, attachments))
+            result: PodResult = self._run(self._plans().run_pod(_in_setup(sandbox), attachments))
         except BaseException:
             self._quietly(self._plans().stop_pod(sandbox.container_id, self._networks_or_none(), only_if=sandbox))
             raise
@@ -345,21 +348,41 @@ class PodNetworks(_Base):
         report: PodTeardown = self._run(self._plans().stop_pod(container_id, self._networks_or_none()))
         return report
 
-    def gc(self, live: Iterable[str] = (), *, judge_records: bool = True) -> PodGCReport:
-        """Remove everything that does not belong to a live pod (see
-        :mod:`libcni_py.runtime.gc`).  Waits until no pod operation runs,
-        and blocks them while it works.
+    def gc(
+        self,
+        live: Iterable[str] = (),
+        *,
+        judge_records: bool = True,
+        include_foreign: bool = False,
+        live_sandboxes: Collection[str] | None = None,
+    ) -> PodGCReport:
+        """Remove libcni_py's dead pods and what they left (see
+        :mod:`libcni_py.runtime.gc`); other runtimes' attachments are left
+        alone.  Waits until no pod operation runs, and blocks them while it
+        works.
 
         Args:
             live: the container IDs of the pods that are alive.
             judge_records: also keep the pods recorded by :meth:`run_pod`
                 whose owner runs or (without owner) whose namespace exists,
                 judged while the GC holds its lock; False: ``live`` alone.
+            include_foreign: also delete attachments without a pod record
+                (other runtimes', cnitool's), but only those proven dead.
+            live_sandboxes: the sandboxes a CRI runtime lists
+                (:func:`libcni_py.runtime.cri.live_sandboxes`): kept; CRI
+                sandboxes it does not list are dead.
 
         Raises:
             MultiError: some removals failed; ``.report`` says what was done.
         """
-        report: PodGCReport = self._run(self._plans().gc(live, self._networks_or_none(), judge_records))
+        steps = self._plans().gc(
+            live,
+            self._networks_or_none(),
+            judge_records,
+            include_foreign=include_foreign,
+            live_sandboxes=live_sandboxes,
+        )
+        report: PodGCReport = self._run(steps)
         return report
 
     def sandboxes(self) -> list[PodSandbox]:
@@ -376,6 +399,13 @@ class PodNetworks(_Base):
     def attachments(self, container_id: str = "") -> list[CacheRecord]:
         """The cached attachments, of one pod or of all."""
         return self.cni.cached_attachments(container_id)
+
+
+def _in_setup(sandbox: PodSandbox) -> PodSandbox:
+    """``sandbox`` as recorded while this process sets it up: if the process
+    dies before setup finishes, GC knows the pod for a half-made one."""
+    pid = os.getpid()
+    return sandbox.replace(setup_pid=pid, setup_start=process_start_time(pid) or 0)
 
 
 def _list_pods() -> PodPlan:
@@ -460,7 +490,7 @@ class AsyncPodNetworks(_Base):
         sandbox = self.new_sandbox(spec, netns=netns, container_id=container_id, owner_pid=owner_pid)
         attachments = self.attachments_for(sandbox, spec, state)
         try:
-            result: PodResult = await self._run(self._plans().run_pod(sandbox, attachments))
+            result: PodResult = await self._run(self._plans().run_pod(_in_setup(sandbox), attachments))
         except BaseException:
             now = self._networks_or_none()
             await self._rollback(self._plans().stop_pod(sandbox.container_id, now, only_if=sandbox))
@@ -473,10 +503,20 @@ class AsyncPodNetworks(_Base):
         report: PodTeardown = await self._run(self._plans().stop_pod(container_id, state))
         return report
 
-    async def gc(self, live: Iterable[str] = (), *, judge_records: bool = True) -> PodGCReport:
+    async def gc(
+        self,
+        live: Iterable[str] = (),
+        *,
+        judge_records: bool = True,
+        include_foreign: bool = False,
+        live_sandboxes: Collection[str] | None = None,
+    ) -> PodGCReport:
         """See :meth:`PodNetworks.gc`."""
         state = await self._anetworks_or_none()
-        report: PodGCReport = await self._run(self._plans().gc(live, state, judge_records))
+        steps = self._plans().gc(
+            live, state, judge_records, include_foreign=include_foreign, live_sandboxes=live_sandboxes
+        )
+        report: PodGCReport = await self._run(steps)
         return report
 
     async def sandboxes(self) -> list[PodSandbox]:

@@ -31,7 +31,7 @@ deleted with the current configuration instead of blocking the teardown.
 
 from __future__ import annotations
 
-from .. import conf, gojson, names, plan
+from .. import cache, conf, gojson, names, plan
 from .._values import Value
 from ..errors import ArgsError, CacheError, CNIError, ConfigError, MultiError, NetworkNotFoundError
 from ..gojson import Struct
@@ -51,7 +51,7 @@ from .effects import (
     UnlockPod,
 )
 from .readiness import conf_dir_problem
-from .sandbox import netns_name_for
+from .sandbox import netns_name_for, same_pod
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -419,11 +419,16 @@ def setup(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.Opt
 def run_pod(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.Options, *, concurrent: bool) -> PodPlan:
     """Record the pod, create its namespace if it owns one, then :func:`setup`.
 
-    The record is written first, so that a crash at any later point leaves
-    something GC finds.
+    The record is written first (``sandbox`` names the process setting it
+    up, see :mod:`libcni_py.runtime.sandbox`), so that a crash at any later
+    point leaves something GC finds; it is written again without that once
+    setup has finished.  A namespace the pod is to create that exists
+    already is refused before anything is touched: it is not this pod's,
+    and a rollback must never delete it.
 
     Raises:
-        CNIError: a pod with this ID exists already, or setup failed.
+        CNIError: a pod with this ID exists already, its namespace exists
+            already, or setup failed.
     """
     yield LockGC(exclusive=False)
     yield LockPod(container_id=sandbox.container_id)
@@ -433,10 +438,24 @@ def run_pod(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.O
             f"pod {sandbox.container_id} already exists ({existing.label})",
             hint="stop it first, or give another ID",
         )
+    if sandbox.netns_owned and (found := (yield plan.ProbeNetns(path=sandbox.netns))) != "gone":
+        raise CNIError(
+            f"pod {sandbox.container_id}: its namespace {sandbox.netns} exists already ({found}); "
+            "it is not this pod's, so it is left alone",
+            hint="give another pod ID, or remove that namespace if you know it is unused",
+        )
     yield SavePod(sandbox=sandbox)
     if sandbox.netns_owned:
-        yield CreateNetns(name=netns_name_for(sandbox.container_id))
+        try:
+            yield CreateNetns(name=netns_name_for(sandbox.container_id))
+        except CNIError:
+            # made by someone else meanwhile: nothing of ours to undo but the record
+            yield ForgetPod(container_id=sandbox.container_id)
+            yield UnlockPod(container_id=sandbox.container_id, forget=True)
+            raise
     value = yield from setup(sandbox, attachments, opts, concurrent=concurrent)
+    if sandbox.setup_pid:
+        yield SavePod(sandbox=sandbox.replace(setup_pid=0, setup_start=0))
     return value
 
 
@@ -455,7 +474,7 @@ def _cached_attachments(
             continue
         rt = plan.RuntimeConf(
             container_id=record.container_id,
-            netns=record.netns or netns_hint,
+            netns=cache.record_netns(record) or netns_hint,
             ifname=record.ifname,
             args=record.cni_args,
             capability_args=record.capability_args,
@@ -554,7 +573,7 @@ def stop_pod(
         sandbox = yield LoadPod(container_id=container_id)
     except CacheError as exc:
         yield plan.Notice(text=f"{exc.one_line()}; tearing the pod down from its cache records alone")
-    if only_if is not None and sandbox != only_if:
+    if only_if is not None and not same_pod(sandbox, only_if):
         return PodTeardown(container_id=container_id)
     hint = sandbox.netns if sandbox is not None else ""
     removed = yield from teardown(container_id, state, loopback, opts, concurrent=concurrent, netns_hint=hint)

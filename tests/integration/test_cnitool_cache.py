@@ -54,8 +54,9 @@ def test_cache_ls_filters_and_flags_damaged_files(env: dict[str, str], tmp_path:
     mine = json.loads(run_cnitool("cache", "ls", "--json", "--container", a, env=env).stdout)
     assert [x["network"] for x in mine["attachments"]] == ["recnet"]
     text = run_cnitool("cache", "ls", env=env).stdout
-    assert text.splitlines()[0].split() == ["NETWORK", "CONTAINER", "IFNAME", "NETNS", "STATE"]
-    assert ["recnet", a, "eth0", str(tmp_path / "a"), "complete"] in [line.split() for line in text.splitlines()]
+    assert text.splitlines()[0].split() == ["NETWORK", "CONTAINER", "IFNAME", "NETNS", "OWNER", "LIVE", "STATE"]
+    row = ["recnet", a, "eth0", str(tmp_path / "a"), "cnitool", "stale", "complete"]  # a plain file, no namespace
+    assert row in [line.split() for line in text.splitlines()]
     assert "unusable: recnet-broken-eth0: is empty" in text
 
 

@@ -293,7 +293,13 @@ def test_gc_with_a_damaged_record(
     netns, record = _added(cli_env, conf_dir, tmp_path, cache_dir)
     cid = cnitool_container_id(str(netns))
     damage(record, record.read_bytes())
-    proc = run_cnitool("gc", "recnet", "--all", env=cli_env)
+    # whose namespace cannot be read from the record: liveness unknown, kept
+    kept = run_cnitool("gc", "recnet", "--all", env=cli_env)
+    assert kept.returncode == 0, kept.stderr
+    assert f"kept {cid}/eth0: liveness unknown: its record cannot be read" in kept.stdout
+    assert os.path.lexists(record) and del_types(record_file) == []
+    # the user names it: deleted as well as can be
+    proc = run_cnitool("gc", "recnet", "--all", "--force", env=cli_env)
     assert proc.returncode == 0, proc.stderr
     assert f"removed {cid}/eth0" in proc.stdout
     assert f"cache file recnet-{cid}-eth0 {problem}" in proc.stderr
@@ -316,7 +322,7 @@ def test_gc_keeps_a_damaged_record_of_a_valid_attachment(
     record.write_bytes(b"")
     proc = run_cnitool("gc", "recnet", "--valid", f"{cid}/eth0", env=cli_env)
     assert proc.returncode == 0, proc.stderr
-    assert f"kept {cid}/eth0" in proc.stdout and "is a valid attachment" in proc.stderr
+    assert f"kept {cid}/eth0: listed as valid" in proc.stdout and "listed as valid" in proc.stderr
     assert record.exists() and del_types(record_file) == []
 
 
@@ -423,10 +429,12 @@ def test_trio_gc_does_the_same(conf_dir: Path, cache_dir: Path, record_file: Pat
         await cni.add(net, RT)
         (cache_dir / "results" / "recnet-ctr1-eth0").write_bytes(b"")
         (cache_dir / "libcni_py" / "locks" / "recnet-gone-eth0").write_bytes(b"")
-        return await cni.gc(net, [])
+        first = await cni.gc(net, [])  # liveness unknown: kept
+        return first, await cni.gc(net, [], force=True)
 
-    report = trio.run(main)
-    assert report.removed == (("ctr1", "eth0"),)  # type: ignore[attr-defined]
+    first, report = trio.run(main)
+    assert first.kept_reasons == (("ctr1", "eth0", "liveness unknown: its record cannot be read"),)
+    assert report.removed == (("ctr1", "eth0"),)
     assert any("cache file recnet-ctr1-eth0 is empty" in n for n in notes), notes
     assert any("removed 0 temporary and 1 lock file(s)" in n for n in notes), notes
     assert not list((cache_dir / "results").iterdir())

@@ -89,7 +89,7 @@ def test_the_empty_file_of_a_crashed_go_write(gopeer: Path, tmp_path: Path) -> N
         proc = (
             run_cnitool("del", "cmpnet", str(netns), env=env)
             if how == "del"
-            else run_cnitool("gc", "cmpnet", "--all", env=env)
+            else run_cnitool("gc", "cmpnet", "--all", "--force", env=env)  # its namespace cannot be read from it
         )
         assert proc.returncode == 0, proc.stderr
         assert "is empty" in proc.stderr

@@ -1,6 +1,7 @@
 """Kill-at-every-boundary: a runtime is SIGKILLed in the middle of an ADD of
 a real chain (Debian's bridge + host-local, tuning, portmap), then ``cnitool
-gc`` or ``cnitool del`` runs.  With libcni_py nothing is left: no veth, no
+gc --all --force`` (the pod's namespace is alive: the user names its
+attachments dead) or ``cnitool del`` runs.  With libcni_py nothing is left: no veth, no
 interface in the pod, no host-local reservation, no iptables rule or chain
 of the container, no saved tuning settings, no cache file.  The same kills
 of Go's libcni 1.1.2 (``tests/gopeer``) leave what the ADD made with no
@@ -90,8 +91,8 @@ class Rig(faults.Chain):
         )
 
     def recover(self, how: str) -> subprocess.CompletedProcess[str]:
-        if how == "gc":
-            return self.cnitool("gc", self.network, "--all")
+        if how == "gc":  # the namespace lives on: without --force, gc keeps it (test_gc_liveness.py)
+            return self.cnitool("gc", self.network, "--all", "--force")
         return self.cnitool("del", self.network, self.netns)
 
 
@@ -151,7 +152,7 @@ def test_libcni_py_killed_at_every_boundary(at: int, recovery: str, rig: Rig, tm
 
 
 FAULTS = [f"{when} ADD {plugin}" for plugin in faults.PLUGINS for when in ("before", "after")]
-THEN = {"gc": "cnitool gc --all", "del": "cnitool del"}
+THEN = {"gc": "cnitool gc --all --force", "del": "cnitool del"}
 GO_THEN = {"gc": "cnitool gc --all (Go 1.1.2 has no GC)", "del": "Go's del"}
 
 

@@ -256,10 +256,11 @@ def test_exhausted_address_range_names_the_network(pods: Pods, tmp_path: Path, c
         assert "no IP addresses available" in line
         assert f'the address range of network "{network}" is used up' in line
         assert sorted(kernel.reservations(data_dir, network)) == ["10.246.0.2", "10.246.0.3"]
-        # the failed ADD is recorded; GC of the two live ones removes it
+        # the failed ADD is recorded; its namespace lives, so GC keeps it
+        # unless forced; forced, with the two live ones as valid, removes it
         valid = [f"--valid={cnitool_container_id(p)}/eth0" for p in paths[:2]]
         gc = subprocess.run(
-            [sys.executable, str(CNITOOL), "gc", network, *valid],
+            [sys.executable, str(CNITOOL), "gc", network, *valid, "--force"],
             env=env,
             capture_output=True,
             text=True,

@@ -215,7 +215,7 @@ def test_a_failed_pod_up_removes_its_namespace_and_everything_else(
 
     assert up.returncode == 1
     assert 'plugin type="failer" failed (add): no room at the inn' in up.stderr
-    assert not os.path.lexists(f"/var/run/netns/cni-{pod_id[:12]}")  # the namespace it made is gone again
+    assert not os.path.lexists(f"/var/run/netns/lcpy-{pod_id}")  # the namespace it made is gone again
     assert [n for n, link in kernel.links().items() if n not in links_before and link["kind"] == "veth"] == []
     assert kernel.reservations(data_dir, network) == []
     assert list((cache_dir / "results").iterdir()) == []
