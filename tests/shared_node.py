@@ -210,7 +210,7 @@ class SharedNode:
         self.root = Path(tempfile.mkdtemp(prefix=f"lcpy-{self.name}-"))
         self.network = f"lcpy{self.name}"
         self.bridge = f"cni-{self.name}"[:15]
-        octet = 16 + (os.getpid() + int(time.time())) % 200
+        octet = 16 + int(hashlib.sha256(f"{self.name}{time.time()}".encode()).hexdigest(), 16) % 200
         self.subnet = f"10.{octet}.77.0/24"
         self.socket = str(self.root / "containerd.sock")
         self.unshare: subprocess.Popen[bytes] | None = None
