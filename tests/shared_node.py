@@ -32,6 +32,8 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,49 @@ def generate_cri_client(out: Path) -> tuple[Any, Any]:
     if str(out) not in sys.path:
         sys.path.insert(0, str(out))
     return importlib.import_module("api_pb2"), importlib.import_module("api_pb2_grpc")
+
+
+def cri_messages(out: Path) -> Any:
+    """The generated ``api_pb2`` (CRI messages), or a test failure saying
+    what is missing."""
+    problem = missing_proto()
+    if problem:
+        raise NodeError(f"the CRI tests need {problem} (scripts/setup installs it)")
+    return generate_cri_client(out)[0]
+
+
+@contextmanager
+def running_node() -> Iterator[SharedNode]:
+    """A started :class:`SharedNode`, stopped afterwards (also when the
+    bring-up fails half-way)."""
+    node = SharedNode()
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+
+
+def sweep_stale_nodes() -> None:
+    """Stop the nodes of earlier runs whose test process was killed before
+    its teardown (their temp dir names the owner; only a dead owner's node
+    is touched)."""
+    for root in Path(tempfile.gettempdir()).glob("lcpy-sn*"):
+        try:
+            owner = int((root / "owner.pid").read_text())
+            pid = int((root / "node.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if Path(f"/proc/{owner}").exists():
+            continue
+        stale = SharedNode(root)
+        try:  # the pid is that node's only if its mounts are that node's
+            theirs, ours = os.stat(f"/proc/{pid}/root/etc/cni/net.d"), os.stat(root / "net.d")
+            if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+                stale.pid = pid
+        except OSError:
+            pass
+        stale.stop()
 
 
 def _busybox_tree(root: Path, applets: tuple[str, ...] = ("sh", "sleep", "ip", "ls", "cat")) -> None:
@@ -205,9 +250,9 @@ class Foreign:
 class SharedNode:
     """Bring up with :meth:`start`, always :meth:`stop` (idempotent)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self.name = unique("sn")
-        self.root = Path(tempfile.mkdtemp(prefix=f"lcpy-{self.name}-"))
+        self.root = root or Path(tempfile.mkdtemp(prefix=f"lcpy-{self.name}-"))
         self.network = f"lcpy{self.name}"
         self.bridge = f"cni-{self.name}"[:15]
         octet = 16 + int(hashlib.sha256(f"{self.name}{time.time()}".encode()).hexdigest(), 16) % 200
@@ -285,6 +330,8 @@ class SharedNode:
         problem = missing_parts()
         if problem:
             raise NodeError(f"the shared-node test needs {problem}: run scripts/setup")
+        sweep_stale_nodes()
+        (self.root / "owner.pid").write_text(str(os.getpid()))
         for sub in ("net.d", "containers-etc", "var-lib/cni", "var-lib/containerd", "var-lib/containers", "rootfs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         etc = self.root / "containers-etc"

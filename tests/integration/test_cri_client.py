@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shared_node import generate_cri_client, missing_proto
+from shared_node import cri_messages
 from support import REPO
 
 from libcni_py.errors import CRIError
@@ -25,10 +25,7 @@ from libcni_py.runtime import cri
 
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    problem = missing_proto()
-    if problem:
-        pytest.fail(f"the CRI client test needs {problem} (scripts/setup installs it)")
-    return generate_cri_client(tmp_path_factory.mktemp("cri-gen"))[0]
+    return cri_messages(tmp_path_factory.mktemp("cri-gen"))
 
 
 @pytest.fixture

@@ -25,41 +25,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from shared_node import SharedNode
+from shared_node import SharedNode, running_node
 
 from libcni_py.runtime.cri import live_sandboxes
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
-def _bring_up() -> SharedNode:
-    node = SharedNode()
-    try:
-        node.start()
-    except BaseException:
-        node.stop()
-        raise
-    return node
-
-
 @pytest.fixture(scope="module")
 def shared() -> Iterator[SharedNode]:
     """One node for the commands that should change nothing of theirs."""
-    node = _bring_up()
-    try:
+    with running_node() as node:
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture
 def fresh() -> Iterator[SharedNode]:
     """A node of its own, for a command that deletes things (GC)."""
-    node = _bring_up()
-    try:
+    with running_node() as node:
         yield node
-    finally:
-        node.stop()
 
 
 # --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shared_node import generate_cri_client, missing_proto
+from shared_node import cri_messages
 
 from libcni_py.errors import CRIError
 from libcni_py.runtime import cri
@@ -18,10 +18,7 @@ from libcni_py.runtime import cri
 
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    problem = missing_proto()
-    if problem:
-        pytest.fail(f"the CRI codec test needs {problem} (scripts/setup installs it)")
-    return generate_cri_client(tmp_path_factory.mktemp("cri-gen"))[0]
+    return cri_messages(tmp_path_factory.mktemp("cri-gen"))
 
 
 def _sandbox(pb: Any, sandbox_id: str, state: int, **extra: Any) -> Any:
