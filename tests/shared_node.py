@@ -34,15 +34,20 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from support import REPO, unique
 
-CRI_PROTO_DIR = REPO.parent.parent / "shared" / "thirdparty" / "cri-api"
-if not (CRI_PROTO_DIR / "api.proto").exists():  # a worktree under /work/wt, or a checkout beside ../shared
-    CRI_PROTO_DIR = Path("/work/shared/thirdparty/cri-api")
+# ../shared/thirdparty of the checkout (one level more for a worktree under wt/)
+CRI_PROTO_DIR = next(
+    (
+        base / "shared" / "thirdparty" / "cri-api"
+        for base in (REPO.parent, REPO.parent.parent)
+        if (base / "shared" / "thirdparty" / "cri-api" / "api.proto").exists()
+    ),
+    REPO.parent / "shared" / "thirdparty" / "cri-api",
+)
 BUSYBOX = Path("/bin/busybox")
 PAUSE_IMAGE = "localhost/lcpy-pause:1"
 NEEDED = ("podman", "containerd", "containerd-shim-runc-v2", "runc", "conmon", "ctr", "nsenter", "unshare")
@@ -232,19 +237,6 @@ state = "/run/containerd"
     bin_dir = "/usr/lib/cni"
     conf_dir = "/etc/cni/net.d"
 """
-
-
-@dataclass
-class Foreign:
-    """One live attachment of another runtime, as the test sees it."""
-
-    runtime: str  # "podman" or "containerd"
-    container_id: str  # the CNI container ID (podman's container, the CRI sandbox)
-    record: Path  # its cache file (host path)
-    netns: str  # the namespace path inside the node
-    address: str  # "10.x.y.z/24"
-    reservation: str  # host-local's reservation file name (the address)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class SharedNode:
