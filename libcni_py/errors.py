@@ -46,6 +46,7 @@ __all__ = [
     "ArgsError",
     "CNIError",
     "CacheError",
+    "CRIError",
     "ConfigError",
     "DecodeError",
     "InvalidNameError",
@@ -319,6 +320,20 @@ class NetworkNotReadyError(CNIError):
     def __init__(self, reason: str, msg: str, *, hint: str = "") -> None:
         self.reason = reason
         super().__init__(f"network not ready ({reason}): {msg}", hint=hint)
+
+
+class CRIError(CNIError):
+    """A container runtime's CRI endpoint that cannot answer (socket missing
+    or refused, permission denied, not a CRI runtime, timeout, grpcio not
+    installed); see :mod:`libcni_py.runtime.cri`.
+
+    Attributes:
+        endpoint: the endpoint as given (``unix:///run/containerd/containerd.sock``).
+    """
+
+    def __init__(self, endpoint: str, msg: str, *, hint: str = "") -> None:
+        self.endpoint = endpoint
+        super().__init__(f"CRI endpoint {endpoint}: {msg}", hint=hint)
 
 
 class MultiError(CNIError):
