@@ -168,6 +168,40 @@ def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+@pytest.fixture(scope="session", params=["1.1.2", "1.3.0"])
+def any_gopeer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> object:
+    """``tests/gopeer`` on each Go libcni release the side-by-side tests
+    compare against: Debian's 1.1.2 and the newest, 1.3.0 (from ../shared)."""
+    from support import GoPeer, build_gopeer
+
+    release: str = request.param
+    built = build_gopeer(tmp_path_factory.mktemp(f"gopeer-{release}"), release)
+    if built is None:
+        message = (
+            "needs golang-go and golang-github-appc-cni-dev (Go libcni 1.1.2)"
+            if release == "1.1.2"
+            else "needs ../shared/thirdparty/cni and ../shared/peer/build-newest.sh (Go libcni 1.3.0)"
+        )
+        if IN_CI:
+            pytest.fail(f"CI must run the Go comparison: {message}")
+        pytest.skip(message)
+    return GoPeer(built, release)
+
+
+@pytest.fixture(scope="session")
+def goskel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tests/goskel``: a plugin on Go's pkg/skel of libcni 1.3.0."""
+    from support import build_goskel
+
+    built = build_goskel(tmp_path_factory.mktemp("goskel"))
+    if built is None:
+        message = "needs ../shared/thirdparty/cni and ../shared/peer/build-newest.sh (Go's pkg/skel 1.3.0)"
+        if IN_CI:
+            pytest.fail(f"CI must run the skel comparison: {message}")
+        pytest.skip(message)
+    return built
+
+
 @pytest.fixture
 def v4only_path(tmp_path: Path) -> str:
     """A PATH for plugins on which ``ip6tables`` cannot be found.
