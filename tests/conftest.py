@@ -154,18 +154,23 @@ def make_netns(node: str) -> object:
     factory.cleanup()
 
 
+def _built(built: Path | None, message: str) -> Path:
+    """A Go reference program, or the test skipped with ``message`` (failed
+    in CI, which must run every comparison)."""
+    if built is None:
+        if IN_CI:
+            pytest.fail(f"CI must run the Go comparison: {message}")
+        pytest.skip(message)
+    return built
+
+
 @pytest.fixture(scope="session")
 def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``tests/gopeer`` built on Go libcni (see ``support.build_gopeer``)."""
     from support import build_gopeer
 
     built = build_gopeer(tmp_path_factory.mktemp("gopeer"))
-    if built is None:
-        message = "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer"
-        if IN_CI:
-            pytest.fail(f"CI must run the Go comparison: {message}")
-        pytest.skip(message)
-    return built
+    return _built(built, "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer")
 
 
 @pytest.fixture(scope="session", params=["1.1.2", "1.3.0"])
@@ -176,16 +181,12 @@ def any_gopeer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
     release: str = request.param
     built = build_gopeer(tmp_path_factory.mktemp(f"gopeer-{release}"), release)
-    if built is None:
-        message = (
-            "needs golang-go and golang-github-appc-cni-dev (Go libcni 1.1.2)"
-            if release == "1.1.2"
-            else "needs ../shared/thirdparty/cni and ../shared/peer/build-newest.sh (Go libcni 1.3.0)"
-        )
-        if IN_CI:
-            pytest.fail(f"CI must run the Go comparison: {message}")
-        pytest.skip(message)
-    return GoPeer(built, release)
+    message = (
+        "needs golang-go and golang-github-appc-cni-dev (Go libcni 1.1.2)"
+        if release == "1.1.2"
+        else "needs ../shared/thirdparty/cni and ../shared/peer/build-newest.sh (Go libcni 1.3.0)"
+    )
+    return GoPeer(_built(built, message), release)
 
 
 @pytest.fixture(scope="session")
@@ -194,12 +195,7 @@ def goskel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from support import build_goskel
 
     built = build_goskel(tmp_path_factory.mktemp("goskel"))
-    if built is None:
-        message = "needs ../shared/thirdparty/cni and ../shared/peer/build-newest.sh (Go's pkg/skel 1.3.0)"
-        if IN_CI:
-            pytest.fail(f"CI must run the skel comparison: {message}")
-        pytest.skip(message)
-    return built
+    return _built(built, "needs ../shared/thirdparty/cni and ../shared/peer/build-newest.sh (Go's pkg/skel 1.3.0)")
 
 
 @pytest.fixture
