@@ -94,7 +94,7 @@ class CmdArgs(Value):
         path: ``CNI_PATH`` split on ``:``.
         stdin: the raw configuration bytes.
         conf: the decoded configuration.
-        cni_version: the configuration's ``cniVersion``.
+        cni_version: the configuration's ``cniVersion`` (0.1.0 when it has none, as Go reads it).
         prev_result: the parsed ``prevResult``, or None.
     """
 
