@@ -30,8 +30,8 @@ __all__ = [
 ]
 
 _MAX_IFNAME = 15
-# Go's unicode.IsSpace (Python's str.isspace also counts U+001C-U+001F)
-_GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
+#: Go's unicode.IsSpace (Python's str.isspace also counts U+001C-U+001F)
+GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
     chr(c) for c in range(0x2000, 0x200B)
 )
 _PUNCTUATION = str.maketrans("", "", "_.-")
@@ -132,7 +132,7 @@ def check_ifname(ifname: str, *, where: str = "") -> None:
         problem = f"is too long ({size} bytes, at most {_MAX_IFNAME})"
     elif ifname in (".", ".."):
         problem = "must not be . or .."
-    elif any(ch in "/:" or ch in _GO_SPACE for ch in ifname):
+    elif any(ch in "/:" or ch in GO_SPACE for ch in ifname):
         problem = "contains '/', ':' or white space"
     elif any(ord(ch) < 32 or ord(ch) == 127 for ch in ifname):
         problem = "contains a control character"

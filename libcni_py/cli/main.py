@@ -89,6 +89,7 @@ GLOBAL_OPTIONS = (
     ),
     Opt("--traceparent", dest="traceparent", metavar="TP", env="TRACEPARENT", help="W3C trace context for the plugins"),
     Opt("--tracestate", dest="tracestate", metavar="TS", env="TRACESTATE", help="W3C trace state (with --traceparent)"),
+    Opt("--baggage", dest="baggage", metavar="BAG", env="BAGGAGE", help="W3C baggage (with --traceparent)"),
     Opt("-h", "--help", dest="help", help="show help"),
 )
 
@@ -193,23 +194,32 @@ class Context:
 
 
 def _trace_context(values: dict[str, object], env: dict[str, str]) -> TraceContext | None:
-    """The W3C trace context from --traceparent/--tracestate, else from
-    TRACEPARENT/TRACESTATE of the environment; None when there is none."""
+    """The W3C trace context from --traceparent/--tracestate/--baggage, else
+    from TRACEPARENT/TRACESTATE/BAGGAGE of the environment; None when there
+    is none."""
     if values.get("traceparent"):
-        source, traceparent, tracestate = (
+        source, traceparent, tracestate, baggage = (
             "--traceparent",
             str(values["traceparent"]),
             str(values.get("tracestate") or ""),
+            str(values.get("baggage") or ""),
         )
     elif values.get("tracestate"):
         raise UsageError("--tracestate needs --traceparent (a trace state belongs to a trace)")
+    elif values.get("baggage"):
+        raise UsageError("--baggage needs --traceparent (Go libcni passes baggage only with a trace)")
     elif env.get("TRACEPARENT"):
-        source, traceparent, tracestate = "TRACEPARENT", env["TRACEPARENT"], env.get("TRACESTATE", "")
+        source, traceparent, tracestate, baggage = (
+            "TRACEPARENT",
+            env["TRACEPARENT"],
+            env.get("TRACESTATE", ""),
+            env.get("BAGGAGE", ""),
+        )
     else:
         return None
     from ..request import parse_trace_context
 
-    return parse_trace_context(traceparent, tracestate, source=source)
+    return parse_trace_context(traceparent, tracestate, baggage=baggage, source=source)
 
 
 def err(text: str) -> None:

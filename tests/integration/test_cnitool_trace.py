@@ -247,3 +247,25 @@ def test_trace_context_reaches_plugins(env: dict[str, str], tmp_path: Path, reco
     lone = run_cnitool("add", "quiet", str(netns), "--tracestate", "a=1", env=env)
     assert lone.returncode == 2 and "--tracestate needs --traceparent" in lone.stderr
     assert len(read_calls(record_file)) == before  # refused before any plugin ran
+
+
+def test_baggage_reaches_plugins_with_the_trace_context(env: dict[str, str], tmp_path: Path, record_file: Path) -> None:
+    """BAGGAGE goes with TRACEPARENT, as Go libcni's pkg/invoke (main branch,
+    PR #1173) passes it: from --baggage, else from the environment."""
+    netns = tmp_path / "ns"
+    netns.write_text("")
+    given = "userId=alice , serverNode=DF%2028;weight = 1"
+    proc = run_cnitool("add", "quiet", str(netns), "--traceparent", TP, "--baggage", given, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert read_calls(record_file)[-1]["env"]["BAGGAGE"] == "userId=alice,serverNode=DF%2028;weight=1"  # type: ignore[index]
+    proc = run_cnitool("del", "quiet", str(netns), env=env | {"TRACEPARENT": TP, "BAGGAGE": "k=v"})
+    assert proc.returncode == 0, proc.stderr
+    recorded = [c for c in read_calls(record_file) if "env" in c]
+    assert recorded[-1]["env"]["BAGGAGE"] == "k=v"  # type: ignore[index]
+    before = len(read_calls(record_file))
+    bad = run_cnitool("add", "quiet", str(netns), "--traceparent", TP, "--baggage", "no value", env=env)
+    assert bad.returncode == 3 and len(bad.stderr.strip().splitlines()) == 1
+    assert "--traceparent: baggage member 'no value' is not key=value in W3C form" in bad.stderr
+    lone = run_cnitool("add", "quiet", str(netns), "--baggage", "k=v", env=env)
+    assert lone.returncode == 2 and "--baggage needs --traceparent" in lone.stderr
+    assert len(read_calls(record_file)) == before  # refused before any plugin ran

@@ -1,5 +1,6 @@
-"""Go libcni and libcni_py on one host with Debian's real plugins: what one
-adds, the other checks and deletes, leaving nothing behind."""
+"""Go libcni (Debian's 1.1.2 and the newest release, 1.3.0) and libcni_py on
+one host with Debian's real plugins: what one adds, the other checks and
+deletes, leaving nothing behind."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import kernel
 import pytest
-from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
+from support import DEBIAN_PLUGINS, GoPeer, run_cnitool, unique, write_conf
 
 from libcni_py.args import cnitool_container_id
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.root
 
 @pytest.mark.parametrize("first", ["go", "py"])
 def test_real_bridge_added_by_one_deleted_by_the_other(
-    first: str, gopeer: Path, make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
+    first: str, any_gopeer: GoPeer, make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
 ) -> None:
     pod = make_netns("pod")
     network = unique("net")
@@ -56,7 +57,7 @@ def test_real_bridge_added_by_one_deleted_by_the_other(
         if tool == "py":
             return run_cnitool(command, network, netns, env=env)
         return subprocess.run(
-            [str(gopeer), command, network, netns],
+            [str(any_gopeer.path), command, network, netns],
             env=dict(os.environ) | env,
             capture_output=True,
             text=True,

@@ -90,7 +90,9 @@ def test_fixture_result_through_typed_result_is_byte_exact() -> None:
     record = decode_record(raw, MYNET)
     assert record.result is not None
     typed = result.parse(record.result, "1.0.0")
-    assert _reencode(record, result=result.to_json(typed)) == raw
+    # the fixture is Go libcni 1.1.2's: its empty "dns": {} is what 1.3.0 (and we) leave out
+    assert b',"dns":{}' in raw
+    assert _reencode(record, result=result.to_json(typed)) == raw.replace(b',"dns":{}', b"", 1)
 
 
 # --------------------------------------------------------------------------- encoding

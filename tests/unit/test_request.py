@@ -1,6 +1,8 @@
 """Unit tests for libcni_py.request: plugin stdin and environment.
 
-GO_STDIN holds the bytes Go libcni 1.1.2 builds, computed once with a
+GO_STDIN holds the bytes Go libcni builds (1.1.2, except PREV100_NOCAP:
+1.3.0's form, which libcni_py follows -- tests/integration/test_go_compat.py
+checks the stdin against both releases), computed once with a
 throw-away Go 1.19.8 program under /tmp that copies buildOneConfig /
 injectRuntimeConfig (unexported in libcni) and calls libcni.InjectConf, with
 the plugin object, results and capability arguments below.  GC and STATUS
@@ -69,12 +71,14 @@ GO_STDIN = {
         'local"},"isGateway":true,"mtu":1500,"name":"mynet","runtimeConfig":{"portMappings":[{"containerPor'
         't":80,"hostPort":8080,"protocol":"tcp"}]},"type":"bridge","weird":"\\u003c\\u0026\\u003e"}'
     ),
+    # 1.3.0's form: a 1.x prevResult always goes through Result.MarshalJSON's map
+    # (sorted keys); 1.1.2 wrote it in struct order when there was no runtimeConfig
     "PREV100_NOCAP": (
-        '{"alpha":[3,2,1],"cniVersion":"1.0.0","name":"mynet","prevResult":{"cniVersion":"1.0.0","interface'
-        's":[{"name":"cni0","mac":"2e:cc:ec:a8:d1:11"},{"name":"eth0","mac":"ae:83:38:45:2f:d0","sandbox":"'
-        '/var/run/netns/x"}],"ips":[{"interface":1,"address":"10.1.0.5/24","gateway":"10.1.0.1"},{"address"'
-        ':"fd00::5/64"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.1.0.1"},{"dst":"::/0"}],"dns":{"nameservers"'
-        ':["10.1.0.1"],"domain":"example.org","search":["a.example.org"],"options":["ndots:2"]}},"sysctl":{'
+        '{"alpha":[3,2,1],"cniVersion":"1.0.0","name":"mynet","prevResult":{"cniVersion":"1.0.0","dns":{"doma'
+        'in":"example.org","nameservers":["10.1.0.1"],"options":["ndots:2"],"search":["a.example.org"]},"in'
+        'terfaces":[{"mac":"2e:cc:ec:a8:d1:11","name":"cni0"},{"mac":"ae:83:38:45:2f:d0","name":"eth0","san'
+        'dbox":"/var/run/netns/x"}],"ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1","interface":1},{"a'
+        'ddress":"fd00::5/64"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.1.0.1"},{"dst":"::/0"}]},"sysctl":{'
         '"net.core.somaxconn":"500"},"type":"tuning","zeta":null}'
     ),
     "PREV100_CAP": (
@@ -164,9 +168,10 @@ def test_plugin_stdin_matches_go(
     assert _stdin(plugin, name, ver, prev, caps) == GO_STDIN[label].encode()
 
 
-def test_prev_result_keeps_struct_order_without_runtime_config() -> None:
+def test_prev_result_1x_sorted_even_without_runtime_config() -> None:
+    """Go libcni 1.3.0 writes a 1.x result through a map (1.1.2: struct order)."""
     out = _stdin(PLAIN, "mynet", "1.0.0", RES100, None)
-    assert b'"prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"cni0","mac"' in out
+    assert b'"prevResult":{"cniVersion":"1.0.0","dns":{"domain":"example.org","nameservers"' in out
 
 
 def test_prev_result_sorted_with_runtime_config() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from libcni_py.errors import ArgsError
-from libcni_py.request import TraceContext, parse_trace_context, plugin_env
+from libcni_py.request import TraceContext, parse_baggage, parse_trace_context, plugin_env
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -70,3 +70,26 @@ def test_plugin_env_never_pairs_a_stale_tracestate_with_a_new_traceparent() -> N
     # without a trace context the runtime's environment passes through, as Go passes it
     env = plugin_env("ADD", **common)  # type: ignore[arg-type]
     assert env["TRACEPARENT"] == base["TRACEPARENT"] and env["TRACESTATE"] == "old=1"
+
+
+def test_baggage_is_normalised_and_checked() -> None:
+    ctx = parse_trace_context(TP, baggage=" userId = alice ,, serverNode=DF%2028 ; weight=1;flag ")
+    assert ctx.baggage == "userId=alice,serverNode=DF%2028;weight=1;flag"
+    assert parse_trace_context(TP).baggage == ""
+    for bad in ("novalue", "=v", "k=a b", 'k="q"', "k=%zz", "k=v;=p", "bad key=v"):
+        with pytest.raises(ArgsError, match="baggage"):
+            parse_baggage(bad, source="--baggage")
+    with pytest.raises(ArgsError, match="at most 64"):
+        parse_baggage(",".join(f"k{i}=v" for i in range(65)))
+    with pytest.raises(ArgsError, match="8202 bytes, at most 8192 allowed"):
+        parse_baggage("k=" + "v" * 8200)
+
+
+def test_plugin_env_passes_baggage_only_with_a_trace_context() -> None:
+    base = {"BAGGAGE": "inherited=1", "HOME": "/root"}
+    common = {"container_id": "c", "netns": "/n", "ifname": "eth0", "cni_args": (), "plugin_path": ["/p"], "base": base}
+    env = plugin_env("ADD", trace=TraceContext(traceparent=TP, baggage="k=v"), **common)  # type: ignore[arg-type]
+    assert env["BAGGAGE"] == "k=v" and env["TRACEPARENT"] == TP
+    # without baggage of its own, the runtime's environment passes through, as Go passes it
+    env = plugin_env("ADD", trace=TraceContext(traceparent=TP), **common)  # type: ignore[arg-type]
+    assert env["BAGGAGE"] == "inherited=1"
