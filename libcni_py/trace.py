@@ -483,7 +483,7 @@ class Tracer:
                 f"({tmp} temporary file(s), {locks} lock file(s) removed)",
                 {"network": effect.network, "temporaryFiles": tmp, "lockFiles": locks},
             )
-        return ("libcni_py", type(effect).__name__.lower(), repr(effect), {})
+        return ("libcni_py", *_describe_other(effect))
 
     # -- output ----------------------------------------------------------------
 
@@ -499,6 +499,23 @@ class Tracer:
             "events": events,
             "error": error or None,
         }
+
+
+def _describe_other(effect: object) -> tuple[str, str, dict[str, Any]]:
+    """A step the plan does not define (the runtime layer's, such as
+    ``LockPod``): its name in kebab case and its plain fields, one line."""
+    name = type(effect).__name__
+    kind = "".join("-" + c if c.isupper() and i and name[i - 1].islower() else c for i, c in enumerate(name)).lower()
+    fields: dict[str, Any] = {}
+    for slot in getattr(type(effect), "__slots__", ()):
+        value = getattr(effect, slot, None)
+        if isinstance(value, bool):
+            if value:
+                fields[slot] = True
+        elif isinstance(value, str | int | float) and value != "":
+            fields[slot] = value
+    words = ", ".join(slot if value is True else f"{slot} {value}" for slot, value in fields.items())
+    return kind, f"libcni_py {kind}" + (f": {words}" if words else ""), {"fields": fields}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -568,7 +585,7 @@ def _indent_block(label: str, text: str, width: int = 9) -> list[str]:
     (it need not end with a newline; it cannot glue itself to a header)."""
     text = terminal_safe(text)
     lines = text.rstrip("\n").split("\n") if text.strip() else ["(empty)"]
-    out = [f"    {label:<{width}}{lines[0]}"]
+    out = [f"    {label:<{width}}{lines[0]}".rstrip()]
     out += [f"    {'':<{width}}{line}" for line in lines[1:]]
     return out
 

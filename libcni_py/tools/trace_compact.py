@@ -79,7 +79,7 @@ def format_event(event: Mapping[str, Any]) -> str:
         took = event.get("pluginDuration")
         status = exit_text(event) + (f", {took:.3f}s" if isinstance(took, int | float) else "")
         lines = [_head(event, f"{root.label()} ({where}): {status}")]
-        stderr = terminal_safe(str(event.get("stderr") or "")).rstrip("\n")
+        stderr = terminal_safe(str(event.get("stderr") or "")).strip("\n")  # blank lines around: not worth a line
         if stderr:
             quoted = stderr.split("\n")
             lines += [_cut(f"    stderr| {line}".rstrip()) for line in quoted[:STDERR_LINES]]

@@ -261,7 +261,7 @@ def _details(event: Mapping[str, Any]) -> str:
     if event.get("effect") == "exec":
         plugin = event.get("plugin") or {}
         cni_env = event.get("cniEnv") or {}
-        env_text = "\n".join(f"{k}={v}" for k, v in cni_env.items())
+        env_text = "\n".join(f"{k}={v}" for k, v in sorted(cni_env.items()))  # a file has its keys sorted
         inherited = len(event.get("env") or {}) - len(cni_env)
         if inherited > 0:
             env_text += f"\n(+ {inherited} variables inherited from the runtime's environment: in the JSON)"
