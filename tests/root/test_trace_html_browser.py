@@ -174,8 +174,9 @@ def test_html_trace_of_a_real_add_shows_every_call_and_change_in_chromium(
             assert [label for label in labels if label in plugins] == plugins
             helpers = {p["program"] for p in event["processes"] if not p["plugin"]}
             assert helpers == {label.split(" ")[0] for label in labels if label not in plugins}
-        assert ("bridge ADD", "host-local ADD") == tuple(
-            label for step, label in dom.calls if step == str(execs[0]["seq"]) and label.endswith(" ADD")
+        assert tuple(label for step, label in dom.calls if step == str(execs[0]["seq"]) and label.endswith(" ADD")) == (
+            "bridge ADD",
+            "host-local ADD",
         )
         assert any(label.startswith("iptables") for step, label in dom.calls if step == str(execs[1]["seq"]))
         assert dom.lanes[:4] == ["cnitool", "bridge", "host-local", "iptables"] and "portmap" in dom.lanes
