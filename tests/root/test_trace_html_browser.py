@@ -23,7 +23,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, IN_CI, unique, write_conf
+from support import CNITOOL, DEBIAN_PLUGINS, IN_CI, bridge_portmap_conflist, unique, write_conf
 
 pytestmark = pytest.mark.root
 
@@ -116,27 +116,7 @@ def test_html_trace_of_a_real_add_shows_every_call_and_change_in_chromium(
     subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
     bridge, network = unique("br"), unique("net")
     write_conf(
-        conf_dir,
-        "10-bridge.conflist",
-        {
-            "cniVersion": "1.0.0",
-            "name": network,
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": bridge,
-                    "isGateway": True,
-                    "ipMasq": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "subnet": "10.240.14.0/24",
-                        "dataDir": str(tmp_path / "ipam"),
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                    },
-                },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        },
+        conf_dir, "10-bridge.conflist", bridge_portmap_conflist(network, bridge, "10.240.14.0/24", tmp_path / "ipam")
     )
     env = {
         **os.environ,
