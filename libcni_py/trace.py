@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .probes import Change
     from .proctrace import Observation, Observer
 
-__all__ = ["SCHEMA", "Event", "Tracer", "format_event"]
+__all__ = ["SCHEMA", "Event", "Tracer", "format_event", "terminal_safe"]
 
 #: The ``schema`` value of ``--trace-json`` documents.
 SCHEMA = "libcni_py.trace/2"
@@ -483,7 +483,7 @@ class Tracer:
                 f"({tmp} temporary file(s), {locks} lock file(s) removed)",
                 {"network": effect.network, "temporaryFiles": tmp, "lockFiles": locks},
             )
-        return ("libcni_py", type(effect).__name__.lower(), repr(effect), {})
+        return ("libcni_py", *_describe_other(effect))
 
     # -- output ----------------------------------------------------------------
 
@@ -499,6 +499,23 @@ class Tracer:
             "events": events,
             "error": error or None,
         }
+
+
+def _describe_other(effect: object) -> tuple[str, str, dict[str, Any]]:
+    """A step the plan does not define (the runtime layer's, such as
+    ``LockPod``): its name in kebab case and its plain fields, one line."""
+    name = type(effect).__name__
+    kind = "".join("-" + c if c.isupper() and i and name[i - 1].islower() else c for i, c in enumerate(name)).lower()
+    fields: dict[str, Any] = {}
+    for slot in getattr(type(effect), "__slots__", ()):
+        value = getattr(effect, slot, None)
+        if isinstance(value, bool):
+            if value:
+                fields[slot] = True
+        elif isinstance(value, str | int | float) and value != "":
+            fields[slot] = value
+    words = ", ".join(slot if value is True else f"{slot} {value}" for slot, value in fields.items())
+    return kind, f"libcni_py {kind}" + (f": {words}" if words else ""), {"fields": fields}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -548,9 +565,27 @@ def _describe_exec(req: ExecRequest, outcome: ExecOutcome | None) -> tuple[str, 
 # the timeline
 
 
+#: Control characters other than tab and newline, made visible in the timeline.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
+
+
+_ONE_LINE = {**_CONTROLS, 0x0A: "\\x0a"}
+
+
+def terminal_safe(text: str, *, one_line: bool = False) -> str:
+    """``text`` with ``\\r\\n`` as a newline and every other control character
+    shown as ``\\xNN`` (with ``one_line``, newlines too): what a plugin
+    printed, or a file name it made, cannot move the cursor, clear the line
+    or pass for one of the trace's own lines."""
+    return text.replace("\r\n", "\n").translate(_ONE_LINE if one_line else _CONTROLS)
+
+
 def _indent_block(label: str, text: str, width: int = 9) -> list[str]:
+    """A plugin's text as a block of its own lines, indented under ``label``
+    (it need not end with a newline; it cannot glue itself to a header)."""
+    text = terminal_safe(text)
     lines = text.rstrip("\n").split("\n") if text.strip() else ["(empty)"]
-    out = [f"    {label:<{width}}{lines[0]}"]
+    out = [f"    {label:<{width}}{lines[0]}".rstrip()]
     out += [f"    {'':<{width}}{line}" for line in lines[1:]]
     return out
 
@@ -692,6 +727,8 @@ def format_event(event: Event) -> str:
             )
             lines += _indent_block("stdout", str(data.get("stdout", "")))
             lines += _indent_block("stderr", str(data.get("stderr", "")))
+            if data.get("stderrDropped"):
+                lines.append(f"    {'':<9}({data['stderrDropped']} more bytes of stderr were not kept)")
     processes = data.get("processes")
     if processes:
         lines.append("    processes (in the order they started):")
@@ -710,4 +747,5 @@ def format_event(event: Event) -> str:
     elif event.effect == "exec" and "exitStatus" in data:
         lines.append("    changed during this step: nothing seen")
     lines += [f"    not probed: {text}" for text in event.unprobed]
-    return "\n".join(lines)
+    # each line is one line: a newline in a file name or a summary is shown, not followed
+    return "\n".join(terminal_safe(line, one_line=True) for line in lines)

@@ -65,6 +65,30 @@ def write_conf(directory: Path, filename: str, doc: object) -> Path:
     return path
 
 
+def bridge_portmap_conflist(network: str, bridge: str, subnet: str, data_dir: Path) -> dict[str, object]:
+    """Debian's bridge (gateway, ipMasq) with host-local, then portmap: the
+    network of the traced-ADD tests."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": network,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": True,
+                "ipMasq": True,
+                "ipam": {
+                    "type": "host-local",
+                    "subnet": subnet,
+                    "dataDir": str(data_dir),
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+
+
 def read_calls(path: Path) -> list[dict[str, object]]:
     """The calls the recorder plugin recorded."""
     if not path.exists():

@@ -41,8 +41,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..api import CNI
+    from ..invoke import ExecRequest
     from ..request import TraceContext
-    from ..trace import Tracer
+    from ..trace import Event, Tracer
 
 __all__ = ["COMMANDS", "Context", "Interrupted", "main"]
 
@@ -79,7 +80,9 @@ GLOBAL_OPTIONS = (
     ),
     Opt("--debug", dest="debug", help="show tracebacks of errors"),
     Opt("--trace", dest="trace", help="print every plugin call and what it changed on stderr"),
+    Opt("--trace-compact", dest="trace_compact", help="print the trace on stderr, one line per plugin call and change"),
     Opt("--trace-json", dest="trace_json", metavar="FILE", help="write the trace as JSON to FILE (docs/tracing.md)"),
+    Opt("--trace-html", dest="trace_html", metavar="FILE", help="write the trace as an HTML page (a sequence diagram)"),
     Opt(
         "--trace-watch",
         dest="trace_watch",
@@ -106,6 +109,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("ls", "list the conf dir: verdicts, plugins, and which network each runtime takes"),
     "explain": ("explain", "dry run: what each plugin of an operation would be given"),
     "cache": ("cache", "list and show cached attachments (cache ls, cache show)"),
+    "trace": ("trace_cmd", "render a --trace-json file as an HTML page or compact lines (trace html, trace compact)"),
     "netns": ("netns_cmd", "create, delete or list named network namespaces (as ip netns)"),
     "exec": ("exec_cmd", "run a command in a throw-away namespace attached to a network"),
     "pod": ("pod", "pod networks as a CRI runtime makes them (up, down, check, status, ls, gc)"),
@@ -135,28 +139,42 @@ class Context:
         self.trace_context = _trace_context(values, env)
         self.argv: list[str] = list(sys.argv[1:])  # main() sets the real one, for the trace
         self.tracer: Tracer | None = None
-        self._trace_json: int | None = None
-        self.trace_json = str(values["trace_json"]) if values.get("trace_json") else ""
-        if self.trace_json:
-            # opened now, so that a path that cannot be written fails before anything runs
-            try:
-                self._trace_json = os.open(self.trace_json, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                raise UsageError(f"--trace-json: cannot write {self.trace_json}: {exc.strerror}") from None
-        if values.get("trace") or self.trace_json:
-            from ..trace import Tracer, format_event
+        # --trace-json / --trace-html: (flag, path, fd), opened now, so that a
+        # path that cannot be written fails before anything runs
+        self._trace_files: list[tuple[str, str, int]] = []
+        for dest in ("trace_json", "trace_html"):
+            if values.get(dest):
+                flag, path = "--" + dest.replace("_", "-"), str(values[dest])
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                except OSError as exc:
+                    raise UsageError(f"{flag}: cannot write {path}: {exc.strerror}") from None
+                self._trace_files.append((flag, path, fd))
+        #: the trace is printed as the operation runs: it shows each plugin's
+        #: stderr in its step, so that is not also copied to ours (raw, it
+        #: would glue itself to the next line of the trace)
+        self.trace_shown = bool(values.get("trace") or values.get("trace_compact"))
+        if self.trace_shown or self._trace_files:
+            from ..trace import Tracer
 
             watch = values.get("trace_watch") or []
             assert isinstance(watch, list)
             self.tracer = Tracer(
                 cache_dir=self.cache_dir,
                 watch=[str(w) for w in watch],
-                on_event=(lambda event: err(format_event(event))) if values.get("trace") else None,
+                on_event=_trace_printer(bool(values.get("trace_compact"))) if self.trace_shown else None,
             )
 
     def notice(self, text: str) -> None:
         """Print a note worth a person's attention on stderr."""
         err(f"{PROG}: note: {text}")
+
+    def plugin_stderr(self) -> Callable[[ExecRequest, bytes], None] | None:
+        """Where a successful plugin's stderr goes: copied to ours as Go does,
+        or nowhere when the trace is printed (each step shows it)."""
+        from ..driver import stderr_to_terminal
+
+        return None if self.trace_shown else stderr_to_terminal
 
     def cni(self, **extra: object) -> CNI:
         """The blocking CNI object for these settings (``extra`` overrides them)."""
@@ -170,27 +188,49 @@ class Context:
             "on_notice": self.notice,
             "tracer": self.tracer,
             "trace_context": self.trace_context,
+            "on_stderr": self.plugin_stderr(),
         }
         settings.update(extra)
         return CNI(**settings)  # type: ignore[arg-type]
 
     def close(self, error: str = "") -> None:
-        """Write the ``--trace-json`` document, if one was asked for."""
-        if self._trace_json is None:
+        """Write the ``--trace-json`` document and the ``--trace-html`` page,
+        if they were asked for."""
+        files, self._trace_files = self._trace_files, []
+        if not files:
             return
-        fd, self._trace_json = self._trace_json, None
         from .. import gojson
 
         assert self.tracer is not None
-        data = gojson.dumps_bytes(self.tracer.to_json(command=[PROG, *self.argv], error=error), indent="  ")
-        try:
-            view = memoryview(data + b"\n")
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError as exc:
-            err(f"{PROG}: error: --trace-json: cannot write {self.trace_json}: {exc.strerror}")
-        finally:
-            os.close(fd)
+        doc = self.tracer.to_json(command=[PROG, *self.argv], error=error)
+        for flag, path, fd in files:
+            if flag == "--trace-html":
+                from ..tools.trace_html import render
+
+                data = render(doc).encode()
+            else:
+                data = gojson.dumps_bytes(doc, indent="  ") + b"\n"
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
+                err(f"{PROG}: error: {flag}: cannot write {path}: {exc.strerror}")
+            finally:
+                os.close(fd)
+
+
+def _trace_printer(compact: bool) -> Callable[[Event], None]:
+    """What prints each step of the trace on stderr as it ends: the full
+    timeline (``--trace``) or one line per plugin call and change
+    (``--trace-compact``)."""
+    if compact:
+        from ..tools.trace_compact import format_event as compact_event
+
+        return lambda event: err(compact_event(event.to_json()))
+    from ..trace import format_event
+
+    return lambda event: err(format_event(event))
 
 
 def _trace_context(values: dict[str, object], env: dict[str, str]) -> TraceContext | None:

@@ -175,6 +175,8 @@ def _manager(ctx: Context, values: dict[str, object], *, concurrent: bool = Fals
         timeout=ctx.timeout,
         env=ctx.env,
         on_notice=ctx.notice,
+        tracer=ctx.tracer,
+        on_stderr=ctx.plugin_stderr(),
     )
 
 

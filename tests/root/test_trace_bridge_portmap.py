@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, unique, write_conf
+from support import CNITOOL, DEBIAN_PLUGINS, bridge_portmap_conflist, unique, write_conf
 
 from libcni_py.args import cnitool_container_id
 
@@ -79,29 +79,7 @@ def test_traced_add_and_del_report_exactly_what_changed(
     host, pod = make_netns("host"), make_netns("pod")
     subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
     bridge, network, data_dir = unique("br"), unique("net"), tmp_path / "ipam"
-    write_conf(
-        conf_dir,
-        "10-bridge.conflist",
-        {
-            "cniVersion": "1.0.0",
-            "name": network,
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": bridge,
-                    "isGateway": True,
-                    "ipMasq": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "subnet": "10.240.13.0/24",
-                        "dataDir": str(data_dir),
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                    },
-                },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        },
-    )
+    write_conf(conf_dir, "10-bridge.conflist", bridge_portmap_conflist(network, bridge, "10.240.13.0/24", data_dir))
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
