@@ -1110,7 +1110,10 @@ def gc(
             live_sandboxes=live_sandboxes,
             force=force,
         )
-        if not verdict.dead:
+        # A DEL already began on it (its record says so): whoever owns the
+        # attachment asked for it to go; finishing that harms nobody.
+        deleting = record.progress is not None and record.progress.state == "deleting"
+        if not verdict.dead and not deleting:
             kept.append(pair)
             why.append((*pair, verdict.reason))
             continue

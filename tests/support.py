@@ -48,13 +48,30 @@ def unique(prefix: str) -> str:
     return f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
 
 
+def live_netns_path() -> str:
+    """A live network namespace that is not the one the test plugins run in.
+
+    A plugin on skel refuses a CNI_NETNS that is its own namespace, as Go's
+    skel does.  As root the tests run inside their own node namespace
+    (conftest.py), so the namespace of the process that started pytest is
+    another one.  Without root there is no other namespace to point at:
+    ``/proc/self/ns/net`` then (each process that opens it sees its own),
+    which skel-based plugins refuse."""
+    parent = f"/proc/{os.getppid()}/ns/net"
+    try:
+        other = os.stat(parent)
+        ours = os.stat("/proc/self/ns/net")
+    except OSError:
+        return "/proc/self/ns/net"
+    return parent if (other.st_dev, other.st_ino) != (ours.st_dev, ours.st_ino) else "/proc/self/ns/net"
+
+
 def live_netns(path: Path) -> Path:
-    """A path that is a live network namespace for every process, root or not:
-    a symbolic link to ``/proc/self/ns/net`` (each process that opens it sees
-    its own).  For tests whose plugins never enter the namespace but whose
-    DEL must find it alive: DEL runs with ``CNI_NETNS`` unset when the
-    namespace is gone or stale, and an empty file stands for a stale one."""
-    path.symlink_to("/proc/self/ns/net")
+    """``path`` made a symbolic link to :func:`live_netns_path`: for tests
+    whose plugins never enter the namespace but whose DEL must find it
+    alive (DEL runs with ``CNI_NETNS`` unset when the namespace is gone or
+    stale, and an empty file stands for a stale one)."""
+    path.symlink_to(live_netns_path())
     return path
 
 

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, read_calls, run_cnitool, write_conf
+from support import PLUGINS, live_netns, live_netns_path, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
 from libcni_py.api import MAX_TIMEOUT
@@ -37,9 +37,8 @@ def env(conf_dir: Path, cache_dir: Path, record_file: Path) -> dict[str, str]:
 
 @pytest.fixture
 def netns(tmp_path: Path) -> Path:
-    path = tmp_path / "ns"
-    path.write_text("")
-    return path
+    # alive: an empty file would be a stale namespace, and DEL would run without it
+    return live_netns(tmp_path / "ns")
 
 
 def one_error_line(proc: object) -> str:
@@ -65,8 +64,8 @@ def test_timeout_out_of_bounds_is_a_usage_error_before_anything_runs(
 
 
 def test_timeout_at_the_bounds_is_accepted(env: dict[str, str], netns: Path, record_file: Path) -> None:
-    for value in ("86400", "0", "0.5"):
-        proc = run_cnitool("--timeout", value, "add", NETWORK, str(netns), env=env)
+    for index, value in enumerate(("86400", "0", "0.5")):
+        proc = run_cnitool("--timeout", value, "add", NETWORK, str(netns), "--container-id", f"t{index}", env=env)
         assert proc.returncode == 0, proc.stderr
     assert len(read_calls(record_file)) == 3
 
@@ -173,6 +172,7 @@ def test_del_passes_a_netns_path_that_is_not_utf8_byte_for_byte(
 ) -> None:
     # DEL records nothing, so an attachment Go added with such a path can be deleted
     raw = os.fsencode(tmp_path) + b"/ns\xff"
+    os.symlink(live_netns_path(), raw)  # alive, so DEL hands it to the plugins
     proc = run_cnitool("del", NETWORK, os.fsdecode(raw), "--container-id", "c1", env=env)
     assert proc.returncode == 0, proc.stderr
     (call,) = read_calls(record_file)
@@ -216,7 +216,7 @@ def test_a_6_mib_result_is_cached_and_read_back_by_del_and_gc(
     assert not record.exists()
     # GC reads every record of the network: the same record is read there too
     assert run_cnitool("add", "bignet", str(netns), env=env).returncode == 0
-    gc = run_cnitool("gc", "bignet", "--all", env=env)
+    gc = run_cnitool("gc", "bignet", "--all", "--force", env=env)  # its namespace is alive
     assert gc.returncode == 0 and "removed " in gc.stdout, gc.stdout + gc.stderr
     assert "cache file" not in gc.stderr, gc.stderr
     assert not list((cache_dir / "results").iterdir())

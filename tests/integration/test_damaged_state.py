@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, live_netns, read_calls, run_cnitool, write_conf
+from support import PLUGINS, live_netns, live_netns_path, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, CNIError, RuntimeConf, load_network
 from libcni_py.args import cnitool_container_id
 from libcni_py.cache import AttachmentKey
 from libcni_py.cachestore import CacheStore
 
-RT = RuntimeConf(container_id="ctr1", netns="/proc/self/ns/net", ifname="eth0")  # alive for every process
+RT = RuntimeConf(container_id="ctr1", netns=live_netns_path(), ifname="eth0")  # alive for every process
 
 
 def chain(*types: str, version: str = "1.0.0", name: str = "recnet") -> dict[str, object]:
@@ -183,7 +183,7 @@ def test_gc_deletes_stale_attachments_with_their_recorded_config(
     for cid in ("live", "dead"):
         cni.add(net, RT.replace(container_id=cid))
     write_conf(conf_dir, "10-rec.conflist", chain("recorder", version="1.1.0"))
-    report = cni.gc(load_network(str(conf_dir), "recnet"), [("live", "eth0")])
+    report = cni.gc(load_network(str(conf_dir), "recnet"), [("live", "eth0")], force=True)
     assert report.removed == (("dead", "eth0"),) and report.kept == (("live", "eth0"),)
     assert del_types(record_file) == ["second", "recorder"]
     assert any("changed since recnet-dead-eth0 was added" in n for n in notes), notes

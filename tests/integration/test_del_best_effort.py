@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, live_netns, read_calls, run_cnitool, write_conf
+from support import PLUGINS, live_netns, live_netns_path, read_calls, run_cnitool, write_conf
 from test_damaged_state import make_cni
 
 from libcni_py import RuntimeConf, cache, load_network
@@ -208,7 +208,7 @@ def test_library_delete_raises_the_failure_and_keeps_the_record(
     write_conf(conf_dir, "10-be.conflist", chain("first", "second"))
     cni, notes = make_cni(cache_dir, record_file, bin_dir)
     net = load_network(str(conf_dir), "benet")
-    rt = RuntimeConf(container_id="lib1", netns="/proc/self/ns/net")
+    rt = RuntimeConf(container_id="lib1", netns=live_netns_path())
     cni.add(net, rt)
     (bin_dir / "first").unlink()
     with pytest.raises(PluginNotFoundError, match='plugin "first" not found'):
@@ -355,8 +355,8 @@ def test_library_cached_record_checks_whose_it_is(conf_dir: Path, cache_dir: Pat
     write_conf(conf_dir, "10-be.conflist", chain("recorder"))
     cni, _ = make_cni(cache_dir, record_file)
     net = load_network(str(conf_dir), "benet")
-    cni.add(net, RuntimeConf(container_id="x-a", netns="/proc/self/ns/net", ifname="b"))
-    x = RuntimeConf(container_id="x", netns="/proc/self/ns/net", ifname="a-b")
+    cni.add(net, RuntimeConf(container_id="x-a", netns=live_netns_path(), ifname="b"))
+    x = RuntimeConf(container_id="x", netns=live_netns_path(), ifname="a-b")
     with pytest.raises(CNIError, match="holds the record of network 'benet', container 'x-a', interface 'b'"):
         cni.cached_record(net, x)
     with pytest.raises(ArgsError, match="is taken by the attachment of"):
@@ -372,7 +372,7 @@ def test_multi_error_and_plugin_error_are_what_delete_raises(
     write_conf(conf_dir, "10-be.conflist", doc)
     cni, _ = make_cni(cache_dir, record_file, bin_dir)
     net = load_network(str(conf_dir), "benet")
-    rt = RuntimeConf(container_id="lib2", netns="/proc/self/ns/net")
+    rt = RuntimeConf(container_id="lib2", netns=live_netns_path())
     cni.add(net, rt)
     with pytest.raises(MultiError) as info:
         cni.delete(net, rt)
@@ -395,7 +395,7 @@ def test_trio_delete_is_best_effort_too(conf_dir: Path, cache_dir: Path, bin_dir
         on_notice=notes.append,
     )
     net = load_network(str(conf_dir), "benet")
-    rt = RuntimeConf(container_id="trio1", netns="/proc/self/ns/net")
+    rt = RuntimeConf(container_id="trio1", netns=live_netns_path())
 
     async def main() -> None:
         await cni.add(net, rt)

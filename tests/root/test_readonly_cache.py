@@ -83,7 +83,7 @@ def test_del_and_gc_with_a_read_only_cache_dir(attachment: Attachment, recovery:
     lock_file = att.cache_dir / "libcni_py" / "locks" / att.filename
     if lock == "no lock file":
         lock_file.unlink()  # as after a Go ADD: the lock file can then not be created
-    argv = ("del", att.network, att.netns) if recovery == "del" else ("gc", att.network, "--all")
+    argv = ("del", att.network, att.netns) if recovery == "del" else ("gc", att.network, "--all", "--force")
     proc = att.cnitool(*argv, read_only=True)
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if line.startswith("cnitool")]
@@ -101,7 +101,7 @@ def test_del_and_gc_with_a_read_only_cache_dir(attachment: Attachment, recovery:
     assert faults.leaked(found) == ["cache files"], found
     assert f"results/{att.filename}" in found["cache files"]
     # a later GC, with the cache dir writable again, finds the record and finishes
-    gc = att.cnitool("gc", att.network, "--all")
+    gc = att.cnitool("gc", att.network, "--all", "--force")
     assert gc.returncode == 0, gc.stderr
     assert f"removed {att.cid}/eth0" in gc.stdout
     assert faults.leaked(att.leftovers()) == [], att.leftovers()

@@ -146,7 +146,7 @@ def test_del_waiting_on_a_stopped_add_ends_at_its_deadline(rig: Rig) -> None:
         assert delete.returncode == 75, delete.stderr
         assert f"held by pid {add.pid} (" in delete.stderr and "which is STOPPED" in delete.stderr, delete.stderr
         assert f"kill -CONT {add.pid}" in delete.stderr
-        gc = rig.cnitool("--timeout", "1", "gc", rig.network, "--all")
+        gc = rig.cnitool("--timeout", "1", "gc", rig.network, "--all", "--force")
         assert gc.returncode != 0 and f"held by pid {add.pid}" in gc.stderr, gc.stderr
     finally:
         os.kill(add.pid, signal.SIGCONT)
