@@ -570,6 +570,8 @@ def lock_holders(path: str) -> list[tuple[int, str, str]]:
             stat = proc_stat(str(pid))
             holders.append((pid, command_line(pid), stat[3] if stat else "?"))
     return holders
+
+
 def _open_lock_file(dfd: int, name: str, where: str) -> int:
     """Open (creating it if need be) the lock file ``name`` in ``dfd``.
 
