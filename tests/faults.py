@@ -62,27 +62,13 @@ AFTER_ADD = "after ADD returned"
 
 def chain_conf(network: str, bridge: str, subnet: str, data_dir: Path, tuning_dir: Path) -> dict[str, Any]:
     """bridge (+ host-local) with ipMasq, tuning (mtu: it saves the old one),
-    portmap: each plugin leaves something a leak check can see."""
-    return {
-        "cniVersion": "1.0.0",
-        "name": network,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": True,
-                "ipam": {
-                    "type": "host-local",
-                    "subnet": subnet,
-                    "dataDir": str(data_dir),
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                },
-            },
-            {"type": "tuning", "mtu": 1400, "dataDir": str(tuning_dir)},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
+    portmap: each plugin leaves something a leak check can see.  The traced
+    tests' bridge + portmap network with tuning put in between."""
+    from support import bridge_portmap_conflist
+
+    conf: dict[str, Any] = bridge_portmap_conflist(network, bridge, subnet, data_dir)
+    conf["plugins"].insert(1, {"type": "tuning", "mtu": 1400, "dataDir": str(tuning_dir)})
+    return conf
 
 
 def label(effect: Any) -> str:
