@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from libcni_py.invoke import ExecRequest
+    from libcni_py.core.plugin_call import ExecRequest
 
 Samples = dict[str, list[float]]
 
@@ -101,7 +101,7 @@ class _Recorder:
         self.requests: list[ExecRequest] = []
 
     def before(self, effect: Any) -> None:
-        from libcni_py import plan
+        from libcni_py.core import plan
 
         if isinstance(effect, plan.Exec):
             self.requests.append(effect.request)
@@ -205,7 +205,7 @@ def invoker(params: dict[str, Any]) -> tuple[Samples, dict[str, Any]]:
 def conf(params: dict[str, Any]) -> tuple[Samples, dict[str, Any]]:
     """Look-up of the last network by name (every file is read and parsed on
     the way, as in Go) and a listing of every network in a conf dir."""
-    from libcni_py import conf as confmod
+    from libcni_py.core import netconf as confmod
 
     conf_dir: str = params["conf_dir"]
     samples: Samples = {"lookup": [], "list": []}
@@ -229,7 +229,7 @@ def list_networks(conf_dir: str) -> list[Any]:
     as the look-up loads it.  ``bench.py`` also times ``cnitool ls`` itself
     whenever the installed cnitool has that command.
     """
-    from libcni_py import conf as confmod
+    from libcni_py.core import netconf as confmod
 
     return [confmod.load_any_file(path, strict=False) for path in confmod.conf_files(conf_dir, confmod.CONF_EXTENSIONS)]
 
@@ -240,8 +240,8 @@ def list_networks(conf_dir: str) -> list[Any]:
 
 def _fill_cache(cache_dir: str, netlist: Any, ids: list[str], result_doc: dict[str, Any]) -> None:
     """Write one realistic record per container ID (not timed; not durable)."""
-    from libcni_py import cache
-    from libcni_py.cachestore import CacheStore
+    from libcni_py.core import record as cache
+    from libcni_py.edges.recordstore import CacheStore
 
     store = CacheStore(cache_dir, durable=False)
     for cid in ids:

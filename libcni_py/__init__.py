@@ -10,8 +10,8 @@ Public names are importable from here; they are loaded on first use, so that
 
     from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
 
-See :mod:`libcni_py.api` for the operations, :mod:`libcni_py.conf` for
-configuration, :mod:`libcni_py.result` for results and
+See :mod:`libcni_py.api` for the operations, :mod:`libcni_py.core.netconf` for
+configuration, :mod:`libcni_py.core.result` for results and
 :mod:`libcni_py.errors` for the error tree.
 """
 
@@ -20,8 +20,12 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .api import CNI, AsyncCNI
-    from .cache import AttachmentKey, CacheRecord
-    from .conf import NetworkConfigList, PluginConf, load_any_file, load_network, parse_conflist
+    from .core.netconf import NetworkConfigList, PluginConf, load_any_file, load_network, parse_conflist
+    from .core.plan import GCReport, RuntimeConf
+    from .core.plugin_input import TraceContext
+    from .core.record import AttachmentKey, CacheRecord
+    from .core.result import DNS, Interface, IPConfig, LegacyResult, Result, Route
+    from .core.version import PluginInfo
     from .errors import (
         ArgsError,
         CacheError,
@@ -40,10 +44,6 @@ if TYPE_CHECKING:
         UnsupportedOperationError,
         VersionError,
     )
-    from .plan import GCReport, RuntimeConf
-    from .request import TraceContext
-    from .result import DNS, Interface, IPConfig, LegacyResult, Result, Route
-    from .version import PluginInfo
 
 __version__ = "0.1.0"
 
@@ -51,13 +51,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CNI": "api",
     "AsyncCNI": "api",
-    "AttachmentKey": "cache",
-    "CacheRecord": "cache",
-    "NetworkConfigList": "conf",
-    "PluginConf": "conf",
-    "load_any_file": "conf",
-    "load_network": "conf",
-    "parse_conflist": "conf",
+    "AttachmentKey": "core.record",
+    "CacheRecord": "core.record",
+    "NetworkConfigList": "core.netconf",
+    "PluginConf": "core.netconf",
+    "load_any_file": "core.netconf",
+    "load_network": "core.netconf",
+    "parse_conflist": "core.netconf",
     "ArgsError": "errors",
     "CacheError": "errors",
     "CNIError": "errors",
@@ -74,16 +74,16 @@ _EXPORTS = {
     "PluginTimeoutError": "errors",
     "UnsupportedOperationError": "errors",
     "VersionError": "errors",
-    "GCReport": "plan",
-    "RuntimeConf": "plan",
-    "TraceContext": "request",
-    "DNS": "result",
-    "Interface": "result",
-    "IPConfig": "result",
-    "LegacyResult": "result",
-    "Result": "result",
-    "Route": "result",
-    "PluginInfo": "version",
+    "GCReport": "core.plan",
+    "RuntimeConf": "core.plan",
+    "TraceContext": "core.plugin_input",
+    "DNS": "core.result",
+    "Interface": "core.result",
+    "IPConfig": "core.result",
+    "LegacyResult": "core.result",
+    "Result": "core.result",
+    "Route": "core.result",
+    "PluginInfo": "core.version",
 }
 
 __all__ = [

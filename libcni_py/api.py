@@ -3,7 +3,7 @@
 * :class:`CNI` -- blocking, for callers without an event loop (and the CLI);
 * :class:`AsyncCNI` -- the same methods as ``async`` functions, for trio.
 
-Both run the same plans (:mod:`libcni_py.plan`); only the driver differs.
+Both run the same plans (:mod:`libcni_py.core.plan`); only the driver differs.
 Importing this module imports neither trio nor pyroute2; :class:`AsyncCNI`
 imports trio when first used.
 
@@ -23,25 +23,26 @@ from __future__ import annotations
 
 import os
 
-from . import cache, plan, result
-from .cachestore import DEFAULT_CACHE_DIR, CacheStore
-from .driver import stderr_to_terminal
+from .core import plan, result
+from .core import record as cache
+from .drivers.base import stderr_to_terminal
+from .drivers.blocking import SyncDriver
+from .edges.recordstore import DEFAULT_CACHE_DIR, CacheStore
 from .errors import CacheError
-from .exec_sync import SyncDriver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
     from typing import Any
 
-    from .cache import CacheRecord
-    from .conf import NetworkConfigList
-    from .driver import Tracer
-    from .invoke import ExecRequest
-    from .plan import GCReport, RuntimeConf
-    from .request import TraceContext
-    from .result import AnyResult
-    from .version import PluginInfo
+    from .core.netconf import NetworkConfigList
+    from .core.plan import GCReport, RuntimeConf
+    from .core.plugin_call import ExecRequest
+    from .core.plugin_input import TraceContext
+    from .core.record import CacheRecord
+    from .core.result import AnyResult
+    from .core.version import PluginInfo
+    from .drivers.base import Tracer
 
 __all__ = ["DEFAULT_PLUGIN_PATH", "DEFAULT_TIMEOUT", "MAX_TIMEOUT", "AsyncCNI", "CNI", "check_timeout"]
 
@@ -90,7 +91,7 @@ class _Base:
         trace_context: a W3C trace context passed as TRACEPARENT/TRACESTATE.
         on_notice: receives notes worth a person's attention (a damaged cache
             file that DEL worked around, say).  Default: ignored.
-        tracer: observes every step (see :mod:`libcni_py.trace`).
+        tracer: observes every step (see :mod:`libcni_py.tools.trace.tracer`).
         on_stderr: receives a successful plugin's stderr; the default copies
             it to this process's stderr as Go does; None drops it.
         durable: fsync cache records (and their directory) when written.
@@ -129,7 +130,7 @@ class _Base:
         return self.store.cache_dir
 
     def options(self) -> plan.Options:
-        """The :class:`~libcni_py.plan.Options` plans run with."""
+        """The :class:`~libcni_py.core.plan.Options` plans run with."""
         return plan.Options(
             plugin_path=self.plugin_path, base_env=self.env, trace=self.trace_context, delete_with=self.delete_with
         )
@@ -153,7 +154,7 @@ class _Base:
         Raises:
             InvalidNameError: a name that is not valid.
             CacheError: the record exists but is damaged, or is another
-                attachment's (see :func:`libcni_py.cache.owner`).
+                attachment's (see :func:`libcni_py.core.record.owner`).
         """
         name = netlist if isinstance(netlist, str) else netlist.name
         key = cache.AttachmentKey(network=name, container_id=rt.container_id, ifname=rt.ifname)
@@ -186,11 +187,11 @@ class CNI(_Base):
     """Blocking CNI operations (Go's ``CNIConfig``).  See :class:`_Base` for the
     settings.  Each call runs to completion in the calling thread; Ctrl-C
     (``KeyboardInterrupt``) while a plugin runs gives it a few seconds to
-    finish (:data:`~libcni_py.exec_sync.INTERRUPT_GRACE`; a second Ctrl-C
+    finish (:data:`~libcni_py.drivers.blocking.INTERRUPT_GRACE`; a second Ctrl-C
     ends that), then kills it and every process it started, before the
     interrupt goes on; the record then says how far the operation got.
     Plugins' descendants that daemonized are only found if this process is
-    a child subreaper (:func:`libcni_py.spawn.become_subreaper`, off by
+    a child subreaper (:func:`libcni_py.edges.spawn.become_subreaper`, off by
     default as it is process-wide; docs/reliability.md section 7).
     """
 
@@ -297,7 +298,7 @@ class AsyncCNI(_Base):
     """
 
     async def _run(self, steps: plan.Plan) -> Any:
-        from .exec_trio import TrioDriver
+        from .drivers.async_trio import TrioDriver
 
         return await TrioDriver(self.store, **self._driver_kwargs()).run(steps)
 

@@ -108,7 +108,7 @@ class CNIError(Exception):
 class DecodeError(CNIError):
     """Bytes that are not the JSON they should be (code 6).
 
-    Raised by :mod:`libcni_py.gojson`; callers that know the context (a file,
+    Raised by :mod:`libcni_py.core.gojson`; callers that know the context (a file,
     a plugin's stdout, a cache file) re-raise it as a more specific error.
     """
 

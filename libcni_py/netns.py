@@ -467,7 +467,7 @@ def run_command(
     """
     import signal
 
-    from .spawn import _RESET_SIGNALS
+    from .edges.spawn import _RESET_SIGNALS
 
     path = path_for(name_or_path)
     if not is_netns(path):

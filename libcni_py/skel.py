@@ -4,7 +4,7 @@ A plugin is a program; :func:`run` reads the CNI environment and stdin,
 dispatches to your functions, and speaks the protocol for you::
 
     from libcni_py import skel
-    from libcni_py.result import Result, Interface
+    from libcni_py.core.result import Result, Interface
 
     def add(args: skel.CmdArgs) -> Result:
         return Result(cni_version=args.cni_version, interfaces=[Interface(name=args.ifname)])
@@ -63,9 +63,10 @@ from __future__ import annotations
 import os
 import sys
 
-from . import gojson, invoke, names, result, version
-from ._values import Value
-from .args import parse_cni_args
+from .core import gojson, names, result, version
+from .core import plugin_call as invoke
+from .core.args import parse_cni_args
+from .core.value import Value
 from .errors import CNIError, DecodeError
 
 TYPE_CHECKING = False
@@ -479,7 +480,7 @@ def delegate(
     Raises:
         PluginNotFoundError, PluginError: as for any plugin call.
     """
-    from .exec_sync import run_plugin
+    from .drivers.blocking import run_plugin
 
     command = command or cmd.command
     path = invoke.find_in_path(plugin_type, cmd.path)

@@ -241,3 +241,17 @@ def fake_netns(tmp_path: Path) -> str:
     path = tmp_path / "netns"
     path.write_text("")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def real_flannel() -> Path:
+    """The real Flannel CNI plugin binary (see ``support.REAL_FLANNEL``); the
+    test is skipped without it, and fails in CI, which builds it."""
+    from support import REAL_FLANNEL, real_flannel_problem
+
+    problem = real_flannel_problem()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"CI must run the real Flannel plugin: {problem}")
+        pytest.skip(problem)
+    return REAL_FLANNEL

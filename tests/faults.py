@@ -122,7 +122,7 @@ def _run_add(argv: list[str]) -> int:
     opts = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     from libcni_py import CNI, RuntimeConf, load_network
-    from libcni_py.args import cnitool_container_id
+    from libcni_py.core.args import cnitool_container_id
 
     killer = KillAt(opts.kill_at, Path(opts.reached))
     cni = CNI(plugin_path=opts.plugin_path.split(":"), cache_dir=opts.cache_dir, tracer=killer, on_stderr=None)
@@ -273,7 +273,7 @@ class Chain:
     def __init__(self, tmp_path: Path, pod: str, *, prefix: str, subnet: str, port: int) -> None:
         from support import unique, write_conf
 
-        from libcni_py.args import cnitool_container_id
+        from libcni_py.core.args import cnitool_container_id
 
         self.network = unique(prefix)
         self.bridge = unique(prefix[:2] + "br")

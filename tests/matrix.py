@@ -22,9 +22,9 @@ import kernel
 from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
 
 from libcni_py import CNI, RuntimeConf, load_network
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
+from libcni_py.core.result import to_json
 from libcni_py.errors import PluginError
-from libcni_py.result import to_json
 
 VIAS = ("lib", "cli")
 

@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..cache import CacheRecord
+    from ..core.record import CacheRecord
     from .main import Context
 
 __all__ = ["run", "spec"]
@@ -55,7 +55,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
 
 
 def _is_legacy(data: bytes, name: str) -> bool:
-    from ..cache import decode_record
+    from ..core.record import decode_record
     from ..errors import CacheError
 
     try:
@@ -69,11 +69,11 @@ def _state(record: CacheRecord) -> str:
 
 
 def _whose(store: Any, records: list[CacheRecord]) -> dict[tuple[str, str, str], tuple[str, Any]]:
-    """For each record: its namespace (:func:`~libcni_py.cache.record_netns`)
-    and whose it is (:func:`~libcni_py.ownership.owner_of`), keyed by
+    """For each record: its namespace (:func:`~libcni_py.core.record.record_netns`)
+    and whose it is (:func:`~libcni_py.core.ownership.owner_of`), keyed by
     ``(network, container_id, ifname)``."""
-    from ..cache import record_netns
-    from ..ownership import owner_of
+    from ..core.ownership import owner_of
+    from ..core.record import record_netns
     from ..runtime.sandbox import PODS_FOLDER
 
     pods = set(store.names(folder=PODS_FOLDER))
@@ -85,8 +85,8 @@ def _whose(store: Any, records: list[CacheRecord]) -> dict[tuple[str, str, str],
 
 
 def _ls(ctx: Context, values: dict[str, object]) -> int:
-    from .. import gojson, plan
-    from ..cachestore import CacheStore
+    from ..core import gojson, plan
+    from ..edges.recordstore import CacheStore
     from ..netns import state
 
     store = CacheStore(ctx.cache_dir)
@@ -159,8 +159,8 @@ def _conf_match(ctx: Context, record: CacheRecord) -> tuple[str, str, str]:
     the configuration the attachment was added with."""
     import difflib
 
-    from .. import gojson
-    from ..conf import load_network
+    from ..core import gojson
+    from ..core.netconf import load_network
     from ..errors import ConfigError, DecodeError, NetworkNotFoundError
 
     try:
@@ -185,8 +185,9 @@ def _conf_match(ctx: Context, record: CacheRecord) -> tuple[str, str, str]:
 
 
 def _show(ctx: Context, values: dict[str, object], network: str, container_id: str, ifname: str) -> int:
-    from .. import cache, gojson
-    from ..cachestore import CacheStore
+    from ..core import gojson
+    from ..core import record as cache
+    from ..edges.recordstore import CacheStore
     from ..errors import CNIError, DecodeError
 
     store = CacheStore(ctx.cache_dir)

@@ -34,9 +34,9 @@ from .ops import ATTACH_OPTIONS, runtime_conf
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..api import CNI
-    from ..conf import NetworkConfigList
+    from ..core.netconf import NetworkConfigList
+    from ..core.plan import RuntimeConf
     from ..errors import CNIError
-    from ..plan import RuntimeConf
     from .main import Context
 
 __all__ = ["run", "spec"]
@@ -94,7 +94,7 @@ def _teardown(cni: CNI, netlist: NetworkConfigList, rt: RuntimeConf, created: bo
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
     """Run ``cnitool exec``."""
     from .. import netns
-    from ..conf import load_network
+    from ..core.netconf import load_network
 
     after_dashes = values.get("--")
     argv = [str(a) for a in after_dashes] if isinstance(after_dashes, list) else []

@@ -1,6 +1,6 @@
 """``cnitool explain``: what each plugin of an operation would be given.
 
-A dry run (:mod:`libcni_py.explain`): the real plan runs with a driver that
+A dry run (:mod:`libcni_py.drivers.dryrun`): the real plan runs with a driver that
 performs nothing, so the stdin and environment shown are exactly those a
 real ``add``/``check``/``del``/``gc``/``status`` would hand each plugin.
 """
@@ -16,9 +16,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..conf import NetworkConfigList
-    from ..explain import Step
-    from ..plan import RuntimeConf
+    from ..core.netconf import NetworkConfigList
+    from ..core.plan import RuntimeConf
+    from ..drivers.dryrun import Step
     from .main import Context
 
 __all__ = ["run", "spec"]
@@ -60,8 +60,9 @@ def spec(command: str) -> Command:
 
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
     """Run ``cnitool explain``."""
-    from .. import explain, gojson, names
-    from ..conf import load_network
+    from ..core import gojson, names
+    from ..core.netconf import load_network
+    from ..drivers import dryrun as explain
 
     if len(positionals) not in (1, 2):
         raise UsageError(f"expected NETWORK [NETNS], got {' '.join(positionals) or 'nothing'}")
@@ -95,7 +96,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
 
 
 def _set_by_libcni(env: dict[str, str]) -> list[str]:
-    from ..request import ENV_VARIABLES
+    from ..core.plugin_input import ENV_VARIABLES
 
     return [k for k in ENV_VARIABLES if k in env]
 

@@ -1,6 +1,6 @@
 """``cnitool ls``: the conf dir as each of its consumers sees it.
 
-The analysis is :mod:`libcni_py.confdir_report`; this module reads the
+The analysis is :mod:`libcni_py.tools.confdir_report`; this module reads the
 options, runs the probes and prints.  VERSION probes run by default, each
 distinct plugin binary once (a few at a time, at most
 :data:`PROBE_TIMEOUT` seconds each); ``--no-probe`` skips them (the plugins
@@ -15,7 +15,7 @@ from ._argv import Command, Opt, UsageError, bounded_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..confdir_report import Report
+    from ..tools.confdir_report import Report
     from .main import Context
 
 __all__ = ["run", "spec"]
@@ -59,7 +59,8 @@ def spec(command: str) -> Command:
 
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
     """Run ``cnitool ls``."""
-    from .. import confdir_report, gojson
+    from ..core import gojson
+    from ..tools import confdir_report
 
     if positionals:
         raise UsageError(f"ls takes no arguments (use --conf-dir DIR), got {' '.join(positionals)}")
@@ -93,7 +94,7 @@ def _table(rows: list[list[str]], indent: str = "") -> list[str]:
 
 def render(report: Report, plugin_path: list[str], *, probed: bool) -> str:
     """The report for a person."""
-    from ..confdir_report import LABELS, delegates
+    from ..tools.confdir_report import LABELS, delegates
 
     listing = report.listing
     status_of = {p.type: p for p in report.plugins}

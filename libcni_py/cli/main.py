@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..api import CNI
-    from ..invoke import ExecRequest
-    from ..request import TraceContext
-    from ..trace import Event, Tracer
+    from ..core.plugin_call import ExecRequest
+    from ..core.plugin_input import TraceContext
+    from ..tools.trace.tracer import Event, Tracer
 
 __all__ = ["COMMANDS", "Context", "Interrupted", "main"]
 
@@ -51,7 +51,7 @@ PROG = "cnitool"
 
 #: Commands that run plugins: cnitool becomes a child subreaper for them, so
 #: that a deadline also finds plugins' descendants that daemonized
-#: (:func:`libcni_py.spawn.become_subreaper`).
+#: (:func:`libcni_py.edges.spawn.become_subreaper`).
 RUNS_PLUGINS = frozenset({"add", "check", "del", "gc", "status", "version", "validate", "exec", "pod", "ready"})
 
 GLOBAL_OPTIONS = (
@@ -155,7 +155,7 @@ class Context:
         #: would glue itself to the next line of the trace)
         self.trace_shown = bool(values.get("trace") or values.get("trace_compact"))
         if self.trace_shown or self._trace_files:
-            from ..trace import Tracer
+            from ..tools.trace.tracer import Tracer
 
             watch = values.get("trace_watch") or []
             assert isinstance(watch, list)
@@ -172,7 +172,7 @@ class Context:
     def plugin_stderr(self) -> Callable[[ExecRequest, bytes], None] | None:
         """Where a successful plugin's stderr goes: copied to ours as Go does,
         or nowhere when the trace is printed (each step shows it)."""
-        from ..driver import stderr_to_terminal
+        from ..drivers.base import stderr_to_terminal
 
         return None if self.trace_shown else stderr_to_terminal
 
@@ -199,13 +199,13 @@ class Context:
         files, self._trace_files = self._trace_files, []
         if not files:
             return
-        from .. import gojson
+        from ..core import gojson
 
         assert self.tracer is not None
         doc = self.tracer.to_json(command=[PROG, *self.argv], error=error)
         for flag, path, fd in files:
             if flag == "--trace-html":
-                from ..tools.trace_html import render
+                from ..tools.trace.html import render
 
                 data = render(doc).encode()
             else:
@@ -225,10 +225,10 @@ def _trace_printer(compact: bool) -> Callable[[Event], None]:
     timeline (``--trace``) or one line per plugin call and change
     (``--trace-compact``)."""
     if compact:
-        from ..tools.trace_compact import format_event as compact_event
+        from ..tools.trace.compact import format_event as compact_event
 
         return lambda event: err(compact_event(event.to_json()))
-    from ..trace import format_event
+    from ..tools.trace.tracer import format_event
 
     return lambda event: err(format_event(event))
 
@@ -257,7 +257,7 @@ def _trace_context(values: dict[str, object], env: dict[str, str]) -> TraceConte
         )
     else:
         return None
-    from ..request import parse_trace_context
+    from ..core.plugin_input import parse_trace_context
 
     return parse_trace_context(traceparent, tracestate, baggage=baggage, source=source)
 
@@ -352,7 +352,7 @@ def _restore_handlers(previous: dict[int, object]) -> None:
 
 def _kill_live_plugins() -> None:
     """The last line of defence before exit: no plugin outlives cnitool."""
-    spawn = sys.modules.get("libcni_py.spawn")
+    spawn = sys.modules.get("libcni_py.edges.spawn")
     if spawn is not None:
         spawn.kill_live()
 
@@ -457,7 +457,7 @@ def _main(command: str, rest: list[str], argv: list[str], debug: bool) -> int:
     spec = module.spec(command)
     run: Callable[[Context, str, dict[str, object], list[str]], int] = module.run
     if command in RUNS_PLUGINS:
-        from .. import spawn
+        from ..edges import spawn
 
         spawn.become_subreaper()
     try:

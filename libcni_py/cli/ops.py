@@ -19,8 +19,8 @@ from ._argv import Command, Opt, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..api import CNI
-    from ..conf import NetworkConfigList
-    from ..plan import GCReport, RuntimeConf
+    from ..core.netconf import NetworkConfigList
+    from ..core.plan import GCReport, RuntimeConf
     from .main import Context
 
 __all__ = ["run", "spec"]
@@ -123,10 +123,10 @@ def resolve_netns(netns: str) -> str:
 
 
 def runtime_conf(ctx: Context, values: dict[str, object], netns_arg: str, *, must_exist: bool) -> RuntimeConf:
-    """The :class:`~libcni_py.plan.RuntimeConf` of an add/check/del."""
-    from .. import args
+    """The :class:`~libcni_py.core.plan.RuntimeConf` of an add/check/del."""
+    from ..core import args
+    from ..core.plan import RuntimeConf
     from ..errors import NetnsError
-    from ..plan import RuntimeConf
 
     netns = resolve_netns(netns_arg)
     if must_exist and not os.path.exists(netns):
@@ -148,7 +148,7 @@ def runtime_conf(ctx: Context, values: dict[str, object], netns_arg: str, *, mus
 
 
 def _network(ctx: Context, name: str) -> NetworkConfigList:
-    from ..conf import load_network
+    from ..core.netconf import load_network
 
     return load_network(ctx.conf_dir, name)
 
@@ -218,7 +218,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
 
 
 def _add(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
-    from ..result import to_json_bytes
+    from ..core.result import to_json_bytes
 
     netlist = _network(ctx, pos[0])
     rt = runtime_conf(ctx, values, pos[1], must_exist=True)
@@ -245,7 +245,7 @@ def _del(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
 
 
 def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
-    from .. import names
+    from ..core import names
 
     valid_args = values.get("valid") or []
     assert isinstance(valid_args, list)
@@ -271,7 +271,7 @@ def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
     try:
         report = cni.gc(netlist, valid, force=bool(values.get("force")), live_sandboxes=sandboxes)
     except MultiError as exc:
-        from ..plan import GCReport
+        from ..core.plan import GCReport
 
         if isinstance(exc.report, GCReport):
             _print_gc(exc.report, loaded=not isinstance(netlist, str))
@@ -312,7 +312,7 @@ def _status(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
 
 
 def _version(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
-    from .. import gojson
+    from ..core import gojson
 
     info = ctx.cni().version_info(pos[0])
     print(gojson.dumps(info.to_json(), indent="    "))
@@ -320,7 +320,7 @@ def _version(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
 
 
 def _validate(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
-    from .. import gojson, schema
+    from ..core import gojson, schema
     from ..errors import ConfigError
 
     netlist = _network(ctx, pos[0])

@@ -226,7 +226,7 @@ def _list(values: dict[str, object], key: str) -> list[str]:
 
 
 def _print_json(value: object) -> None:
-    from .. import gojson
+    from ..core import gojson
 
     sys.stdout.write(gojson.dumps(value, indent="    ") + "\n")
     sys.stdout.flush()
@@ -243,15 +243,15 @@ class _Known:
     @property
     def netns(self) -> str:
         """The pod's namespace: its record's, else its attachments'."""
-        from ..cache import record_netns
+        from ..core.record import record_netns
 
         if self.sandbox is not None:
             return self.sandbox.netns
         return next((ns for ns in map(record_netns, self.records) if ns), "")
 
     def owner(self) -> Any:
-        """Whose it is (:func:`libcni_py.ownership.owner_of`)."""
-        from ..ownership import LIBCNI_PY, Owner, owner_of
+        """Whose it is (:func:`libcni_py.core.ownership.owner_of`)."""
+        from ..core.ownership import LIBCNI_PY, Owner, owner_of
 
         if self.sandbox is not None:
             return Owner(name=LIBCNI_PY, evidence="a libcni_py pod record exists")
@@ -333,7 +333,7 @@ def _up(ctx: Context, values: dict[str, object], ref: str) -> int:
     container_id = str(values.get("id") or "") or None
     sandbox, result = _call(ctx, values, "run_pod", pod_spec, netns=netns, container_id=container_id)
     if values.get("json"):
-        from ..gojson import Struct
+        from ..core.gojson import Struct
 
         _print_json(Struct(pod=f"{sandbox.namespace}/{sandbox.name}", **result.to_json()))
     else:
@@ -451,7 +451,7 @@ def _ls(ctx: Context, values: dict[str, object], ref: str) -> int:
 
 
 def _gc(ctx: Context, values: dict[str, object], ref: str) -> int:
-    from .. import names
+    from ..core import names
     from ..errors import MultiError
     from ..runtime.gc import PodGCReport
 

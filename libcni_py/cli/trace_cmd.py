@@ -38,7 +38,7 @@ def spec(command: str) -> Command:
 
 def _load(path: str) -> dict[str, Any]:
     """A ``--trace-json`` document, or one clear error."""
-    from .. import gojson
+    from ..core import gojson
     from ..errors import ArgsError, DecodeError
 
     try:
@@ -66,14 +66,14 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     if verb == "compact":
         if len(args) != 1:
             raise UsageError("compact takes one TRACE.json")
-        from ..tools.trace_compact import render as compact
+        from ..tools.trace.compact import render as compact
 
         sys.stdout.write(compact(_load(args[0])))
         return 0
     if verb == "html":
         if len(args) != 2:
             raise UsageError("html takes TRACE.json and OUT.html ('-' for stdout)")
-        from ..tools.trace_html import render
+        from ..tools.trace.html import render
 
         page = render(_load(args[0]))
         if args[1] == "-":

@@ -28,15 +28,15 @@ from __future__ import annotations
 import os
 import time
 
-from .. import conf
-from .._values import Value
+from ..core import netconf as conf
+from ..core.value import Value
 from ..errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..conf import NetworkConfigList
+    from ..core.netconf import NetworkConfigList
 
 __all__ = [
     "DEFAULT_CONF_DIR",

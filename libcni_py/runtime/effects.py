@@ -2,7 +2,7 @@
 
 The pod operations (:mod:`~libcni_py.runtime.pod`, :mod:`~libcni_py.runtime.gc`,
 :mod:`~libcni_py.runtime.readiness`) are plans in the style of
-:mod:`libcni_py.plan`: generators that yield effects and receive outcomes.
+:mod:`libcni_py.core.plan`: generators that yield effects and receive outcomes.
 They yield the core's effects (a readiness check resolves binaries itself)
 and these:
 
@@ -11,7 +11,7 @@ and these:
   The trio driver runs them concurrently when asked; the blocking driver
   runs them in order.  This is the only place the two forms differ.
 * :class:`LockPod` / :class:`UnlockPod` -- the pod's cross-process lock
-  (:meth:`~libcni_py.cachestore.CacheStore.lock_pod`), and :class:`LockGC`,
+  (:meth:`~libcni_py.edges.recordstore.CacheStore.lock_pod`), and :class:`LockGC`,
   held shared by every pod operation and exclusively by the GC; drivers
   release what a plan still holds when it ends, however it ends.
 * pod records (:class:`LoadPod`, :class:`SavePod`, :class:`ForgetPod`,
@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import os
 
-from .. import netns, plan
-from .._values import Value
+from .. import netns
+from ..core import plan
+from ..core.value import Value
+from ..drivers.blocking import SyncDriver
 from ..errors import CacheError, CNIError
-from ..exec_sync import SyncDriver
 from .sandbox import PODS_FOLDER, PodSandbox, decode_sandbox, encode_sandbox, pod_alive
 
 TYPE_CHECKING = False
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
     from typing import Any, TypeAlias
 
-    from ..cachestore import CacheStore, LockHandle
+    from ..edges.recordstore import CacheStore, LockHandle
 
 __all__ = [
     "Batch",
@@ -123,7 +124,7 @@ class UnlockPod(Value):
 
 class ListAttachments(Value):
     """The cached attachments -> ``(records, damaged)`` as
-    :func:`libcni_py.plan.cached_attachments` returns them."""
+    :func:`libcni_py.core.plan.cached_attachments` returns them."""
 
     __slots__ = ("container_id",)
     container_id: str

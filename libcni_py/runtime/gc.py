@@ -4,7 +4,7 @@ that is not proven dead.
 The cache dir is shared with containerd, CRI-O, podman and Go's cnitool, so
 this GC acts on **libcni_py's own pods** (those with a pod record, see
 :mod:`libcni_py.runtime.sandbox`) and leaves every other attachment alone,
-saying whose it looks like (:mod:`libcni_py.ownership`).  Asked to
+saying whose it looks like (:mod:`libcni_py.core.ownership`).  Asked to
 (``include_foreign``), it also collects other attachments, but only those
 proven dead: namespace gone or no longer a namespace, or (``live_sandboxes``
 from a CRI runtime) a CRI sandbox the runtime no longer lists.  :func:`gc`
@@ -20,7 +20,7 @@ from a CRI runtime) a CRI sandbox the runtime no longer lists.  :func:`gc`
 2. deletes each cached attachment of a dead pod, with the configuration
    it was added with (the current one when it is the same);
 3. for every loaded network -- the conf dir's valid networks and the
-   loopback network -- runs the network GC of :mod:`libcni_py.plan`
+   loopback network -- runs the network GC of :mod:`libcni_py.core.plan`
    (:meth:`libcni_py.CNI.gc`) with every kept attachment as valid: it
    deletes only the foreign attachments asked for and proven dead, and from
    spec 1.1.0 each plugin gets ``GC`` with the attachments kept, so no
@@ -42,11 +42,11 @@ another configuration.
 
 from __future__ import annotations
 
-from .. import plan
-from .._values import Value
-from ..cache import record_netns
+from ..core import plan
+from ..core.ownership import owner_of
+from ..core.record import record_netns
+from ..core.value import Value
 from ..errors import CacheError, CNIError, MultiError
-from ..ownership import owner_of
 from .effects import (
     Batch,
     DeleteNetns,
@@ -66,8 +66,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
 
-    from ..cache import CacheRecord
-    from ..conf import NetworkConfigList
+    from ..core.netconf import NetworkConfigList
+    from ..core.record import CacheRecord
     from .confdir import ConfDirState
     from .sandbox import PodSandbox
 

@@ -16,14 +16,14 @@
   that network's :class:`NetworkSelection`.
 
 :func:`runtime_conf` turns a :class:`PodSpec` into the
-:class:`~libcni_py.plan.RuntimeConf` of one of the pod's networks.  Pure code.
+:class:`~libcni_py.core.plan.RuntimeConf` of one of the pod's networks.  Pure code.
 """
 
 from __future__ import annotations
 
-from .._values import Value
+from ..core.plan import RuntimeConf
+from ..core.value import Value
 from ..errors import ArgsError
-from ..plan import RuntimeConf
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -420,7 +420,7 @@ def capability_args(spec: PodSpec, selection: NetworkSelection | None = None) ->
     """The capability arguments of one of the pod's networks.
 
     Only what is set is included; each plugin later receives only the keys it
-    declares (:func:`libcni_py.request.capability_split`).
+    declares (:func:`libcni_py.core.plugin_input.capability_split`).
 
     Raises:
         ArgsError: a bandwidth annotation that is not a quantity.
@@ -459,7 +459,7 @@ def runtime_conf(
     ifname: str,
     selection: NetworkSelection | None = None,
 ) -> RuntimeConf:
-    """The :class:`~libcni_py.plan.RuntimeConf` of one network of the pod.
+    """The :class:`~libcni_py.core.plan.RuntimeConf` of one network of the pod.
 
     Raises:
         ArgsError: a value that cannot be passed (see :func:`cni_args`).

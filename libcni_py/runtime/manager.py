@@ -34,8 +34,8 @@ import time
 
 from .. import netns as netns_mod
 from ..api import CNI, DEFAULT_PLUGIN_PATH, DEFAULT_TIMEOUT, AsyncCNI
-from ..cachestore import DEFAULT_CACHE_DIR
-from ..driver import stderr_to_terminal
+from ..drivers.base import stderr_to_terminal
+from ..edges.recordstore import DEFAULT_CACHE_DIR
 from ..errors import CNIError, ConfigError
 from . import gc as gc_plans
 from . import pod, readiness
@@ -48,10 +48,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping
     from typing import Any
 
-    from ..cache import CacheRecord
-    from ..conf import NetworkConfigList
-    from ..driver import Tracer
-    from ..invoke import ExecRequest
+    from ..core.netconf import NetworkConfigList
+    from ..core.plugin_call import ExecRequest
+    from ..core.record import CacheRecord
+    from ..drivers.base import Tracer
     from .confdir import ConfDirState
     from .effects import PodPlan
     from .gc import PodGCReport
@@ -173,7 +173,7 @@ class _Base:
             InvalidNameError: ``container_id`` is not valid.
             CNIError: ``owner_pid`` is not a running process.
         """
-        from .. import names
+        from ..core import names
 
         cid = container_id or new_container_id()
         names.check_container_id(cid)

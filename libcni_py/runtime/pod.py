@@ -31,11 +31,13 @@ deleted with the current configuration instead of blocking the teardown.
 
 from __future__ import annotations
 
-from .. import cache, conf, gojson, names, plan
-from .._values import Value
+from ..core import gojson, names, plan
+from ..core import netconf as conf
+from ..core import record as cache
+from ..core.gojson import Struct
+from ..core.result import DNS, Result, convert, to_json
+from ..core.value import Value
 from ..errors import ArgsError, CacheError, CNIError, ConfigError, MultiError, NetworkNotFoundError
-from ..gojson import Struct
-from ..result import DNS, Result, convert, to_json
 from . import k8s
 from .effects import (
     Batch,
@@ -58,9 +60,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
 
-    from ..cache import CacheRecord
-    from ..conf import NetworkConfigList
-    from ..result import AnyResult, IPConfig, Route
+    from ..core.netconf import NetworkConfigList
+    from ..core.record import CacheRecord
+    from ..core.result import AnyResult, IPConfig, Route
     from .confdir import ConfDirState
     from .effects import Outcome
     from .sandbox import PodSandbox

@@ -29,8 +29,8 @@ conflist dropped in makes the network ready without a restart.
 
 from __future__ import annotations
 
-from .. import plan
-from .._values import Value
+from ..core import plan
+from ..core.value import Value
 from ..errors import NetworkNotReadyError, PluginError, PluginNotFoundError
 from .effects import Batch, Fingerprint, PodPlan
 
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, TypeAlias
 
-    from ..conf import NetworkConfigList
-    from ..version import PluginInfo
+    from ..core.netconf import NetworkConfigList
+    from ..core.version import PluginInfo
     from .confdir import ConfDirState
 
 __all__ = ["NetworkStatus", "conf_dir_problem", "status"]

@@ -1,7 +1,7 @@
 """The trio driver of the runtime layer's plans (see :mod:`libcni_py.runtime.effects`).
 
 A :class:`~libcni_py.runtime.effects.Batch` marked ``concurrent`` runs its
-plans in one nursery, each with a fresh :class:`~libcni_py.exec_trio.TrioDriver`
+plans in one nursery, each with a fresh :class:`~libcni_py.drivers.async_trio.TrioDriver`
 (so each holds its own attachment locks); waiting for a pod lock polls, so it
 stays cancellable; file and namespace work runs in worker threads.
 """
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import trio
 
-from ..cachestore import GC_LOCK, POD_LOCKS
+from ..drivers.async_trio import TrioDriver, wait_for_lock
+from ..edges.recordstore import GC_LOCK, POD_LOCKS
 from ..errors import CNIError
-from ..exec_trio import TrioDriver, wait_for_lock
 from .effects import Batch, LockGC, LockPod, Outcome, PodEffect, PodEffects
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .. import plan
-    from ..cachestore import CacheStore
+    from ..core import plan
+    from ..edges.recordstore import CacheStore
     from .effects import PodPlan
 
 __all__ = ["TrioPodDriver"]

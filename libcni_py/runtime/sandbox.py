@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import os
 
-from .. import gojson, names
-from .._values import Value
+from ..core import gojson, names
+from ..core.gojson import Struct
+from ..core.value import Value
 from ..errors import CacheError, DecodeError
-from ..gojson import Struct
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ def _process(doc: dict[str, Any], key: str) -> tuple[int, int]:
 def process_start_time(pid: int) -> int | None:
     """When process ``pid`` started (clock ticks since boot), or None if it
     does not exist (or is a zombie)."""
-    from ..spawn import proc_stat
+    from ..edges.spawn import proc_stat
 
     stat = proc_stat(str(pid))
     return None if stat is None or stat[3] == "Z" else stat[2]

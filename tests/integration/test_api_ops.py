@@ -20,7 +20,7 @@ from libcni_py import (
     UnsupportedOperationError,
     load_network,
 )
-from libcni_py import result as results
+from libcni_py.core import result as results
 
 
 def make_cni(cache_dir: Path, record_file: Path, **kw: object) -> CNI:

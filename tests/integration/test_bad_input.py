@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from support import CNITOOL, PLUGINS, REPO
 
-from libcni_py import ConfigError, gojson, schema
-from libcni_py.conf import load_network
+from libcni_py import ConfigError
+from libcni_py.core import gojson, schema
+from libcni_py.core.netconf import load_network
 
 BAD = REPO / "testdata" / "bad"
 CASES: dict[str, dict[str, object]] = json.loads((BAD / "cases.json").read_text())

@@ -16,11 +16,11 @@ from support import PLUGINS, live_netns, live_netns_path, read_calls, run_cnitoo
 
 from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
 from libcni_py.api import MAX_TIMEOUT
-from libcni_py.cache import AttachmentKey
-from libcni_py.cachestore import MAX_RECORD_BYTES, CacheStore
+from libcni_py.core.plan import GCReport
+from libcni_py.core.plugin_call import MAX_STDOUT
+from libcni_py.core.record import AttachmentKey
+from libcni_py.edges.recordstore import MAX_RECORD_BYTES, CacheStore
 from libcni_py.errors import ArgsError, CacheError, InvalidNameError
-from libcni_py.invoke import MAX_STDOUT
-from libcni_py.plan import GCReport
 
 NETWORK = "bbnet"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import PLUGINS, read_calls, run_cnitool, write_conf
 
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 
 
 @pytest.fixture

@@ -74,5 +74,5 @@ def test_add_check_del_import_nothing_they_can_do_without(
         _imported(argv, env)
         argv = [str(CNITOOL), command, "impnet", str(netns)]
     modules = _imported(argv, env)
-    assert "libcni_py.exec_sync" in modules
+    assert "libcni_py.drivers.blocking" in modules
     assert sorted((modules - baseline) & set(AVOIDED)) == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support import PLUGINS, run_cnitool, write_conf
 
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 
 NET = {
     "cniVersion": "1.0.0",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import PLUGINS, read_calls, run_cnitool, write_conf
 
-from libcni_py import gojson
+from libcni_py.core import gojson
 
 CAPS = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}], "bandwidth": {"ingressRate": 1}}
 

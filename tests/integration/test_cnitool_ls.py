@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import PLUGINS, REPO, run_cnitool, write_conf
 
-from libcni_py import confdir_report
+from libcni_py.tools import confdir_report
 
 
 def misleading(conf_dir: Path) -> None:
@@ -213,7 +213,7 @@ started = time.monotonic()
 with contextlib.redirect_stdout(out):
     rc = main(["--conf-dir", {str(conf_dir)!r}, "--plugin-path", "/nowhere", "ls", "--no-probe", "--json"])
 sys.stderr.write(f"{{time.monotonic() - started:.3f}}")
-heavy = [m for m in ("jsonschema", "pyroute2", "trio", "libcni_py.trace") if m in sys.modules]
+heavy = [m for m in ("jsonschema", "pyroute2", "trio", "libcni_py.tools.trace.tracer") if m in sys.modules]
 print(rc, len(json.loads(out.getvalue())["files"]), heavy)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)

@@ -15,8 +15,8 @@ import pytest
 from support import PLUGINS, REPO, live_netns, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
-from libcni_py.args import cnitool_container_id
-from libcni_py.trace import SCHEMA, Tracer
+from libcni_py.core.args import cnitool_container_id
+from libcni_py.tools.trace.tracer import SCHEMA, Tracer
 
 ROOT = os.geteuid() == 0
 
@@ -180,7 +180,7 @@ os.environ.update({env!r})
 from libcni_py.cli.main import main
 with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
     rc = main(["add", "quiet", {str(netns)!r}])
-print(rc, [m for m in ("pyroute2", "libcni_py.trace", "libcni_py.probes", "subprocess") if m in sys.modules])
+print(rc, [m for m in ("pyroute2", "libcni_py.tools.trace.tracer", "libcni_py.edges.probes", "subprocess") if m in sys.modules])
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert proc.stdout.strip() == "0 []"

@@ -15,9 +15,9 @@ import pytest
 from support import PLUGINS, live_netns, live_netns_path, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, CNIError, RuntimeConf, load_network
-from libcni_py.args import cnitool_container_id
-from libcni_py.cache import AttachmentKey
-from libcni_py.cachestore import CacheStore
+from libcni_py.core.args import cnitool_container_id
+from libcni_py.core.record import AttachmentKey
+from libcni_py.edges.recordstore import CacheStore
 
 RT = RuntimeConf(container_id="ctr1", netns=live_netns_path(), ifname="eth0")  # alive for every process
 

@@ -18,8 +18,9 @@ import pytest
 from support import PLUGINS, live_netns, live_netns_path, read_calls, run_cnitool, write_conf
 from test_damaged_state import make_cni
 
-from libcni_py import RuntimeConf, cache, load_network
-from libcni_py.args import cnitool_container_id
+from libcni_py import RuntimeConf, load_network
+from libcni_py.core import record as cache
+from libcni_py.core.args import cnitool_container_id
 from libcni_py.errors import ArgsError, CNIError, MultiError, PluginError, PluginNotFoundError
 
 #: A plugin that fails its DEL while $FLAKY_FLAG names a file that exists,

@@ -5,7 +5,7 @@ The escaper plugin (testdata/plugins/escaper) starts a child that calls
 ``setsid()`` and a daemon made by double ``fork`` (its parent exits, so it is
 re-parented to the nearest child subreaper, else init); ``killpg`` reaches
 neither.  A holder of a lock is a real process that takes it through
-:class:`~libcni_py.cachestore.CacheStore` and then stops itself (SIGSTOP, as
+:class:`~libcni_py.edges.recordstore.CacheStore` and then stops itself (SIGSTOP, as
 Ctrl-Z); every test resumes and ends it.
 """
 
@@ -25,7 +25,7 @@ import trio
 from support import PLUGINS, REPO, alive, run_cnitool, wait_gone, write_conf
 
 from libcni_py import AsyncCNI, RuntimeConf, parse_conflist
-from libcni_py.cachestore import CacheStore
+from libcni_py.edges.recordstore import CacheStore
 from libcni_py.errors import LockTimeoutError
 
 ESCAPER = {"cniVersion": "1.0.0", "name": "escnet", "plugins": [{"type": "escaper"}]}
@@ -70,13 +70,14 @@ def test_trio_driver_kills_descendants_that_left_the_session(
     escaper_conf: Path, conf_dir: Path, tmp_path: Path
 ) -> None:
     """The same through AsyncCNI, in an embedding process that made itself a
-    subreaper (libcni_py.spawn.become_subreaper(): a process-wide choice)."""
+    subreaper (libcni_py.edges.spawn.become_subreaper(): a process-wide choice)."""
     script = textwrap.dedent(
         f"""
         import sys, trio
         sys.path.insert(0, {str(REPO)!r})
-        from libcni_py import AsyncCNI, RuntimeConf, spawn
-        from libcni_py.conf import load_network
+        from libcni_py import AsyncCNI, RuntimeConf
+        from libcni_py.edges import spawn
+        from libcni_py.core.netconf import load_network
         from libcni_py.errors import PluginTimeoutError
         assert spawn.become_subreaper()
         cni = AsyncCNI(plugin_path=[{str(PLUGINS)!r}], cache_dir={str(tmp_path / "c")!r}, timeout=3)
@@ -105,7 +106,7 @@ def test_without_subreaper_the_setsid_child_is_still_killed(
     whose parent had exited is beyond reach (as documented), and this test
     ends it."""
     cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), timeout=3)
-    from libcni_py.conf import load_network
+    from libcni_py.core.netconf import load_network
 
     async def main() -> str:
         try:
@@ -129,8 +130,8 @@ def test_without_subreaper_the_setsid_child_is_still_killed(
 HOLDER = """
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-from libcni_py.cachestore import CacheStore
-from libcni_py.cache import AttachmentKey
+from libcni_py.edges.recordstore import CacheStore
+from libcni_py.core.record import AttachmentKey
 store = CacheStore({cache!r})
 kind = sys.argv[1]
 if kind == "attachment":
@@ -198,8 +199,8 @@ def test_blocking_and_trio_waits_on_a_pod_lock_end_at_the_deadline(holder, cache
     with pytest.raises(LockTimeoutError) as blocking:
         store.lock_pod("esc1", timeout=0.3)
     assert f"pod lock still held by pid {pid} (" in str(blocking.value)
-    from libcni_py.cachestore import POD_LOCKS
-    from libcni_py.exec_trio import wait_for_lock
+    from libcni_py.drivers.async_trio import wait_for_lock
+    from libcni_py.edges.recordstore import POD_LOCKS
 
     async def wait() -> None:
         await wait_for_lock(

@@ -13,8 +13,8 @@ import pytest
 from support import PLUGINS, wait_gone, write_conf
 
 from libcni_py import CNI, PluginError, PluginExecError, PluginTimeoutError, RuntimeConf, load_network
-from libcni_py.exec_sync import run_plugin
-from libcni_py.invoke import ExecRequest
+from libcni_py.core.plugin_call import ExecRequest
+from libcni_py.drivers.blocking import run_plugin
 
 RT = RuntimeConf(container_id="ctr1", netns="/var/run/netns/fake", ifname="eth0")
 
@@ -105,7 +105,7 @@ def test_shell_plugin_failures_follow_go_messages(tmp_path: Path) -> None:
         binary.write_text("#!/bin/sh\n" + script)
         binary.chmod(0o755)
         req = ExecRequest(plugin_type="p", path=str(binary), command="ADD", stdin=b"{}", env={"PATH": "/usr/bin:/bin"})
-        from libcni_py.invoke import decode_error
+        from libcni_py.core.plugin_call import decode_error
 
         return decode_error(req, run_plugin(req, 10))
 

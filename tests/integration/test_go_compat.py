@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from support import PLUGINS, GoPeer, live_netns, read_calls, run_cnitool, write_conf
 
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 
 CASES = {
     "list-0.3.1": (
@@ -270,7 +270,7 @@ def test_each_deletes_what_the_other_added(first: str, any_gopeer: GoPeer, tmp_p
 
 def test_go_reads_our_in_progress_record(any_gopeer: GoPeer, tmp_path: Path) -> None:
     """A record we write before/while ADD runs is one Go libcni can DEL."""
-    from libcni_py import cache as cachemod
+    from libcni_py.core import record as cachemod
 
     conf_dir = tmp_path / "net.d"
     conf_dir.mkdir()

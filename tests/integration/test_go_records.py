@@ -13,8 +13,8 @@ from pathlib import Path
 from support import PLUGINS, GoPeer, read_calls, run_cnitool, write_conf
 from test_go_compat import CASES, ENV_EXTRA, run_tool
 
-from libcni_py import cache
-from libcni_py.args import cnitool_container_id
+from libcni_py.core import record as cache
+from libcni_py.core.args import cnitool_container_id
 
 
 def setup(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, str]]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from support import CNITOOL, PLUGINS, read_calls, write_conf
 
-from libcni_py import cache
-from libcni_py.args import cnitool_container_id
+from libcni_py.core import record as cache
+from libcni_py.core.args import cnitool_container_id
 
 
 def test_racing_add_check_del_on_one_attachment(

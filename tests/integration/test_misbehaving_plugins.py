@@ -22,7 +22,7 @@ from libcni_py import (
     RuntimeConf,
     parse_conflist,
 )
-from libcni_py import result as results
+from libcni_py.core import result as results
 
 RT = RuntimeConf(container_id="c1", netns="/var/run/netns/fake", ifname="eth0")
 MIB = 1024 * 1024

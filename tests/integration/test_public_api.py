@@ -28,7 +28,7 @@ def test_error_tree_has_one_root() -> None:
 def test_one_shot_paths_import_nothing_heavy() -> None:
     code = (
         "import sys; import libcni_py; from libcni_py import CNI, load_network, RuntimeConf; "
-        "import libcni_py.cli.main, libcni_py.cli.ops, libcni_py.exec_sync; "
+        "import libcni_py.cli.main, libcni_py.cli.ops, libcni_py.drivers.blocking; "
         "heavy = [m for m in ('trio', 'pyroute2', 'jsonschema', 'subprocess', 'dataclasses', 'typing', 'argparse') if m in sys.modules]; "
         "print(','.join(heavy))"
     )

@@ -16,7 +16,7 @@ from podkit import calls_of, make_pods, two_networks
 from support import CNITOOL, REPO, read_calls, write_conf
 
 from libcni_py import CNIError, ConfigError, NetworkNotReadyError, PluginError
-from libcni_py.cachestore import CacheStore
+from libcni_py.edges.recordstore import CacheStore
 from libcni_py.errors import ArgsError
 from libcni_py.runtime import AsyncPodNetworks, NetworkSelection, PodSpec, PortMapping
 
@@ -192,7 +192,8 @@ def barrier_plugin(directory: Path) -> None:
             #!{sys.executable}
             import os, sys, time
             sys.path.insert(0, {str(REPO)!r})
-            from libcni_py import result, skel
+            from libcni_py import skel
+            from libcni_py.core import result
 
             def add(args):
                 folder = args.conf["barrier"]
@@ -292,7 +293,8 @@ def sleeper_plugin(directory: Path) -> None:
             #!{sys.executable}
             import os, sys, time
             sys.path.insert(0, {str(REPO)!r})
-            from libcni_py import result, skel
+            from libcni_py import skel
+            from libcni_py.core import result
 
             def add(args):
                 with open(args.conf["pidFile"], "w") as fh:

@@ -15,7 +15,7 @@ from podkit import make_pods, two_networks
 from support import CNITOOL, REPO, read_calls, write_conf
 
 from libcni_py import MultiError
-from libcni_py.cachestore import CacheStore
+from libcni_py.edges.recordstore import CacheStore
 from libcni_py.runtime import PodSpec
 
 

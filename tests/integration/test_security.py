@@ -15,7 +15,7 @@ import pytest
 from support import CNITOOL, PLUGINS, REPO, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, ConfigError, InvalidNameError, RuntimeConf, load_network
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 
 RT = RuntimeConf(container_id="ctr1", netns="/var/run/netns/fake", ifname="eth0")
 NET = {"cniVersion": "1.1.0", "name": "secnet", "plugins": [{"type": "recorder"}]}

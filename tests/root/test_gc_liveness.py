@@ -23,7 +23,7 @@ import pytest
 from support import CNITOOL, DEBIAN_PLUGINS, run_cnitool, unique, write_conf
 
 from libcni_py import CNI, RuntimeConf, load_network, netns
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 from libcni_py.runtime import PodNetworks
 
 pytestmark = pytest.mark.root

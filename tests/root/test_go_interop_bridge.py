@@ -12,7 +12,7 @@ import kernel
 import pytest
 from support import DEBIAN_PLUGINS, GoPeer, run_cnitool, unique, write_conf
 
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 

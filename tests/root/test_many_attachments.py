@@ -19,8 +19,9 @@ import kernel
 import pytest
 from support import CNITOOL, DEBIAN_PLUGINS, REPO, unique, write_conf
 
-from libcni_py import cache, netns
-from libcni_py.args import cnitool_container_id
+from libcni_py import netns
+from libcni_py.core import record as cache
+from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 
@@ -32,7 +33,7 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import trio
 from libcni_py import AsyncCNI, CNIError, RuntimeConf, load_network
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 conf_dir, network, cache_dir, command, paths_file = sys.argv[2:7]
 paths = json.loads(open(paths_file).read())
 cni = AsyncCNI(plugin_path=["/usr/lib/cni"], cache_dir=cache_dir, on_stderr=None)

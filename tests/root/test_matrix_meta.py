@@ -16,8 +16,8 @@ from matrix import VIAS, Matrix, sh
 from support import DEBIAN_PLUGINS, unique
 
 from libcni_py import netns
-from libcni_py.exec_sync import run_plugin
-from libcni_py.invoke import ExecRequest
+from libcni_py.core.plugin_call import ExecRequest
+from libcni_py.drivers.blocking import run_plugin
 
 pytestmark = pytest.mark.root
 

@@ -24,7 +24,7 @@ import pytest
 from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
 from test_bridge_cnitool import bridge_portmap as with_portmap
 
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from support import CNITOOL, DEBIAN_PLUGINS, bridge_portmap_conflist, unique, write_conf
 
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 
@@ -39,7 +39,7 @@ def run_traced(host: str, env: dict[str, str], trace_file: Path, *args: str) -> 
 
 def events_text(trace_file: Path) -> str:
     """The readable timeline of a --trace-json document."""
-    from libcni_py.trace import Event, format_event
+    from libcni_py.tools.trace.tracer import Event, format_event
 
     doc = json.loads(trace_file.read_text())
     out = []

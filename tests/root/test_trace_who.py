@@ -1,4 +1,4 @@
-"""Who did it, for real (libcni_py.proctrace): the processes a plugin call
+"""Who did it, for real (libcni_py.tools.trace.proc): the processes a plugin call
 started and the writer of each file, as root, with a delegating test plugin
 over Debian's host-local; a process outside the call writing in a watched
 folder meanwhile; lost events; the fallback for kernels without
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from support import CNITOOL, DEBIAN_PLUGINS, PLUGINS, REPO, run_cnitool, write_conf
 
-from libcni_py import proctrace
-from libcni_py.args import cnitool_container_id
-from libcni_py.probes import Change
+from libcni_py.core.args import cnitool_container_id
+from libcni_py.edges.probes import Change
+from libcni_py.tools.trace import proc as proctrace
 
 pytestmark = pytest.mark.root
 
@@ -261,7 +261,7 @@ os.environ.update({{"NETCONFPATH": {str(conf_dir)!r}, "CNI_PATH": {str(PLUGINS)!
 from libcni_py.cli.main import main
 with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
     rc = main(["add", "quiet", {str(netns)!r}])
-print(rc, "libcni_py.proctrace" in sys.modules, "socket" in sys.modules)
+print(rc, "libcni_py.tools.trace.proc" in sys.modules, "socket" in sys.modules)
 """
     # (ctypes is loaded now anyway: cnitool becomes a child subreaper, spawn.become_subreaper)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
@@ -272,7 +272,7 @@ def test_the_library_hook_sees_the_same_with_trio(node: str, tmp_path: Path, con
     import trio
 
     from libcni_py import AsyncCNI, RuntimeConf, load_network
-    from libcni_py.trace import Tracer
+    from libcni_py.tools.trace.tracer import Tracer
 
     data = tmp_path / "ipam"
     write_conf(

@@ -30,7 +30,7 @@ import pytest
 from support import CNITOOL, PLUGINS, REPO, run_cnitool, unique
 
 from libcni_py import netns
-from libcni_py.args import cnitool_container_id
+from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 

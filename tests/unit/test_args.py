@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.args: CNI_ARGS, capability arguments, cnitool IDs."""
+"""Unit tests for libcni_py.core.args: CNI_ARGS, capability arguments, cnitool IDs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libcni_py import args
+from libcni_py.core import args
 from libcni_py.errors import CODE_INVALID_ENVIRONMENT, ArgsError
 
 # --------------------------------------------------------------------------- CNI_ARGS

@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.cache: the cniCacheV1 record format.
+"""Unit tests for libcni_py.core.record: the cniCacheV1 record format.
 
 The two fixtures were written by Go libcni 1.1.2 (copied from ../shared/fixtures/go-libcni-cache
 into testdata/go-libcni-cache).
@@ -11,8 +11,9 @@ import os
 
 import pytest
 
-from libcni_py import cache, gojson, result
-from libcni_py.cache import AttachmentKey, CacheRecord, Progress, decode_record, encode_record
+from libcni_py.core import gojson, result
+from libcni_py.core import record as cache
+from libcni_py.core.record import AttachmentKey, CacheRecord, Progress, decode_record, encode_record
 from libcni_py.errors import CODE_IO_FAILURE, CacheError, InvalidNameError
 
 # copies of ../shared/fixtures/go-libcni-cache (written by Go libcni 1.1.2), kept in testdata/

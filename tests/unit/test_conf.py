@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.conf: parsing configuration lists and finding them
+"""Unit tests for libcni_py.core.netconf: parsing configuration lists and finding them
 on disk (Go libcni's conf.go semantics, 1.2+ for cniVersions, flexible
 booleans, loadOnlyInlinedPlugins and plugin aggregation).
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from libcni_py import conf
-from libcni_py.conf import NetworkConfigList, PluginConf
+from libcni_py.core import netconf as conf
+from libcni_py.core.netconf import NetworkConfigList, PluginConf
 from libcni_py.errors import CODE_INVALID_NETWORK_CONFIG, ConfigError, NetworkNotFoundError
 
 # (raw .conf bytes, Go's up-converted list bytes)

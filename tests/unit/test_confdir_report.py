@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from libcni_py.confdir_report import PluginStatus, analyse, probe_versions, resolve_plugins, scan
+from libcni_py.core.version import PluginInfo
 from libcni_py.errors import PluginError
-from libcni_py.version import PluginInfo
+from libcni_py.tools.confdir_report import PluginStatus, analyse, probe_versions, resolve_plugins, scan
 
 ALL = PluginInfo(cni_version="1.1.0", supported_versions=["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
 

@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.gojson: Go-exact encoding and a strict decoder.
+"""Unit tests for libcni_py.core.gojson: Go-exact encoding and a strict decoder.
 
 The expected strings in GO_MARSHAL were produced by Go 1.19.8's encoding/json:
 ``json.Unmarshal`` of the input into ``interface{}`` and then ``json.Marshal``
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libcni_py import gojson
+from libcni_py.core import gojson
+from libcni_py.core.gojson import MAX_DEPTH, Struct
 from libcni_py.errors import CODE_DECODING_FAILURE, CNIError, DecodeError
-from libcni_py.gojson import MAX_DEPTH, Struct
 
 # (input JSON, json.Marshal output, json.MarshalIndent(v, "", "    ") output), from Go 1.19 encoding/json
 GO_MARSHAL = [

@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.invoke: turning what a plugin did into a result or
+"""Unit tests for libcni_py.core.plugin_call: turning what a plugin did into a result or
 an error (no processes: hand-made ExecOutcome values), and find_in_path."""
 
 from __future__ import annotations
@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from libcni_py import invoke, version
+from libcni_py.core import plugin_call as invoke
+from libcni_py.core import version
+from libcni_py.core.plugin_call import ExecOutcome, ExecRequest
+from libcni_py.core.result import IPConfig, LegacyResult, Result
 from libcni_py.errors import (
     CODE_DECODING_FAILURE,
     ConfigError,
@@ -17,8 +20,6 @@ from libcni_py.errors import (
     PluginNotFoundError,
     PluginTimeoutError,
 )
-from libcni_py.invoke import ExecOutcome, ExecRequest
-from libcni_py.result import IPConfig, LegacyResult, Result
 
 
 def _req(command: str = "ADD", result_version: str = "1.0.0", name: str = "") -> ExecRequest:

@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.names (Go's pkg/utils validation rules)."""
+"""Unit tests for libcni_py.core.names (Go's pkg/utils validation rules)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libcni_py import names
+from libcni_py.core import names
 from libcni_py.errors import (
     CODE_INVALID_ENVIRONMENT,
     CODE_INVALID_NETWORK_CONFIG,

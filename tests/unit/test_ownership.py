@@ -1,12 +1,12 @@
 """Whose an attachment is, whether GC may delete it, and pod namespace names
-(pure rules: libcni_py.ownership, libcni_py.runtime.sandbox)."""
+(pure rules: libcni_py.core.ownership, libcni_py.runtime.sandbox)."""
 
 from __future__ import annotations
 
 import pytest
 
-from libcni_py import ownership
-from libcni_py.ownership import Owner, judge, owner_of
+from libcni_py.core import ownership
+from libcni_py.core.ownership import Owner, judge, owner_of
 from libcni_py.runtime.sandbox import PodSandbox, decode_sandbox, encode_sandbox, netns_name_for, same_pod
 
 UUID = "5f0c3a2e-9b1d-4c7e-8a6f-0123456789ab"

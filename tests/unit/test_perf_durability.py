@@ -8,11 +8,12 @@ import os
 
 import pytest
 
-from libcni_py import cache, plan
-from libcni_py.cachestore import CacheStore
-from libcni_py.conf import parse_conflist
+from libcni_py.core import plan
+from libcni_py.core import record as cache
+from libcni_py.core.netconf import parse_conflist
+from libcni_py.core.plugin_call import ExecOutcome
+from libcni_py.edges.recordstore import CacheStore
 from libcni_py.errors import PluginError
-from libcni_py.invoke import ExecOutcome
 
 
 def _net(plugins: int) -> object:

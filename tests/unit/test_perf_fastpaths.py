@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libcni_py import args, gojson, names, result, schema, spawn
+from libcni_py.core import args, gojson, names, result, schema
+from libcni_py.edges import spawn
 from libcni_py.errors import DecodeError
 
 # Every code point, lone surrogates included (hypothesis leaves those out by default).

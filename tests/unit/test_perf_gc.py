@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from libcni_py import cache, gojson, request
-from libcni_py.cachestore import CacheStore
-from libcni_py.conf import parse_plugin
+from libcni_py.core import gojson
+from libcni_py.core import plugin_input as request
+from libcni_py.core import record as cache
+from libcni_py.core.netconf import parse_plugin
+from libcni_py.edges.recordstore import CacheStore
 
 PAIRS = [("c1", "eth0"), ("c<2>", "net1"), ("c\u00e93", "eth0")]
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libcni_py import schema
+from libcni_py.core import schema
 
 # -- the interpreter schema.first_error used before (the oracle) ------------------------------------
 

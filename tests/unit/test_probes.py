@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from libcni_py import probes
-from libcni_py.trace import Event, format_event
+from libcni_py.edges import probes
+from libcni_py.tools.trace.tracer import Event, format_event
 
 
 def test_file_snapshots_and_their_difference(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The pure parts of libcni_py.proctrace: the kernel's event formats decoded
+"""The pure parts of libcni_py.tools.trace.proc: the kernel's event formats decoded
 from bytes, the process tree, and who made each change."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import os
 import socket
 import struct
 
-from libcni_py import proctrace as pt
-from libcni_py.probes import Change
-from libcni_py.trace import Event, _process_lines, format_event
+from libcni_py.edges.probes import Change
+from libcni_py.tools.trace import proc as pt
+from libcni_py.tools.trace.tracer import Event, _process_lines, format_event
 
 SELF = os.getpid()
 MS = 1_000_000  # nanoseconds
@@ -414,8 +414,8 @@ def test_who_made_a_network_change() -> None:
 
 
 def test_kernel_prefix_route_takes_the_writer_of_its_address() -> None:
-    from libcni_py.probes import Change
-    from libcni_py.proctrace import _prefix_routes_with_addresses, describe_writer
+    from libcni_py.edges.probes import Change
+    from libcni_py.tools.trace.proc import _prefix_routes_with_addresses, describe_writer
 
     bridge = {
         "pid": 11,

@@ -12,7 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from libcni_py import args, cache, conf, gojson, invoke, plan, result, schema, version
+from libcni_py.core import args, gojson, plan, result, schema, version
+from libcni_py.core import netconf as conf
+from libcni_py.core import plugin_call as invoke
+from libcni_py.core import record as cache
 from libcni_py.errors import CNIError
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

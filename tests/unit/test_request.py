@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.request: plugin stdin and environment.
+"""Unit tests for libcni_py.core.plugin_input: plugin stdin and environment.
 
 GO_STDIN holds the bytes Go libcni builds (1.1.2, except PREV100_NOCAP:
 1.3.0's form, which libcni_py follows -- tests/integration/test_go_compat.py
@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from libcni_py import conf, gojson, result
-from libcni_py.conf import PluginConf
-from libcni_py.gojson import Struct
-from libcni_py.request import (
+from libcni_py.core import gojson, result
+from libcni_py.core import netconf as conf
+from libcni_py.core.gojson import Struct
+from libcni_py.core.netconf import PluginConf
+from libcni_py.core.plugin_input import (
     TraceContext,
     capability_split,
     gc_stdin,

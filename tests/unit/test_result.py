@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.result: parsing, conversion and Go-exact JSON.
+"""Unit tests for libcni_py.core.result: parsing, conversion and Go-exact JSON.
 
 GO_CONVERSIONS and GO_PRINT_S100 were produced by Go libcni 1.3.0, the newest
 release, which libcni_py follows (pkg/types/create.CreateFromBytes +
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libcni_py import cache, gojson, result
-from libcni_py.errors import CODE_DECODING_FAILURE, DecodeError
-from libcni_py.result import (
+from libcni_py.core import gojson, result
+from libcni_py.core import record as cache
+from libcni_py.core.result import (
     DNS,
     Interface,
     IPConfig,
@@ -32,6 +32,7 @@ from libcni_py.result import (
     ResultError,
     Route,
 )
+from libcni_py.errors import CODE_DECODING_FAILURE, DecodeError
 
 # copies of ../shared/fixtures/go-libcni-cache (written by Go libcni 1.1.2), kept in testdata/
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "testdata", "go-libcni-cache")

@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.schema: the shipped JSON Schemas, and the compact
+"""Unit tests for libcni_py.core.schema: the shipped JSON Schemas, and the compact
 validator ``first_error`` checked against the ``jsonschema`` package."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from libcni_py import schema
+from libcni_py.core import schema
 
 SCHEMA_DIR = os.path.join(os.path.dirname(schema.__file__), "schemas")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from libcni_py.core.plugin_input import TraceContext, parse_baggage, parse_trace_context, plugin_env
 from libcni_py.errors import ArgsError
-from libcni_py.request import TraceContext, parse_baggage, parse_trace_context, plugin_env
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

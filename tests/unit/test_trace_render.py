@@ -10,9 +10,10 @@ import copy
 from html import escape
 from html.parser import HTMLParser
 
-from libcni_py.tools import trace_compact, trace_html
-from libcni_py.tools.trace_model import call_tree
-from libcni_py.trace import terminal_safe
+from libcni_py.tools.trace import compact as trace_compact
+from libcni_py.tools.trace import html as trace_html
+from libcni_py.tools.trace.model import call_tree
+from libcni_py.tools.trace.tracer import terminal_safe
 
 EVIL = "<script>alert(1)</script>\"'&"
 ESC_NEWLINE_NAME = "/var/lib/cni/x\ntrace #99 +0.000s forged header"

@@ -1,4 +1,4 @@
-"""Unit tests for libcni_py.version (Go's pkg/version semantics)."""
+"""Unit tests for libcni_py.core.version (Go's pkg/version semantics)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libcni_py import version
+from libcni_py.core import version
+from libcni_py.core.version import PluginInfo
 from libcni_py.errors import CODE_INCOMPATIBLE_VERSION, VersionError
-from libcni_py.version import PluginInfo
 
 
 def test_implemented_versions() -> None:

@@ -9,8 +9,8 @@ runtime implements.
 
 from __future__ import annotations
 
-from ._values import Value
-from .errors import VersionError
+from ..errors import VersionError
+from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Who did it: the processes each traced step started, and which of them
 wrote each file and made each link, address and route.
 
-Used by :mod:`libcni_py.trace` while tracing, as root; never otherwise (not
+Used by :mod:`libcni_py.tools.trace.tracer` while tracing, as root; never otherwise (not
 even imported).  Three kernel interfaces, all only read:
 
 * the **process events connector** (netlink ``NETLINK_CONNECTOR``,
@@ -33,7 +33,7 @@ even imported).  Three kernel interfaces, all only read:
   names nobody, is put down to the innermost process of the call running
   when it appeared.
 
-The before/after snapshots of :mod:`libcni_py.probes` stay the source of
+The before/after snapshots of :mod:`libcni_py.edges.probes` stay the source of
 truth for *what* changed; this module says *who*: the events on a changed
 path (matched by its directory's file handle and its name) or a changed
 link, address or route, and the process tree, tell whether it was the
@@ -55,8 +55,8 @@ import os
 import struct
 import threading
 
-from ._values import Value
-from .errors import CNIError
+from ...core.value import Value
+from ...errors import CNIError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from socket import socket
     from typing import Any, TypeAlias
 
-    from .probes import Change
+    from ...edges.probes import Change
 
     #: (filesystem id, handle type, handle bytes) of a directory.
     HandleKey: TypeAlias = "tuple[int, int, bytes]"
@@ -594,7 +594,7 @@ def parse_rtnetlink(data: bytes, where: str, ns: int) -> list[NetEvent]:
 
 def net_key(change: Change) -> str | None:
     """The :attr:`NetEvent.key` of the notifications behind a network change
-    of :mod:`libcni_py.probes`, or None for other changes."""
+    of :mod:`libcni_py.edges.probes`, or None for other changes."""
     details = change.details
     if change.kind == "link":
         return str(details.get("name") or "") or None
@@ -1050,7 +1050,7 @@ def _open_connector() -> socket:
         pass
     except OSError as exc:
         raise _Unavailable(f"the process events connector: {exc.strerror or exc}") from None
-    from . import netns
+    from ... import netns
 
     for candidate in ("/proc/2/ns/net", "/proc/1/ns/net"):
         try:
@@ -1118,7 +1118,7 @@ class _ProcWatch:
         for where, path in netns.items():
             try:
                 if path:
-                    from . import netns as netnslib
+                    from ... import netns as netnslib
 
                     sock = netnslib.run_in(path, _rtnl_socket)
                 else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .trace_model import Call, call_tree, change_sign, change_where, exit_text, process_status
+from .model import Call, call_tree, change_sign, change_where, exit_text, process_status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def _writer_words(change: Mapping[str, Any]) -> str:
     """Who made a change, in words (the timeline's)."""
     writer = change.get("writer")
     if isinstance(writer, dict):
-        from ..proctrace import describe_writer
+        from .proc import describe_writer
 
         return describe_writer(writer, change.get("change") == "removed", str(change.get("kind", "")))
     if "writer" in change:

@@ -11,7 +11,7 @@ or GC can never be steered outside the cache directory.
 
 from __future__ import annotations
 
-from .errors import (
+from ..errors import (
     CODE_INVALID_ENVIRONMENT,
     CODE_INVALID_NETWORK_CONFIG,
     CODE_UNKNOWN_CONTAINER,

@@ -15,8 +15,8 @@ with its control characters made visible.
 
 from __future__ import annotations
 
-from ..trace import terminal_safe
-from .trace_model import Call, call_tree, change_sign, change_where, exit_text
+from .model import Call, call_tree, change_sign, change_where, exit_text
+from .tracer import terminal_safe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -21,14 +21,14 @@ here asks two questions of each attachment, answered by this module:
   else ``unknown``.  Each answer carries its evidence, for people to judge.
 
 * **is it dead** (:func:`judge`): only proof counts.  Its namespace
-  (:func:`libcni_py.cache.record_netns`) probed ``gone`` or ``stale``, or a
+  (:func:`libcni_py.core.record.record_netns`) probed ``gone`` or ``stale``, or a
   CRI runtime that owns it does not list its sandbox.  A namespace that is
   ``alive`` keeps it; ``unknown`` keeps it too unless the user forces.
 """
 
 from __future__ import annotations
 
-from ._values import Value
+from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

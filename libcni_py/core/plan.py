@@ -4,8 +4,8 @@ VERSION -- written once, without I/O.
 Each operation is a generator (a *plan*) that yields **effects** -- "resolve
 these plugin binaries", "run this plugin", "read/write/remove this cache
 record", "take this lock" -- and receives their outcomes.  A driver performs
-the effects: :mod:`libcni_py.exec_sync` with blocking calls for the one-shot
-CLI, :mod:`libcni_py.exec_trio` with trio for the library.  The sequence of
+the effects: :mod:`libcni_py.drivers.blocking` with blocking calls for the one-shot
+CLI, :mod:`libcni_py.drivers.async_trio` with trio for the library.  The sequence of
 calls, the stdin and environment of each, when the cache is written and what
 errors mean are decided here and nowhere else.
 
@@ -15,7 +15,7 @@ differences, each tested:
 * names (network, container ID, ifname) are validated before every operation,
   not only ADD, and every plugin binary is resolved before the first runs;
 * the attachment is recorded before the first ADD plugin runs and after each
-  one (see :mod:`libcni_py.cache`), so a crash never leaves resources that no
+  one (see :mod:`libcni_py.core.record`), so a crash never leaves resources that no
   DEL or GC can find; the first and the last record are fsynced (they
   survive a power loss), the ones in between only replace it atomically;
 * a per-attachment lock serialises ADD, CHECK and DEL of one attachment;
@@ -40,9 +40,7 @@ See docs/reliability.md for each guarantee and its test.
 
 from __future__ import annotations
 
-from . import args, cache, conf, invoke, names, ownership, request, result, version
-from ._values import Value
-from .errors import (
+from ..errors import (
     ArgsError,
     CacheError,
     CNIError,
@@ -53,14 +51,20 @@ from .errors import (
     PluginNotFoundError,
     UnsupportedOperationError,
 )
+from . import args, names, ownership, result, version
+from . import netconf as conf
+from . import plugin_call as invoke
+from . import plugin_input as request
+from . import record as cache
+from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
     from typing import Any, TypeAlias
 
-    from .cache import AttachmentKey, CacheRecord
-    from .conf import NetworkConfigList
+    from .netconf import NetworkConfigList
+    from .record import AttachmentKey, CacheRecord
     from .result import AnyResult
 
 __all__ = [
@@ -180,7 +184,7 @@ class Resolve(Value):
 
 
 class Exec(Value):
-    """Run one plugin -> :class:`~libcni_py.invoke.ExecOutcome` (never raises
+    """Run one plugin -> :class:`~libcni_py.core.plugin_call.ExecOutcome` (never raises
     for a failing plugin; the plan decides what the outcome means)."""
 
     __slots__ = ("request",)
@@ -319,7 +323,7 @@ def _check_key(network: str, rt: RuntimeConf, where: str, *, recording: bool = T
 
     ``recording``: the operation writes a record, so the netns path, CNI_ARGS
     and capability args must be valid UTF-8 (JSON, as Go writes it, would
-    keep U+FFFD instead; see :func:`libcni_py.names.check_utf8`).  DEL
+    keep U+FFFD instead; see :func:`libcni_py.core.names.check_utf8`).  DEL
     writes none and passes them to the plugins byte for byte: an attachment
     Go added with such a path can still be deleted.
     """
@@ -1048,8 +1052,8 @@ def gc(
     to every plugin with the attachments kept.
 
     The cache dir is shared with other runtimes, so an attachment is deleted
-    only when proven dead (:func:`libcni_py.ownership.judge`): its namespace
-    (:func:`libcni_py.cache.record_netns`, probed with :class:`ProbeNetns`)
+    only when proven dead (:func:`libcni_py.core.ownership.judge`): its namespace
+    (:func:`libcni_py.core.record.record_netns`, probed with :class:`ProbeNetns`)
     is gone or no longer a namespace, or ``live_sandboxes`` (what a CRI
     runtime lists) is given and the attachment looks like a CRI sandbox that
     is not in it.  One whose namespace is alive, or whose liveness cannot be
@@ -1247,7 +1251,7 @@ def version_info(plugin_type: str, opts: Options) -> Plan:
     """VERSION: which spec versions a plugin supports (with Go's fallbacks).
 
     Returns:
-        :class:`~libcni_py.version.PluginInfo`.
+        :class:`~libcni_py.core.version.PluginInfo`.
     """
     (path,) = yield Resolve(plugin_types=[plugin_type], plugin_path=opts.plugin_path)
     req = invoke.ExecRequest(

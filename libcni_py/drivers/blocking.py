@@ -7,7 +7,7 @@ the plugins, little else.
 Plugins run one at a time, in the order the plan asks.  Each runs under a
 deadline (``timeout``); at the deadline, or on any exception while it runs,
 the plugin and every process it started (its whole tree,
-:meth:`libcni_py.spawn.Child.kill_tree`) are killed and reaped before the
+:meth:`libcni_py.edges.spawn.Child.kill_tree`) are killed and reaped before the
 exception goes on, so no plugin outlives the call.  On ``KeyboardInterrupt``
 the running plugin first gets :data:`INTERRUPT_GRACE` seconds to finish by
 itself: a plugin killed half-way can leave state that its own DEL cannot
@@ -28,15 +28,16 @@ import errno
 import select
 import time
 
-from . import plan, spawn
-from .driver import DriverBase
-from .invoke import ExecOutcome
+from ..core import plan
+from ..core.plugin_call import ExecOutcome
+from ..edges import spawn
+from .base import DriverBase
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .invoke import ExecRequest
+    from ..core.plugin_call import ExecRequest
 
 __all__ = ["SyncDriver", "run_plugin"]
 
@@ -167,7 +168,7 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
 
 
 class SyncDriver(DriverBase):
-    """Runs plans with blocking calls (see :class:`~libcni_py.driver.DriverBase`)."""
+    """Runs plans with blocking calls (see :class:`~libcni_py.drivers.base.DriverBase`)."""
 
     def perform(self, effect: plan.Effect) -> Any:
         """Perform one effect and return its outcome."""

@@ -2,8 +2,8 @@
 the process did (exit status, stdout, stderr) into a result or a typed error.
 
 :func:`find_in_path` touches the disk (a ``stat`` per directory); everything
-else here is pure.  The drivers in :mod:`libcni_py.exec_sync` and
-:mod:`libcni_py.exec_trio` do the running.
+else here is pure.  The drivers in :mod:`libcni_py.drivers.blocking` and
+:mod:`libcni_py.drivers.async_trio` do the running.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import stat
 
-from . import gojson, result, schema, version
-from ._values import Value
-from .errors import (
+from ..errors import (
     CODE_TRY_AGAIN_LATER,
     ConfigError,
     DecodeError,
@@ -23,6 +21,8 @@ from .errors import (
     PluginNotFoundError,
     PluginTimeoutError,
 )
+from . import gojson, result, schema, version
+from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

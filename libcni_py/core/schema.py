@@ -1,6 +1,6 @@
 """The JSON Schemas shipped with the package, and a small fast checker for them.
 
-``libcni_py/schemas/*.json`` are standard JSON Schema (draft 2020-12)
+``libcni_py/core/schemas/*.json`` are standard JSON Schema (draft 2020-12)
 documents for configuration lists, plugin objects, results of each version
 family, error objects, VERSION answers and cache records.  They are the
 contract; two things check documents against them:

@@ -25,18 +25,19 @@ import time
 
 import trio
 
-from . import plan, spawn
-from .cachestore import ATTACHMENT_LOCKS
-from .driver import DriverBase
-from .invoke import ExecOutcome
+from ..core import plan
+from ..core.plugin_call import ExecOutcome
+from ..edges import spawn
+from ..edges.recordstore import ATTACHMENT_LOCKS
+from .base import DriverBase
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .cachestore import LockHandle
-    from .invoke import ExecRequest
+    from ..core.plugin_call import ExecRequest
+    from ..edges.recordstore import LockHandle
 
 __all__ = ["TrioDriver", "run_plugin", "wait_for_lock"]
 
@@ -145,11 +146,11 @@ async def wait_for_lock(
 
     Args:
         try_lock: takes the lock without waiting, or returns None if it is held
-            (:meth:`~libcni_py.cachestore.CacheStore.try_lock` and friends).
+            (:meth:`~libcni_py.edges.recordstore.CacheStore.try_lock` and friends).
         timeout: give up after this many seconds (None: wait as long as the
             caller's scopes let it).
         on_timeout: builds the error raised then, given the seconds waited
-            (:meth:`~libcni_py.cachestore.CacheStore.lock_timeout`).
+            (:meth:`~libcni_py.edges.recordstore.CacheStore.lock_timeout`).
     """
     started = time.monotonic()
     delay = 0.001
@@ -167,7 +168,7 @@ async def wait_for_lock(
 
 
 class TrioDriver(DriverBase):
-    """Runs plans in trio (see :class:`~libcni_py.driver.DriverBase`).
+    """Runs plans in trio (see :class:`~libcni_py.drivers.base.DriverBase`).
 
     One driver runs one plan at a time (it tracks that plan's locks); the
     :class:`~libcni_py.api.AsyncCNI` makes one per call.

@@ -20,7 +20,7 @@ are not UTF-8, ``NaN``/``Infinity`` and absurd nesting are refused with a
 
 from __future__ import annotations
 
-from .errors import DecodeError
+from ..errors import DecodeError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -26,9 +26,9 @@ import errno
 import os
 import stat
 
+from ..errors import ConfigError, DecodeError, NetworkNotFoundError, VersionError
 from . import gojson, names, schema, version
-from ._values import Value
-from .errors import ConfigError, DecodeError, NetworkNotFoundError, VersionError
+from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

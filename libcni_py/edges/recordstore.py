@@ -42,9 +42,9 @@ import errno
 import fcntl
 import os
 
-from . import names as _names
-from .cache import AttachmentKey
-from .errors import CacheError, LockTimeoutError, LockUnavailableError
+from ..core import names as _names
+from ..core.record import AttachmentKey
+from ..errors import CacheError, LockTimeoutError, LockUnavailableError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,8 +58,8 @@ DEFAULT_CACHE_DIR = "/var/lib/cni"
 #: refuses a bigger one (nothing is written; the record before it stays), so
 #: that every record written can be read back.  A record is a few KiB; this
 #: leaves room for a plugin result as large as a plugin may print
-#: (:data:`libcni_py.invoke.MAX_STDOUT`, 16 MiB) next to a configuration as large as
-#: a conf file may be (:data:`libcni_py.conf.MAX_CONF_BYTES`, base64: 5.4 MiB).
+#: (:data:`libcni_py.core.plugin_call.MAX_STDOUT`, 16 MiB) next to a configuration as large as
+#: a conf file may be (:data:`libcni_py.core.netconf.MAX_CONF_BYTES`, base64: 5.4 MiB).
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -1,29 +1,30 @@
 """What both drivers share: performing the effects that are not plugin runs.
 
-A driver steps a plan (:mod:`libcni_py.plan`), performs each effect it
+A driver steps a plan (:mod:`libcni_py.core.plan`), performs each effect it
 yields and sends back the outcome.  Resolving binaries, cache records,
 notices and the bookkeeping of held locks are the same for the blocking and
 the trio driver and live here; running plugins and waiting for locks differ
-and live in :mod:`libcni_py.exec_sync` and :mod:`libcni_py.exec_trio`.
+and live in :mod:`libcni_py.drivers.blocking` and :mod:`libcni_py.drivers.async_trio`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from . import invoke, plan
-from .cachestore import CacheStore
+from ..core import plan
+from ..core import plugin_call as invoke
+from ..edges.recordstore import CacheStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Protocol
 
-    from .cache import AttachmentKey
-    from .cachestore import LockHandle
+    from ..core.record import AttachmentKey
+    from ..edges.recordstore import LockHandle
 
     class Tracer(Protocol):
-        """Observes every effect of a plan (see :mod:`libcni_py.trace`)."""
+        """Observes every effect of a plan (see :mod:`libcni_py.tools.trace.tracer`)."""
 
         def before(self, effect: plan.Effect) -> None:
             """Called just before the effect is performed."""
@@ -51,7 +52,7 @@ class DriverBase:
     Args:
         store: the cache directory.
         timeout: seconds a single plugin call may take (None: no limit).
-        on_notice: receives :class:`~libcni_py.plan.Notice` texts.
+        on_notice: receives :class:`~libcni_py.core.plan.Notice` texts.
         tracer: receives every effect before and after it is performed.
         on_stderr: receives a successful plugin's stderr (default: copied to
             our stderr, as Go does); failing plugins' stderr is in the error.
@@ -94,7 +95,7 @@ class DriverBase:
                 self.store.unlock(handle, remove=effect.forget)
             return None
         if isinstance(effect, plan.ProbeNetns):
-            from . import netns
+            from .. import netns
 
             return netns.state(effect.path)
         if isinstance(effect, plan.Notice):

@@ -1,6 +1,6 @@
 """Read-only snapshots of what plugins change, and their differences.
 
-Used by :mod:`libcni_py.trace` before and after every plugin call (and every
+Used by :mod:`libcni_py.tools.trace.tracer` before and after every plugin call (and every
 cache write of the runtime itself):
 
 * **files**: every file, folder and symbolic link under some roots (the
@@ -28,7 +28,7 @@ import hashlib
 import os
 import stat
 
-from ._values import Value
+from ..core.value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ def net_snapshot(netns_path: str = "") -> NetState:
     """
     if not netns_path:
         return _read_net()
-    from .netns import run_in
+    from ..netns import run_in
 
     return run_in(netns_path, _read_net)
 

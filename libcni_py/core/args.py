@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 
+from ..errors import ArgsError, DecodeError
 from . import gojson
-from .errors import ArgsError, DecodeError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Dry runs: what each plugin of an operation would be given, without running it.
 
-:func:`explain` runs the real plan (:mod:`libcni_py.plan`) -- the same code
+:func:`explain` runs the real plan (:mod:`libcni_py.core.plan`) -- the same code
 ADD, CHECK, DEL, GC and STATUS run -- with :class:`DryRunDriver`, a driver
 that performs nothing: plugin runs are recorded and answered with a
 placeholder success (an empty result for ADD), cache records are "read" as a
@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import os
 
-from . import cache, gojson, invoke, plan, request
-from ._values import Value
-from .errors import DecodeError, PluginNotFoundError
-from .exec_sync import SyncDriver
+from ..core import gojson, plan
+from ..core import plugin_call as invoke
+from ..core import plugin_input as request
+from ..core import record as cache
+from ..core.value import Value
+from ..errors import DecodeError, PluginNotFoundError
+from .blocking import SyncDriver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from .cachestore import CacheStore
-    from .conf import NetworkConfigList
+    from ..core.netconf import NetworkConfigList
+    from ..edges.recordstore import CacheStore
 
 __all__ = ["COMMANDS", "DryRunDriver", "Step", "explain"]
 

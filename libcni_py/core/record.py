@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import binascii
 
+from ..errors import CacheError, DecodeError, InvalidNameError
 from . import gojson, names, schema
-from ._values import Value
-from .errors import CacheError, DecodeError, InvalidNameError
 from .gojson import Struct
+from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def encode_record(
 
     Args:
         result: the result as Go marshals it (a typed result through
-            :func:`libcni_py.result.to_json`); written with sorted keys, as Go
+            :func:`libcni_py.core.result.to_json`); written with sorted keys, as Go
             writes it after its map round trip.
         progress: for a record written while an ADD is under way.
     """

@@ -22,7 +22,7 @@ as each makes it:
   loads and validates; the others are skipped.
 * **cnitool add NAME** (Go's ``LoadNetworkConf``): by name, ``.conflist``
   files first, stopping at the first ``.conflist`` that does not parse
-  (computed by :func:`libcni_py.conf.find_by_name`, the loop ``add`` runs).
+  (computed by :func:`libcni_py.core.netconf.find_by_name`, the loop ``add`` runs).
 
 Reading the disk (:func:`scan`, :func:`resolve_plugins`, :func:`probe_versions`)
 is at the bottom; :func:`analyse` is pure.
@@ -33,17 +33,18 @@ from __future__ import annotations
 import os
 import stat
 
-from . import conf, invoke
-from ._values import Value
-from .errors import CNIError, ConfigError, PluginNotFoundError
+from ..core import netconf as conf
+from ..core import plugin_call as invoke
+from ..core.value import Value
+from ..errors import CNIError, ConfigError, PluginNotFoundError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any
 
-    from .conf import NetworkConfigList, PluginConf
-    from .version import PluginInfo
+    from ..core.netconf import NetworkConfigList, PluginConf
+    from ..core.version import PluginInfo
 
 __all__ = [
     "Consumer",
@@ -834,7 +835,7 @@ def _load(path: str) -> FileEntry:
 
 def scan(conf_dir: str) -> Listing:
     """Read a conf dir: load every configuration file once (as
-    :func:`libcni_py.conf.conf_files` finds them) and list the other entries.
+    :func:`libcni_py.core.netconf.conf_files` finds them) and list the other entries.
 
     Raises:
         ConfigError: the directory exists but cannot be listed.

@@ -1,6 +1,6 @@
 """Starting a plugin process and moving bytes through its pipes.
 
-Shared by both drivers (:mod:`libcni_py.exec_sync`, :mod:`libcni_py.exec_trio`),
+Shared by both drivers (:mod:`libcni_py.drivers.blocking`, :mod:`libcni_py.drivers.async_trio`),
 which differ only in how they wait for readiness.
 
 * The plugin starts with ``posix_spawn`` (glibc uses ``vfork``: cheap even
@@ -14,9 +14,9 @@ which differ only in how they wait for readiness.
   inherit that) and the signal mask is cleared.
 * Only stdin, stdout and stderr are inherited (everything else is
   close-on-exec).
-* Output is bounded: stdout beyond :data:`~libcni_py.invoke.MAX_STDOUT` is an
+* Output is bounded: stdout beyond :data:`~libcni_py.core.plugin_call.MAX_STDOUT` is an
   error (the plugin is killed); stderr beyond
-  :data:`~libcni_py.invoke.MAX_STDERR_KEPT` is read and counted, not kept.
+  :data:`~libcni_py.core.plugin_call.MAX_STDERR_KEPT` is read and counted, not kept.
 * A plugin that never reads its stdin, or closes it early, is fine: writes
   that would block wait for readiness, and a broken pipe ends the writing.
 * Exit is observed through a pidfd, so no SIGCHLD handler is involved.
@@ -56,7 +56,7 @@ from __future__ import annotations
 import errno
 import os
 
-from .invoke import MAX_STDERR_KEPT, MAX_STDOUT, ExecOutcome
+from ..core.plugin_call import MAX_STDERR_KEPT, MAX_STDOUT, ExecOutcome
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ the trace's pictures (:mod:`.trace_html`) and its compact lines
 
 Pure: it works on the JSON-ready dicts of ``libcni_py.trace/2`` (schema in
 docs/tracing.md), whether they come from a file or from
-:meth:`libcni_py.trace.Event.to_json`.  Everything in them came from plugins
+:meth:`libcni_py.tools.trace.tracer.Event.to_json`.  Everything in them came from plugins
 and is treated as text only.
 """
 

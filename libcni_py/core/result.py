@@ -30,10 +30,10 @@ converter ...", "cannot convert: no valid IP addresses").
 
 from __future__ import annotations
 
+from ..errors import DecodeError, VersionError
 from . import gojson, schema, version
-from ._values import Value
-from .errors import DecodeError, VersionError
 from .gojson import Struct
+from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

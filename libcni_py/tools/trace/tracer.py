@@ -1,7 +1,7 @@
 """Tracing: every step of an operation, and what each plugin call changed.
 
 :class:`Tracer` implements the drivers' tracer hook (``before(effect)`` /
-``after(effect, outcome, error)``, see :mod:`libcni_py.driver`).  Give one to
+``after(effect, outcome, error)``, see :mod:`libcni_py.drivers.base`).  Give one to
 :class:`~libcni_py.CNI` or :class:`~libcni_py.AsyncCNI` (``tracer=``), or run
 ``cnitool --trace`` / ``--trace-json FILE``.  For each step of the plan, in
 order, it records an :class:`Event`:
@@ -17,7 +17,7 @@ order, it records an :class:`Event`:
   itself, with the files that changed, attributed to ``libcni_py``;
 * the other steps (binaries resolved, a record read, a notice).
 
-Run as root, it also finds out *who* (:mod:`libcni_py.proctrace`): the
+Run as root, it also finds out *who* (:mod:`libcni_py.tools.trace.proc`): the
 processes each plugin call started, nested as they ran (flannel -> bridge
 -> host-local, the iptables a plugin runs), each with its program, argv,
 ``CNI_COMMAND`` and exit status; and, for every change to a file, link,
@@ -29,7 +29,7 @@ attributed to the step it appeared in (``libcni_py``, or the plugin during
 whose call it appeared, with the plugins its config delegates to), and the
 step says what could not be observed.
 
-Probes only read (:mod:`libcni_py.probes`).  Without a tracer none of this
+Probes only read (:mod:`libcni_py.edges.probes`).  Without a tracer none of this
 is imported or paid for.  The probes block; with :class:`~libcni_py.AsyncCNI`
 they run on the event loop's thread (network namespaces are entered from a
 worker thread).  Operations that overlap in time share their changes:
@@ -42,20 +42,21 @@ import os
 import threading
 import time
 
-from . import gojson, plan, probes
-from ._values import Value
-from .cachestore import DEFAULT_CACHE_DIR
-from .errors import CNIError, DecodeError
-from .request import ENV_VARIABLES
+from ...core import gojson, plan
+from ...core.plugin_input import ENV_VARIABLES
+from ...core.value import Value
+from ...edges import probes
+from ...edges.recordstore import DEFAULT_CACHE_DIR
+from ...errors import CNIError, DecodeError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
-    from .invoke import ExecOutcome, ExecRequest
-    from .probes import Change
-    from .proctrace import Observation, Observer
+    from ...core.plugin_call import ExecOutcome, ExecRequest
+    from ...edges.probes import Change
+    from .proc import Observation, Observer
 
 __all__ = ["SCHEMA", "Event", "Tracer", "format_event", "terminal_safe"]
 
@@ -201,7 +202,7 @@ class Tracer:
             steps only.
         who: with ``probe``, as root, also observe which processes each
             plugin call started and who made each change to a file, link,
-            address or route (:mod:`libcni_py.proctrace`).
+            address or route (:mod:`libcni_py.tools.trace.proc`).
         on_event: called with each :class:`Event` as it completes (the CLI
             prints the timeline from it).
     """
@@ -244,7 +245,7 @@ class Tracer:
                     # between them and the step goes unseen
                     pending.observer = self._observer(effect, pending.roots)
                 elif isinstance(effect, plan.Exec):
-                    from .proctrace import NEEDS_ROOT
+                    from .proc import NEEDS_ROOT
 
                     pending.unprobed.append(NEEDS_ROOT)
             if isinstance(effect, plan.Exec):
@@ -336,9 +337,9 @@ class Tracer:
         return self._iptables_binary or None  # type: ignore[return-value]
 
     def _observer(self, effect: plan.Effect, roots: Sequence[str]) -> Observer:
-        """Start watching who does what during ``effect`` (see :mod:`libcni_py.proctrace`)."""
-        from .netns import is_netns
-        from .proctrace import Observer
+        """Start watching who does what during ``effect`` (see :mod:`libcni_py.tools.trace.proc`)."""
+        from ...netns import is_netns
+        from .proc import Observer
 
         if not isinstance(effect, plan.Exec):
             return Observer(roots, processes=False)
@@ -402,7 +403,7 @@ class Tracer:
             return ("plugin", "exec", *_describe_exec(effect.request, outcome))
         if isinstance(effect, plan.WriteRecord):
             key = effect.key
-            from .cache import decode_record
+            from ...core.record import decode_record
 
             state = "final"
             progress = None
@@ -599,7 +600,7 @@ def _change_line(change: Change) -> str:
     if "writer" in change.details:
         writer = change.details["writer"]
         if isinstance(writer, dict):
-            from .proctrace import describe_writer
+            from .proc import describe_writer
 
             line += f"  ({describe_writer(writer, change.change == 'removed', change.kind)})"
         else:

@@ -12,18 +12,18 @@ that, quirk included, so plugins see exactly the bytes Go would send.
 
 from __future__ import annotations
 
+from ..errors import ArgsError
 from . import gojson, result
-from ._values import Value
 from .args import format_cni_args
-from .errors import ArgsError
 from .gojson import Struct
+from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from .conf import PluginConf
+    from .netconf import PluginConf
     from .result import AnyResult
 
 __all__ = [
