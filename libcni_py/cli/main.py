@@ -52,7 +52,9 @@ PROG = "cnitool"
 #: Commands that run plugins: cnitool becomes a child subreaper for them, so
 #: that a deadline also finds plugins' descendants that daemonized
 #: (:func:`libcni_py.edges.spawn.become_subreaper`).
-RUNS_PLUGINS = frozenset({"add", "check", "del", "gc", "status", "version", "validate", "exec", "pod", "ready"})
+RUNS_PLUGINS = frozenset(
+    {"add", "check", "del", "gc", "status", "version", "validate", "exec", "pod", "ready", "doctor"}
+)
 
 GLOBAL_OPTIONS = (
     Opt(
@@ -114,6 +116,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("exec_cmd", "run a command in a throw-away namespace attached to a network"),
     "pod": ("pod", "pod networks as a CRI runtime makes them (up, down, check, status, ls, gc)"),
     "ready": ("pod", "is the pod network ready (CRI's NetworkReady)? exit 0 if it is"),
+    "doctor": ("doctor", "what is wrong on this node, which program made it, and the fix (--fix: the dead part)"),
 }
 
 
