@@ -237,3 +237,86 @@ def _podman_add(node: Node, ns: str, container_id: str) -> str:
 def _host_veth(node: Node, container_id: str) -> str:
     result = json.loads(node.record(container_id).read_bytes())["result"]
     return next(i["name"] for i in result["interfaces"] if not i.get("sandbox") and i["name"] != node.bridge)
+
+
+def test_flannel_node_mismatched_bridge_and_the_del_pitfall(
+    node: str, tmp_path: Path, conf_dir: Path, cache_dir: Path, make_netns: object, real_flannel: Path
+) -> None:
+    """A Flannel node (the real flannel plugin delegating to Debian's bridge +
+    host-local): a bridge whose address is not subnet.env's, a pod whose
+    flannel file went away, and what its DEL then leaves."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "flannel").symlink_to(real_flannel)
+    for name in ("bridge", "host-local", "portmap", "loopback"):
+        (plugins / name).symlink_to(DEBIAN_PLUGINS / name)
+    third, bridge, network = next(_subnets), unique("fcn"), unique("fl")
+    subnet_env = tmp_path / "subnet.env"
+    subnet_env.write_text(
+        f"FLANNEL_NETWORK=10.248.0.0/16\nFLANNEL_SUBNET=10.248.{third}.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
+    )
+    data_dir, flannel_dir = tmp_path / "networks", tmp_path / "flannel"
+    write_conf(conf_dir, "10-flannel.conflist", {
+        "name": network, "cniVersion": "0.3.1",
+        "plugins": [
+            {"type": "flannel", "subnetFile": str(subnet_env), "dataDir": str(flannel_dir),
+             "ipam": {"dataDir": str(data_dir)},
+             "delegate": {"bridge": bridge, "hairpinMode": True, "isDefaultGateway": True}},
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    })  # fmt: skip
+    env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(plugins), "CNI_CACHE_DIR": str(cache_dir)}
+    pod = make_netns("fpod")  # type: ignore[operator]
+    path = netns.path_for(pod)
+    cid = cnitool_container_id(path)
+
+    def doctor(*extra: str) -> subprocess.CompletedProcess[str]:
+        return run_cnitool("doctor", "--ipam-dir", str(data_dir), "--json", *extra, env=env)
+
+    # cni0's address differs from FLANNEL_SUBNET: the bridge plugin refuses every ADD
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"10.248.{third + 100}.1/24", "dev", bridge], check=True)
+        add = run_cnitool("add", network, path, env=env)
+        assert add.returncode != 0 and "already has an IP address different from" in add.stderr, add.stderr
+        assert run_cnitool("del", network, path, env=env).returncode == 0  # as a runtime does after a failed ADD
+        proc = doctor()
+        assert proc.returncode == 7, proc.stderr
+        found = _finding(json.loads(proc.stdout), "flannel-bridge", bridge)
+        assert f'"{bridge}" already has an IP address different from 10.248.{third}.1/24' in found["cause"]
+        assert f"FLANNEL_SUBNET=10.248.{third}.1/24" in found["cause"] and not found["provenDead"]
+        assert found["fix"].startswith(f"ip link del {bridge} (no pod is on it)")
+        # the fix, as doctor says it
+        subprocess.run(["ip", "link", "del", bridge], check=True)
+        add = run_cnitool("add", network, path, env=env)
+        assert add.returncode == 0, add.stderr
+        ip = str(json.loads(add.stdout)["ips"][0]["address"]).split("/")[0]
+        assert [f["kind"] for f in json.loads(doctor().stdout)["findings"]] == []
+
+        # flannel's saved file goes (a cleaned dataDir): doctor warns before the DEL
+        (flannel_dir / cid).unlink()
+        proc = doctor()
+        saved = _finding(json.loads(proc.stdout), "flannel-saved", cid)
+        assert str(flannel_dir / cid) in saved["cause"] and "DEL will succeed without" in saved["cause"]
+        # the DEL succeeds and leaves the pod's interface and its reservation
+        assert run_cnitool("del", network, path, env=env).returncode == 0
+        assert ip in kernel.reservations(data_dir, network)
+        assert ("eth0", f"{ip}/24") in kernel.addresses(pod)
+        proc = doctor("--grace", "0")
+        orphan = _finding(json.loads(proc.stdout), "orphan-address", ip)
+        assert "flannel's DEL" in orphan["cause"] and not orphan["provenDead"]
+        # --fix leaves it while the interface lives; once the namespace is gone, it releases it
+        fixed = doctor("--grace", "0", "--fix")
+        assert json.loads(fixed.stdout)["fixed"] == [] and ip in kernel.reservations(data_dir, network)
+        subprocess.run(["ip", "netns", "del", pod], check=True)
+        fixed = doctor("--grace", "0", "--fix")
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert any(ip in line and "removed reservation" in line for line in json.loads(fixed.stdout)["fixed"])
+        assert kernel.reservations(data_dir, network) == []
+
+        # no subnet.env (flanneld not running): named with its fix
+        subnet_env.unlink()
+        missing = _finding(json.loads(doctor().stdout), "flannel-subnet", str(subnet_env))
+        assert "does not exist" in missing["cause"] and "start flanneld" in missing["fix"]
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
