@@ -449,9 +449,15 @@ def _iptables(facts: Facts, life: _Life) -> list[Finding]:
         if found is not None:
             maker, network, cid = found
             by_cid.setdefault((cid, network, maker), []).append(rule)
+    # every address the rules of a container name (masquerade rules name it, DNAT rules do not)
+    addresses_of: dict[str, set[str]] = {}
+    for (cid, _, _), rules in by_cid.items():
+        addresses_of.setdefault(cid, set()).update(
+            a.split("/")[0] for r in rules for a in (r.option("-s"), r.option("-d")) if a.endswith("/32")
+        )
     out = []
     for (cid, network, maker), rules in sorted(by_cid.items()):
-        addresses = [a.split("/")[0] for r in rules for a in (r.option("-s"), r.option("-d")) if a.endswith("/32")]
+        addresses = sorted(addresses_of[cid])
         why = life.why_alive(cid, addresses)
         if why is None or why:
             continue
