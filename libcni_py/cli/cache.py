@@ -188,15 +188,16 @@ def _show(ctx: Context, values: dict[str, object], network: str, container_id: s
     from ..core import gojson
     from ..core import record as cache
     from ..edges.recordstore import CacheStore
-    from ..errors import CNIError, DecodeError
+    from ..errors import CODE_UNKNOWN_CONTAINER, ArgsError, CNIError, DecodeError
 
     store = CacheStore(ctx.cache_dir)
     key = cache.AttachmentKey(network=network, container_id=container_id, ifname=ifname)
     path = store.path_for(key)
     data = store.read(key)
     if data is None:
-        raise CNIError(
+        raise ArgsError(  # the attachment named is not on record: bad arguments (exit 3)
             f"no cache record {path}",
+            code=CODE_UNKNOWN_CONTAINER,
             hint="'cnitool cache ls' lists the cached attachments (is --cache-dir / CNI_CACHE_DIR right?)",
         )
     record = cache.decode_record(data, path)

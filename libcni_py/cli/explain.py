@@ -83,7 +83,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     cni = ctx.cni()
     if netns_given and operation in ("CHECK", "DEL"):
         # as `cnitool check/del` would: the recorded arguments when none are given
-        rt = with_recorded_args(ctx, cni, netlist.name, rt, values)
+        rt = with_recorded_args(ctx, cni, netlist.name, rt, values, announce=False)  # the steps show them
     steps = explain.explain(netlist, operation, rt, cni.options(), cni.store, valid_attachments=valid)
     full_env = bool(values.get("full_env"))
     if values.get("json"):

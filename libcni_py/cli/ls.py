@@ -182,4 +182,7 @@ def render(report: Report, plugin_path: list[str], *, probed: bool) -> str:
         lines += _table(rows, "  ")
     lines += ["", f"problems: {len(report.problems) or 'none'}"]
     lines += [f"  - {text}" for text in report.problems]
+    if report.notes:
+        lines += ["", "notes:"]
+        lines += [f"  - {text}" for text in report.notes]
     return "\n".join(lines) + "\n"

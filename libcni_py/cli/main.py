@@ -95,7 +95,8 @@ GLOBAL_OPTIONS = (
     Opt("--traceparent", dest="traceparent", metavar="TP", env="TRACEPARENT", help="W3C trace context for the plugins"),
     Opt("--tracestate", dest="tracestate", metavar="TS", env="TRACESTATE", help="W3C trace state (with --traceparent)"),
     Opt("--baggage", dest="baggage", metavar="BAG", env="BAGGAGE", help="W3C baggage (with --traceparent)"),
-    Opt("-h", "--help", dest="help", help="show help"),
+    Opt("-h", "--help", dest="help", help="show help ('cnitool help COMMAND': a command's)"),
+    Opt("--version", dest="version", help="print cnitool's version and the CNI spec versions it implements"),
 )
 
 # name -> (module under libcni_py.cli, one-line summary); modules are imported
@@ -424,6 +425,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     _escaping_stdout()
     command, rest = _split_command(argv)
     debug = "--debug" in argv
+    if command is None and "--version" in rest:
+        from .. import __version__
+        from ..core.version import SPEC_VERSIONS
+
+        sys.stdout.write(f"{PROG} (libcni_py) {__version__}; CNI spec {' '.join(SPEC_VERSIONS)}\n")
+        return 0
+    if command == "help":  # 'cnitool help COMMAND' is 'cnitool COMMAND --help'
+        if not rest:
+            sys.stdout.write(general_help())
+            return 0
+        command, rest = rest[0], ["--help"]
     if command is None:
         if "-h" in rest or "--help" in rest or not rest:
             sys.stdout.write(general_help())

@@ -282,8 +282,14 @@ def _dead_record(fact: RecordFact, reason: str, host: list[str]) -> Finding:
 
 def _conf(problems: Iterable[str]) -> list[Finding]:
     out = []
+    problems = list(problems)
+    empty = any(" does not exist: " in t or " has no .conf, .conflist or .json file" in t for t in problems)
     for text in problems:
+        if empty and text.split(":", 1)[0] in ("containerd", "CRI-O", "kubelet"):
+            continue  # each runtime's "nothing to load" says the same again
         subject = text.split(":", 1)[0] if ":" in text else "conf dir"
+        if " does not exist: " in text or " has no .conf, .conflist or .json file" in text:
+            subject = text.split(" ", 1)[0]
         if "MISSING" in text:
             fix = "install the plugin into one of the plugin directories, or fix the plugin's type in the file"
         elif "does not support cniVersion" in text:
