@@ -188,7 +188,7 @@ def _show(ctx: Context, values: dict[str, object], network: str, container_id: s
     from ..core import gojson
     from ..core import record as cache
     from ..edges.recordstore import CacheStore
-    from ..errors import CODE_UNKNOWN_CONTAINER, ArgsError, CNIError, DecodeError
+    from ..errors import CODE_UNKNOWN_CONTAINER, ArgsError, DecodeError
 
     store = CacheStore(ctx.cache_dir)
     key = cache.AttachmentKey(network=network, container_id=container_id, ifname=ifname)

@@ -720,8 +720,7 @@ def _problems(
         default_takers = [LABELS[c.name] for c in consumers if c.networks and c.networks[0][:2] == default[:2]]
         out.append(
             f"the default network of {', '.join(default_takers)} is {default[0]!r} from {default[1]} "
-            f"(the first valid file in order); {names}{more} {'is' if len(rest) == 1 else 'are'} "
-            + NOT_DEFAULT
+            f"(the first valid file in order); {names}{more} {'is' if len(rest) == 1 else 'are'} " + NOT_DEFAULT
         )
     for item in ignored:
         if not item.network and not item.name.endswith("/"):
