@@ -60,9 +60,10 @@ def spec(command: str) -> Command:
 
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
     """Run ``cnitool explain``."""
-    from ..core import gojson, names
+    from ..core import names
     from ..core.netconf import load_network
     from ..drivers import dryrun as explain
+    from ._out import print_json
 
     if len(positionals) not in (1, 2):
         raise UsageError(f"expected NETWORK [NETNS], got {' '.join(positionals) or 'nothing'}")
@@ -88,7 +89,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     full_env = bool(values.get("full_env"))
     if values.get("json"):
         doc = _json(netlist, operation, rt, steps, full_env=full_env, valid=valid)
-        sys.stdout.write(gojson.dumps(doc, indent="  ") + "\n")
+        print_json(doc)
     else:
         sys.stdout.write(_text(netlist, operation, rt, steps, full_env=full_env, netns_given=netns_given))
     sys.stdout.flush()

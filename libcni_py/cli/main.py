@@ -203,7 +203,7 @@ class Context:
         files, self._trace_files = self._trace_files, []
         if not files:
             return
-        from ..core import gojson
+        from ._out import dumps as json_dumps
 
         assert self.tracer is not None
         doc = self.tracer.to_json(command=[PROG, *self.argv], error=error)
@@ -213,7 +213,7 @@ class Context:
 
                 data = render(doc).encode()
             else:
-                data = gojson.dumps_bytes(doc, indent="  ") + b"\n"
+                data = json_dumps(doc).encode() + b"\n"
             try:
                 view = memoryview(data)
                 while view:

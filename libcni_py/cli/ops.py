@@ -337,10 +337,10 @@ def _status(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
 
 
 def _version(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
-    from ..core import gojson
+    from ._out import print_json
 
     info = ctx.cni().version_info(pos[0])
-    print(gojson.dumps(info.to_json(), indent="    "))
+    print_json(info.to_json())
     return 0
 
 

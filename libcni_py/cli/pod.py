@@ -226,10 +226,9 @@ def _list(values: dict[str, object], key: str) -> list[str]:
 
 
 def _print_json(value: object) -> None:
-    from ..core import gojson
+    from ._out import print_json
 
-    sys.stdout.write(gojson.dumps(value, indent="    ") + "\n")
-    sys.stdout.flush()
+    print_json(value)
 
 
 class _Known:
