@@ -15,6 +15,8 @@ namespace could not be read, nothing without a record is proven dead.
 
 from __future__ import annotations
 
+import shlex
+
 from ...core.ownership import CNITOOL, LIBCNI_PY, judge, owner_of
 from .facts import Finding
 
@@ -496,7 +498,7 @@ def _iptables(facts: Facts, life: _Life) -> list[Finding]:
                     + ")"
                 ),
                 made_by=maker,
-                fix="; ".join(" ".join(a[1:]) for a in actions) + " (cnitool doctor --fix runs these)",
+                fix="; ".join(shlex.join(a[1:]) for a in actions) + " (cnitool doctor --fix runs these)",
                 dead=True,
                 actions=actions,
             )

@@ -19,6 +19,7 @@ Each action is reported; a failure stops that finding's remaining actions.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 
 from ...errors import CNIError
@@ -139,9 +140,9 @@ def repair(
                 elif verb == "run":
                     proc = subprocess.run(list(action[1:]), capture_output=True, text=True, timeout=60, check=False)
                     if proc.returncode != 0:
-                        failed.append(f"{' '.join(action[1:])}: {proc.stderr.strip() or f'exit {proc.returncode}'}")
+                        failed.append(f"{shlex.join(action[1:])}: {proc.stderr.strip() or f'exit {proc.returncode}'}")
                         break
-                    done.append("ran " + " ".join(action[1:]))
+                    done.append("ran " + shlex.join(action[1:]))
             except (OSError, CNIError, subprocess.TimeoutExpired) as exc:
                 failed.append(f"{finding.subject}: {verb}: {exc}")
                 break
