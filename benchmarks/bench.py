@@ -93,7 +93,7 @@ TARGETS = {
     "cli_ratio": 1.5,  # our cycle at most 1.5 x Go's
     "bulk_ratio": 1.0,  # at concurrency 16, at least Go's attachments/s
     "per_call_ms": 1.0,  # at most 1 ms per plugin call above the floor
-    "growth_seconds": 1.0,  # 1,000-file conf dir listed, 10,000-attachment GC, each < 1 s
+    "growth_seconds": 1.0,  # 1,000-file conf dir listed, 10,000-attachment GC, doctor of 10,000, each < 1 s
 }
 
 
@@ -647,6 +647,92 @@ class Bench:
     def growth(self, bindir: Path) -> None:
         self._growth_conf()
         self._growth_cache(bindir)
+        self._growth_doctor()
+
+    def _doctor_node(self, size: int, stale: int) -> list[str]:
+        """A node of ``size`` records (Go libcni's form, ``stale`` of them of a
+        namespace that is gone, the others of a live one) and one host-local
+        reservation per record; returns the doctor's command line."""
+        import base64
+
+        base = self.workdir / f"doctor-{size}"
+        conf = bridge_conflist(base)
+        conf["name"] = "docnet"
+        conf["plugins"][0]["ipam"]["dataDir"] = str(base / "ipam")
+        write_json(base / "net.d" / "10-docnet.conflist", conf)
+        config = base64.b64encode(json.dumps(conf).encode()).decode()
+        results, ipam = base / "cache" / "results", base / "ipam" / "docnet"
+        results.mkdir(parents=True, exist_ok=True)
+        ipam.mkdir(parents=True, exist_ok=True)
+        for index in range(size):
+            cid = f"{index:064x}"
+            ip = f"10.{100 + index // 62500}.{index // 250 % 250}.{index % 250 + 2}"
+            netns = f"{base}/gone-{index}" if index < stale else "/proc/self/ns/net"
+            record = {
+                "kind": "cniCacheV1",
+                "containerId": cid,
+                "config": config,
+                "ifName": "eth0",
+                "networkName": "docnet",
+                "netns": netns,
+                "cniArgs": [["IgnoreUnknown", "1"], ["K8S_POD_NAME", f"p{index}"]],
+                "capabilityArgs": {},
+                "result": {
+                    "cniVersion": "1.0.0",
+                    "interfaces": [{"name": "eth0", "sandbox": netns}],
+                    "ips": [{"address": f"{ip}/8", "interface": 0}],
+                },
+            }
+            (results / f"docnet-{cid}-eth0").write_text(json.dumps(record))
+            (ipam / ip).write_text(f"{cid}\r\neth0")
+        return [
+            self.cnitool,
+            "--conf-dir",
+            str(base / "net.d"),
+            "--cache-dir",
+            str(base / "cache"),
+            "--plugin-path",
+            DEBIAN_PLUGINS,
+            "doctor",
+            "--no-probe",
+            "--json",
+            "--ipam-dir",
+            str(base / "ipam"),
+        ]
+
+    def _growth_doctor(self) -> None:
+        """``cnitool doctor`` over a node of 1,000 and 10,000 records and as
+        many reservations (issue 15: under a second for 10,000)."""
+        proc = subprocess.run([self.cnitool, "--help"], capture_output=True, text=True, check=False)
+        if not any(line.split()[:1] == ["doctor"] for line in proc.stdout.splitlines()):
+            return
+        small, big = self.sizes["cache_sizes"]
+        measured: dict[int, tuple[dict[str, list[float]], int]] = {}
+        for size in (small, big):
+            stale = max(1, int(size * self.sizes["stale_fraction"]))
+            argv = self._doctor_node(size, stale)
+            samples: list[float] = []
+            rss = 0
+            out = self.workdir / f"doctor-{size}.json"
+            for _ in range(self.sizes["growth_reps"]):
+                seconds, rss, code, stderr = run_measured(argv, clean_env({}), stdout_path=str(out))
+                if code != 7:
+                    raise BenchError(f"cnitool doctor exited {code}: {stderr.strip()[:300]}")
+                samples.append(seconds * 1000)
+            found = json.loads(out.read_text())["findings"]
+            if sum(1 for f in found if f["kind"] == "record") != stale:
+                raise BenchError(f"cnitool doctor over {size} records did not find the {stale} dead ones")
+            measured[size] = ({"doctor": samples}, rss)
+        self._growth_rows(
+            "growth.doctor",
+            "cnitool doctor, {n} records + {n} reservations",
+            measured,
+            "doctor",
+            small,
+            big,
+            per="record",
+            target_key="doctor",
+        )
 
     def _growth_conf(self) -> None:
         small, big = self.sizes["conf_sizes"]

@@ -19,8 +19,11 @@ started with a parent-death signal.
 
 Usage (as root)::
 
-    python3 examples/toy_runtime.py --conf-dir examples/net.d --plugin-path /usr/lib/cni \\
+    .venv/bin/python examples/toy_runtime.py --conf-dir examples/net.d --plugin-path /usr/lib/cni \\
         --name web --port 8080:8000 -- python3 -m http.server 8000
+
+(``.venv/bin/python``: the project's environment, made by ``./scripts/setup``,
+has trio and libcni_py; the system ``python3`` has neither.)
 
 Progress is written to stdout as JSON lines (``{"event": "ready", ...}``,
 ``{"event": "stopped", ...}``) for programs; logs go to stderr, and so does
@@ -37,7 +40,13 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), ".."))
 
-import trio
+try:
+    import trio
+except ImportError:  # the system python3, not the project's environment
+    sys.exit(
+        "toy_runtime.py needs trio and libcni_py: run it with the project's environment, "
+        ".venv/bin/python examples/toy_runtime.py ... (./scripts/setup makes it)"
+    )
 
 from libcni_py import CNIError, netns
 from libcni_py.runtime import AsyncPodNetworks, Bandwidth, NetworkSelection, PodSpec, PortMapping

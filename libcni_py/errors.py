@@ -66,7 +66,26 @@ __all__ = [
 ]
 
 
-class CNIError(Exception):
+class _ErrorType(type):
+    """The metaclass of the error tree: ``dir()`` of an error class lists what
+    the tree defines, not the machinery every exception inherits from
+    ``BaseException`` (``args``, ``with_traceback``, ``add_note``...), so
+    that ``help()`` shows each error in a few lines, not a page.  Those
+    attributes still work; they are only not listed."""
+
+    def __dir__(cls) -> list[str]:
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if klass not in (BaseException, Exception, object):
+                names.update(vars(klass))
+        return sorted(names - _NOT_LISTED)
+
+
+#: Class bookkeeping every class has, not listed by ``dir()`` of an error class.
+_NOT_LISTED = frozenset({"__annotations__", "__dict__", "__doc__", "__module__", "__qualname__", "__weakref__"})
+
+
+class CNIError(Exception, metaclass=_ErrorType):
     """Root of every error raised by libcni_py.
 
     Attributes:

@@ -421,9 +421,11 @@ def find_command(program: str, env: Mapping[str, str] | None = None) -> str:
 
     environment = os.environ if env is None else env
     found = shutil.which(program, path=environment.get("PATH", os.defpath)) if "/" not in program else program
-    if found is None or not os.access(found, os.X_OK) or os.path.isdir(found):
+    if found is not None and os.path.exists(found) and (not os.access(found, os.X_OK) or os.path.isdir(found)):
+        raise NetnsError(f"command {program!r} is not an executable file")
+    if found is None or not os.path.exists(found):
         where = "" if "/" in program else f" on PATH ({environment.get('PATH', os.defpath)})"
-        raise NetnsError(f"command {program!r} not found{where}", hint="or it is not an executable file")
+        raise NetnsError(f"command {program!r} not found{where}")
     return found
 
 

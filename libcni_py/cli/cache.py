@@ -85,9 +85,10 @@ def _whose(store: Any, records: list[CacheRecord]) -> dict[tuple[str, str, str],
 
 
 def _ls(ctx: Context, values: dict[str, object]) -> int:
-    from ..core import gojson, plan
+    from ..core import plan
     from ..edges.recordstore import CacheStore
     from ..netns import state
+    from ._out import print_json
 
     store = CacheStore(ctx.cache_dir)
     container = str(values.get("container") or "")
@@ -135,7 +136,7 @@ def _ls(ctx: Context, values: dict[str, object]) -> int:
                 {"file": name, "problem": "not a cniCacheV1 record (the old bare-result format?)"} for name in legacy
             ],
         }
-        sys.stdout.write(gojson.dumps(doc, indent="  ") + "\n")
+        print_json(doc)
         return 0
     if not records and not damaged and not legacy:
         print(f"no cached attachments in {store.results_dir}")
@@ -188,15 +189,17 @@ def _show(ctx: Context, values: dict[str, object], network: str, container_id: s
     from ..core import gojson
     from ..core import record as cache
     from ..edges.recordstore import CacheStore
-    from ..errors import CNIError, DecodeError
+    from ..errors import CODE_UNKNOWN_CONTAINER, ArgsError, DecodeError
+    from ._out import print_json
 
     store = CacheStore(ctx.cache_dir)
     key = cache.AttachmentKey(network=network, container_id=container_id, ifname=ifname)
     path = store.path_for(key)
     data = store.read(key)
     if data is None:
-        raise CNIError(
+        raise ArgsError(  # the attachment named is not on record: bad arguments (exit 3)
             f"no cache record {path}",
+            code=CODE_UNKNOWN_CONTAINER,
             hint="'cnitool cache ls' lists the cached attachments (is --cache-dir / CNI_CACHE_DIR right?)",
         )
     record = cache.decode_record(data, path)
@@ -222,7 +225,7 @@ def _show(ctx: Context, values: dict[str, object], network: str, container_id: s
             else {"state": record.progress.state, "done": record.progress.done, "plugins": record.progress.plugins},
             "confFile": {"state": state, "file": conf_file or None, "detail": detail or None},
         }
-        sys.stdout.write(gojson.dumps(doc, indent="  ") + "\n")
+        print_json(doc)
         return 0
     out = [f"cache record {path}"]
     if record.legacy:

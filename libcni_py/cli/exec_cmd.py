@@ -95,6 +95,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     """Run ``cnitool exec``."""
     from .. import netns
     from ..core.netconf import load_network
+    from ..errors import NetnsError
 
     after_dashes = values.get("--")
     argv = [str(a) for a in after_dashes] if isinstance(after_dashes, list) else []
@@ -108,7 +109,15 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
         raise UsageError("no COMMAND given")
 
     # Everything that can be checked is checked before anything is created.
-    netns.find_command(argv[0], ctx.env)
+    # A command that cannot be run exits as a shell's would: 127 not found,
+    # 126 found but not executable.
+    try:
+        netns.find_command(argv[0], ctx.env)
+    except NetnsError as exc:
+        from .main import PROG, err
+
+        err(f"{PROG}: error: {exc.one_line()}")
+        return 126 if "/" in argv[0] and os.path.exists(argv[0]) else 127
     netlist = load_network(ctx.conf_dir, positionals[0])
     name = f"cnitool-exec-{os.getpid()}-{os.urandom(3).hex()}"
     rt = runtime_conf(ctx, values, netns.path_for(name), must_exist=False)
@@ -125,7 +134,9 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
         cni.add(netlist, rt)
         status = netns.run_command(rt.netns, argv, env=ctx.env, forward_signals=True)
     finally:
-        problems = _teardown(cni, netlist, rt, created)
+        # nothing to tear down when the namespace was not made: the ADD runs
+        # only in it (a DEL then would only add notes before the real error)
+        problems = _teardown(cni, netlist, rt, created) if created else []
         if status is None:  # an error is on its way out; these are notes to it
             for problem in problems:
                 ctx.notice(f"teardown: {problem.one_line()}")

@@ -60,9 +60,10 @@ def spec(command: str) -> Command:
 
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
     """Run ``cnitool explain``."""
-    from ..core import gojson, names
+    from ..core import names
     from ..core.netconf import load_network
     from ..drivers import dryrun as explain
+    from ._out import print_json
 
     if len(positionals) not in (1, 2):
         raise UsageError(f"expected NETWORK [NETNS], got {' '.join(positionals) or 'nothing'}")
@@ -83,12 +84,12 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     cni = ctx.cni()
     if netns_given and operation in ("CHECK", "DEL"):
         # as `cnitool check/del` would: the recorded arguments when none are given
-        rt = with_recorded_args(ctx, cni, netlist.name, rt, values)
+        rt = with_recorded_args(ctx, cni, netlist.name, rt, values, announce=False)  # the steps show them
     steps = explain.explain(netlist, operation, rt, cni.options(), cni.store, valid_attachments=valid)
     full_env = bool(values.get("full_env"))
     if values.get("json"):
         doc = _json(netlist, operation, rt, steps, full_env=full_env, valid=valid)
-        sys.stdout.write(gojson.dumps(doc, indent="  ") + "\n")
+        print_json(doc)
     else:
         sys.stdout.write(_text(netlist, operation, rt, steps, full_env=full_env, netns_given=netns_given))
     sys.stdout.flush()

@@ -59,8 +59,8 @@ def spec(command: str) -> Command:
 
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
     """Run ``cnitool ls``."""
-    from ..core import gojson
     from ..tools import confdir_report
+    from ._out import print_json
 
     if positionals:
         raise UsageError(f"ls takes no arguments (use --conf-dir DIR), got {' '.join(positionals)}")
@@ -77,7 +77,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
         listing, statuses, max_conf_num=max_conf_num, crio_default=str(values.get("crio_default") or "")
     )
     if values.get("json"):
-        sys.stdout.write(gojson.dumps(report.to_json(), indent="  ") + "\n")
+        print_json(report.to_json())
     else:
         sys.stdout.write(render(report, ctx.plugin_path, probed=not values.get("no_probe")))
     sys.stdout.flush()
@@ -182,4 +182,7 @@ def render(report: Report, plugin_path: list[str], *, probed: bool) -> str:
         lines += _table(rows, "  ")
     lines += ["", f"problems: {len(report.problems) or 'none'}"]
     lines += [f"  - {text}" for text in report.problems]
+    if report.notes:
+        lines += ["", "notes:"]
+        lines += [f"  - {text}" for text in report.notes]
     return "\n".join(lines) + "\n"

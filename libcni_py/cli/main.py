@@ -52,7 +52,9 @@ PROG = "cnitool"
 #: Commands that run plugins: cnitool becomes a child subreaper for them, so
 #: that a deadline also finds plugins' descendants that daemonized
 #: (:func:`libcni_py.edges.spawn.become_subreaper`).
-RUNS_PLUGINS = frozenset({"add", "check", "del", "gc", "status", "version", "validate", "exec", "pod", "ready"})
+RUNS_PLUGINS = frozenset(
+    {"add", "check", "del", "gc", "status", "version", "validate", "exec", "pod", "ready", "doctor"}
+)
 
 GLOBAL_OPTIONS = (
     Opt(
@@ -93,7 +95,8 @@ GLOBAL_OPTIONS = (
     Opt("--traceparent", dest="traceparent", metavar="TP", env="TRACEPARENT", help="W3C trace context for the plugins"),
     Opt("--tracestate", dest="tracestate", metavar="TS", env="TRACESTATE", help="W3C trace state (with --traceparent)"),
     Opt("--baggage", dest="baggage", metavar="BAG", env="BAGGAGE", help="W3C baggage (with --traceparent)"),
-    Opt("-h", "--help", dest="help", help="show help"),
+    Opt("-h", "--help", dest="help", help="show help ('cnitool help COMMAND': a command's)"),
+    Opt("--version", dest="version", help="print cnitool's version and the CNI spec versions it implements"),
 )
 
 # name -> (module under libcni_py.cli, one-line summary); modules are imported
@@ -114,6 +117,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("exec_cmd", "run a command in a throw-away namespace attached to a network"),
     "pod": ("pod", "pod networks as a CRI runtime makes them (up, down, check, status, ls, gc)"),
     "ready": ("pod", "is the pod network ready (CRI's NetworkReady)? exit 0 if it is"),
+    "doctor": ("doctor", "what is wrong on this node, which program made it, and the fix (--fix: the dead part)"),
 }
 
 
@@ -199,7 +203,7 @@ class Context:
         files, self._trace_files = self._trace_files, []
         if not files:
             return
-        from ..core import gojson
+        from ._out import dumps as json_dumps
 
         assert self.tracer is not None
         doc = self.tracer.to_json(command=[PROG, *self.argv], error=error)
@@ -209,7 +213,7 @@ class Context:
 
                 data = render(doc).encode()
             else:
-                data = gojson.dumps_bytes(doc, indent="  ") + b"\n"
+                data = json_dumps(doc).encode() + b"\n"
             try:
                 view = memoryview(data)
                 while view:
@@ -421,6 +425,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     _escaping_stdout()
     command, rest = _split_command(argv)
     debug = "--debug" in argv
+    if command is None and "--version" in rest:
+        from .. import __version__
+        from ..core.version import SPEC_VERSIONS
+
+        sys.stdout.write(f"{PROG} (libcni_py) {__version__}; CNI spec {' '.join(SPEC_VERSIONS)}\n")
+        return 0
+    if command == "help":  # 'cnitool help COMMAND' is 'cnitool COMMAND --help'
+        if not rest:
+            sys.stdout.write(general_help())
+            return 0
+        command, rest = rest[0], ["--help"]
     if command is None:
         if "-h" in rest or "--help" in rest or not rest:
             sys.stdout.write(general_help())

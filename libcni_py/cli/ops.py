@@ -179,7 +179,9 @@ def _network_for_teardown(ctx: Context, cni: CNI, name: str, rt: RuntimeConf | N
         return name
 
 
-def with_recorded_args(ctx: Context, cni: CNI, network: str, rt: RuntimeConf, values: dict[str, object]) -> RuntimeConf:
+def with_recorded_args(
+    ctx: Context, cni: CNI, network: str, rt: RuntimeConf, values: dict[str, object], *, announce: bool = True
+) -> RuntimeConf:
     """``rt`` with the CNI_ARGS and capability args recorded at ADD, for those
     the caller gave none of (neither flag nor environment).
 
@@ -207,9 +209,17 @@ def with_recorded_args(ctx: Context, cni: CNI, network: str, rt: RuntimeConf, va
     if missing_caps and record.capability_args:
         rt = rt.replace(capability_args=dict(record.capability_args))
         used.append("capability args")
-    if used:
-        ctx.notice(f"using the {' and '.join(used)} recorded when the attachment was added")
+    if used and announce:
+        # said once the operation succeeded (flush_notes): before an error it is noise
+        ctx.notices.append(f"using the {' and '.join(used)} recorded when the attachment was added")
     return rt
+
+
+def flush_notes(ctx: Context) -> None:
+    """Print the notes kept for after a successful operation."""
+    notes, ctx.notices = ctx.notices, []
+    for text in notes:
+        ctx.notice(text)
 
 
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
@@ -233,6 +243,7 @@ def _check(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
     rt = runtime_conf(ctx, values, pos[1], must_exist=True)
     cni = ctx.cni()
     cni.check(netlist, with_recorded_args(ctx, cni, netlist.name, rt, values))
+    flush_notes(ctx)
     return 0
 
 
@@ -241,6 +252,7 @@ def _del(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
     cni = ctx.cni(delete_with="current" if values.get("current_config") else "recorded")
     rt = with_recorded_args(ctx, cni, pos[0], rt, values)
     cni.delete(_network_for_teardown(ctx, cni, pos[0], rt), rt)
+    flush_notes(ctx)
     return 0
 
 
@@ -307,15 +319,28 @@ def _print_gc(report: GCReport, *, loaded: bool) -> None:
 
 
 def _status(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
-    ctx.cni().status(_network(ctx, pos[0]))
+    from ..core import version
+
+    netlist = _network(ctx, pos[0])
+    if not version.gte(netlist.cni_version or "0.1.0", "1.1.0"):
+        # Go's libcni returns success without asking any plugin; so does this
+        # (exit 0: nothing says the network is not ready), but it says so
+        print(
+            f"STATUS does not apply to network {netlist.name!r}: its cniVersion is "
+            f"{netlist.cni_version or '0.1.0 (none given)'}, and STATUS is a spec 1.1.0 operation "
+            "(plugins of older versions cannot be asked; libcni reports success without asking them)"
+        )
+        return 0
+    ctx.cni().status(netlist)
+    print(f"network {netlist.name!r} is ready: each of its plugins answered STATUS with success")
     return 0
 
 
 def _version(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
-    from ..core import gojson
+    from ._out import print_json
 
     info = ctx.cni().version_info(pos[0])
-    print(gojson.dumps(info.to_json(), indent="    "))
+    print_json(info.to_json())
     return 0
 
 

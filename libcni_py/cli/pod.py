@@ -226,10 +226,9 @@ def _list(values: dict[str, object], key: str) -> list[str]:
 
 
 def _print_json(value: object) -> None:
-    from ..core import gojson
+    from ._out import print_json
 
-    sys.stdout.write(gojson.dumps(value, indent="    ") + "\n")
-    sys.stdout.flush()
+    print_json(value)
 
 
 class _Known:
@@ -507,7 +506,23 @@ def _ready(ctx: Context, values: dict[str, object]) -> int:
         raise status.error()
     if not values.get("json"):
         print(f"ready (default network {status.default_network!r})")
+    for line in _failing_consumers(ctx.conf_dir):
+        ctx.notice(line)
     return 0
+
+
+def _failing_consumers(conf_dir: str) -> list[str]:
+    """The other consumers of the conf dir that would take no network from
+    it, as ``cnitool ls`` judges them (containerd fails its whole load on one
+    invalid file that libcni_py's runtime layer, like CRI-O, skips)."""
+    from ..tools.confdir_report import LABELS, analyse, scan
+
+    report = analyse(scan(conf_dir), {})
+    return [
+        f"but {LABELS.get(c.name, c.name)} would not be ready: {c.error} (see 'cnitool ls')"
+        for c in report.consumers
+        if c.error
+    ]
 
 
 _ACTIONS = {

@@ -41,6 +41,7 @@ See docs/reliability.md for each guarantee and its test.
 from __future__ import annotations
 
 from ..errors import (
+    CODE_UNKNOWN_CONTAINER,
     ArgsError,
     CacheError,
     CNIError,
@@ -563,14 +564,16 @@ def check(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
         # nothing to guard: drop the lock file too, so CHECKs of unknown
         # attachments leave no files behind
         yield Release(key=key, forget=True)
-        raise CNIError(
+        raise ArgsError(  # the attachment named is not on record: bad arguments (exit 3), as ADD of one that is
             f"nothing to check: no {where}",
+            code=CODE_UNKNOWN_CONTAINER,
             hint="was the attachment added with this cache dir (--cache-dir)?",
         )
     other = cache.owner(record, key)
     if other:
-        raise CNIError(
+        raise ArgsError(
             f"nothing to check: the cache file {key.filename} holds the record of {other}, not of this attachment",
+            code=CODE_UNKNOWN_CONTAINER,
             hint="was the attachment added with this cache dir (--cache-dir)?",
         )
     if record.progress is not None:

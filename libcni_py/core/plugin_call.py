@@ -307,7 +307,14 @@ def _error(
     elif "no IP addresses available" in msg or "no IP addresses available" in details:
         hint = (
             f'the address range of network "{request.network}" is used up: delete attachments that are gone '
-            "(cnitool gc NETWORK --valid ...) or give the network a larger range"
+            "(cnitool gc NETWORK --valid ...; 'cnitool doctor' finds reservations leaked without a record) "
+            "or give the network a larger range"
+        )
+    elif request.plugin_type == "portmap" and request.command == "CHECK" and "could not check ipv6 dnat" in msg:
+        hint = (
+            "a known bug of portmap 1.1.1 (Debian's): its CHECK looks for IPv4 rules in ip6tables whenever "
+            "ip6tables exists, so it fails for every IPv4-only attachment; the attachment may well be fine "
+            "(containernetworking/plugins issue #819; run CHECK with a PATH on which ip6tables is not found)"
         )
     return cls(
         _redact(msg, request.redact),

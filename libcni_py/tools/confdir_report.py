@@ -63,6 +63,9 @@ __all__ = [
 #: How the consumers are called in messages.
 LABELS = {"containerd": "containerd", "crio": "CRI-O", "kubelet": "kubelet"}
 
+#: How the note on the files that are not the default network ends.
+NOT_DEFAULT = "not the default network"
+
 #: Keys under which a plugin names another plugin it runs itself (IPAM
 #: plugins; flannel's delegate).
 DELEGATE_KEYS = ("ipam", "delegate")
@@ -322,9 +325,11 @@ class Report(Value):
         by_name: for each network name, what ``cnitool add NAME`` loads:
             ``(name, file or "", error or "", shadowed files)``.
         problems: every problem found, one line each, in a stable order.
+        notes: what is worth knowing but is no problem (which files are
+            not the default network).
     """
 
-    __slots__ = ("listing", "verdicts", "ignored", "plugins", "consumers", "by_name", "problems")
+    __slots__ = ("listing", "verdicts", "ignored", "plugins", "consumers", "by_name", "problems", "notes")
     listing: Listing
     verdicts: tuple[FileVerdict, ...]
     ignored: tuple[Ignored, ...]
@@ -332,6 +337,7 @@ class Report(Value):
     consumers: tuple[Consumer, ...]
     by_name: tuple[tuple[str, str, str, tuple[str, ...]], ...]
     problems: tuple[str, ...]
+    notes: tuple[str, ...]
 
     def __init__(
         self,
@@ -343,6 +349,7 @@ class Report(Value):
         consumers: Iterable[Consumer],
         by_name: Iterable[tuple[str, str, str, tuple[str, ...]]],
         problems: Iterable[str],
+        notes: Iterable[str] = (),
     ) -> None:
         self._set(
             listing=listing,
@@ -352,6 +359,7 @@ class Report(Value):
             consumers=tuple(consumers),
             by_name=tuple(by_name),
             problems=tuple(problems),
+            notes=tuple(notes),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -625,7 +633,10 @@ def analyse(
         ),
     ]
     by_name = _by_name(listing)
-    problems = _problems(listing, verdicts, ignored, consumers, by_name)
+    found = _problems(listing, verdicts, ignored, consumers, by_name)
+    # which files are not the default network is worth saying, but no problem
+    problems = [p for p in found if not p.endswith(NOT_DEFAULT)]
+    notes = [p for p in found if p.endswith(NOT_DEFAULT)]
     used = {
         t for e in listing.files if e.conflist is not None for p in e.conflist.plugins for t in (p.type, *delegates(p))
     }
@@ -637,6 +648,7 @@ def analyse(
         consumers=consumers,
         by_name=by_name,
         problems=problems,
+        notes=notes,
     )
 
 
@@ -708,8 +720,7 @@ def _problems(
         default_takers = [LABELS[c.name] for c in consumers if c.networks and c.networks[0][:2] == default[:2]]
         out.append(
             f"the default network of {', '.join(default_takers)} is {default[0]!r} from {default[1]} "
-            f"(the first valid file in order); {names}{more} {'is' if len(rest) == 1 else 'are'} "
-            "not the default network"
+            f"(the first valid file in order); {names}{more} {'is' if len(rest) == 1 else 'are'} " + NOT_DEFAULT
         )
     for item in ignored:
         if not item.network and not item.name.endswith("/"):
@@ -798,6 +809,7 @@ def _report_json(report: Report) -> dict[str, Any]:
             {"network": n, "file": f or None, "error": e or None, "shadowed": list(s)} for n, f, e, s in report.by_name
         ],
         "problems": list(report.problems),
+        "notes": list(report.notes),
     }
 
 

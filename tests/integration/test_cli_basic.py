@@ -100,7 +100,7 @@ def test_flags_override_environment(
         (["frobnicate"], {}, 2, "unknown command 'frobnicate'"),
         (["add", "recnet"], {}, 2, "expected NETWORK NETNS"),
         (["add", "recnet", "NETNS", "--bogus"], {}, 2, "unknown option --bogus"),
-        (["check", "recnet", "NETNS"], {}, 1, "nothing to check"),
+        (["check", "recnet", "NETNS"], {}, 3, "nothing to check"),  # not on record: bad arguments
         (["gc", "recnet"], {}, 2, "refusing to GC without a list of valid attachments"),
         (
             ["add", "recnet", "NETNS", "--timeout", "soon"],

@@ -97,7 +97,7 @@ def test_cache_show_an_incomplete_add_and_errors(env: dict[str, str], tmp_path: 
     listed = run_cnitool("cache", "ls", env=env).stdout
     assert "ADD failed: 1 of 2 plugins done" in listed
     missing = run_cnitool("cache", "show", "recnet", "nosuch", "eth0", env=env)
-    assert missing.returncode == 1 and "no cache record" in missing.stderr and "cnitool cache ls" in missing.stderr
+    assert missing.returncode == 3 and "no cache record" in missing.stderr and "cnitool cache ls" in missing.stderr
     bad = run_cnitool("cache", "show", "recnet", "../x", "eth0", env=env)
     assert bad.returncode == 3 and "container ID '../x'" in bad.stderr
     usage = run_cnitool("cache", "frob", env=env)

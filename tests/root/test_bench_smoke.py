@@ -36,6 +36,8 @@ EXPECTED_ROWS = [
     "growth.conf.list.5",
     "growth.conf.list.10",
     *[f"growth.cache.{kind}.{n}" for kind in ("list", "gc_valid", "gc_stale") for n in (10, 20)],
+    "growth.doctor.10",
+    "growth.doctor.20",
 ]
 
 

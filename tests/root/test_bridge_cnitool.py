@@ -144,6 +144,12 @@ def test_debian_portmap_check_bug(make_netns, tmp_path: Path, conf_dir: Path, ca
         check = run_cnitool("check", network, netns, env=env)
         assert check.returncode == 1
         assert "could not check ipv6 dnat" in check.stderr
+        # the error carries a hint that names the bug (issue 15)
+        assert "a known bug of portmap 1.1.1" in check.stderr and "issue #819" in check.stderr
+        # with the recorded capability args (none given): no note before the error, only the error
+        bare = run_cnitool("check", network, netns, env={**env, "CAP_ARGS": ""})
+        assert bare.returncode == 1 and bare.stderr.count("\n") == 1, bare.stderr
+        assert bare.stderr.startswith("cnitool: error: ") and "recorded when the attachment" not in bare.stderr
     finally:
         assert run_cnitool("del", network, netns, env=env).returncode == 0
 

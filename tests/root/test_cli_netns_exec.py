@@ -244,7 +244,7 @@ def test_exec_nothing_started_nothing_deleted(tmp_path: Path, node: str) -> None
 @pytest.mark.parametrize(
     ("argv", "code", "text"),
     [
-        (["--", "no-such-command-x"], 6, "command 'no-such-command-x' not found on PATH"),
+        (["--", "no-such-command-x"], 127, "command 'no-such-command-x' not found on PATH"),  # as a shell
         (["--"], 2, "no COMMAND given"),
         (["other", "--", "true"], 2, "expected only NETWORK before --"),
     ],

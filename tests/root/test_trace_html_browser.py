@@ -4,7 +4,8 @@ host-local + portmap (in namespaces this test creates) written with
 builds must show every plugin call (bridge, the host-local it ran, portmap,
 the iptables they ran) and every change of the trace, compared with the
 ``--trace-json`` of the same run.  A screenshot is taken too (a PNG the
-browser could lay out, of a sensible size).
+browser could lay out, of a sensible size).  The walkthrough's ADD
+(examples/flannel, with the real flannel plugin) gets the same check.
 
 Chromium runs with a profile of its own in a temporary folder (removed
 after), no network features, in a session of its own: on a timeout the
@@ -21,9 +22,10 @@ import sys
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, IN_CI, bridge_portmap_conflist, unique, write_conf
+from support import CNITOOL, DEBIAN_PLUGINS, IN_CI, REPO, bridge_portmap_conflist, unique, write_conf
 
 pytestmark = pytest.mark.root
 
@@ -108,6 +110,41 @@ class Dom(HTMLParser):
             self._li.append(data)
 
 
+def rendered(browser: str, page: Path) -> Dom:
+    """The DOM headless Chromium builds from ``page``."""
+    dumped = chromium(browser, "--dump-dom", page.as_uri())
+    assert dumped.returncode == 0, dumped.stderr.decode(errors="replace")[-2000:]
+    dom = Dom()
+    dom.feed(dumped.stdout.decode())
+    dom.close()
+    return dom
+
+
+def assert_every_call_and_change(dom: Dom, doc: dict[str, Any]) -> None:
+    """Every plugin call of the trace (and each program it ran) is shown
+    under its step, and every change of every step is shown there once."""
+    for event in doc["events"]:
+        if event["effect"] != "exec":
+            continue
+        seq = str(event["seq"])
+        labels = [label for step, label in dom.calls if step == seq]
+        plugins = [f"{p['program']} {p['cniCommand']}" for p in event["processes"] if p["plugin"]]
+        assert plugins and [label for label in labels if label in plugins] == plugins, (labels, plugins)
+        helpers = {p["program"] for p in event["processes"] if not p["plugin"]}
+        assert helpers == {label.split(" ")[0] for label in labels if label not in plugins}
+    shown = list(dom.changes)
+    for event in doc["events"]:
+        for change in event["changes"]:
+            match = next(
+                (i for i, (step, kind, text) in enumerate(shown)
+                 if step == str(event["seq"]) and kind == change["kind"] and text.endswith(change["text"])),
+                None,
+            )  # fmt: skip
+            assert match is not None, change
+            shown.pop(match)
+    assert shown == []
+
+
 def test_html_trace_of_a_real_add_shows_every_call_and_change_in_chromium(
     make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
 ) -> None:
@@ -140,20 +177,8 @@ def test_html_trace_of_a_real_add_shows_every_call_and_change_in_chromium(
         assert [e["plugin"]["type"] for e in execs] == ["bridge", "portmap"]
         assert all(e.get("processes") for e in execs)  # as root: the process tree
 
-        dumped = chromium(browser, "--dump-dom", page.as_uri())
-        assert dumped.returncode == 0, dumped.stderr.decode(errors="replace")[-2000:]
-        dom = Dom()
-        dom.feed(dumped.stdout.decode())
-        dom.close()
-
-        # each plugin call, and the programs each ran, under its step
-        for event in execs:
-            seq = str(event["seq"])
-            labels = [label for step, label in dom.calls if step == seq]
-            plugins = [f"{p['program']} {p['cniCommand']}" for p in event["processes"] if p["plugin"]]
-            assert [label for label in labels if label in plugins] == plugins
-            helpers = {p["program"] for p in event["processes"] if not p["plugin"]}
-            assert helpers == {label.split(" ")[0] for label in labels if label not in plugins}
+        dom = rendered(browser, page)
+        assert_every_call_and_change(dom, doc)
         assert tuple(label for step, label in dom.calls if step == str(execs[0]["seq"]) and label.endswith(" ADD")) == (
             "bridge ADD",
             "host-local ADD",
@@ -161,20 +186,7 @@ def test_html_trace_of_a_real_add_shows_every_call_and_change_in_chromium(
         assert any(label.startswith("iptables") for step, label in dom.calls if step == str(execs[1]["seq"]))
         assert dom.lanes[:4] == ["cnitool", "bridge", "host-local", "iptables"] and "portmap" in dom.lanes
 
-        # each change of each step, once
-        shown = list(dom.changes)
-        total = 0
-        for event in doc["events"]:
-            for change in event["changes"]:
-                total += 1
-                match = next(
-                    (i for i, (step, kind, text) in enumerate(shown)
-                     if step == str(event["seq"]) and kind == change["kind"] and text.endswith(change["text"])),
-                    None,
-                )  # fmt: skip
-                assert match is not None, change
-                shown.pop(match)
-        assert shown == [] and total > 20  # the reservation, links, addresses, routes, rules...
+        assert sum(len(e["changes"]) for e in doc["events"]) > 20  # the reservation, links, addresses, routes, rules...
         kinds = {c["kind"] for e in doc["events"] for c in e["changes"]}
         assert {"file", "dir", "link", "address", "route", "iptables-chain", "iptables-rule"} <= kinds
 
@@ -189,5 +201,68 @@ def test_html_trace_of_a_real_add_shows_every_call_and_change_in_chromium(
     finally:
         subprocess.run(
             ["ip", "netns", "exec", host, sys.executable, str(CNITOOL), "del", network, f"/var/run/netns/{pod}"],
+            env=env, capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+
+
+def test_html_trace_of_the_walkthroughs_flannel_add_shows_every_call_and_change(
+    make_netns, tmp_path: Path, cache_dir: Path, v4only_path: str, real_flannel: Path
+) -> None:
+    """The walkthrough's ADD (examples/flannel: kube-flannel's conflist, with
+    the real flannel plugin delegating to Debian's bridge and host-local,
+    then portmap) rendered by headless Chromium: every plugin call, nested
+    ones included, and every change are on the page."""
+    browser = chromium_binary()
+    host, pod = make_netns("host"), make_netns("pod")
+    subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
+    example = REPO / "examples" / "flannel"
+    conf_dir = tmp_path / "net.d"
+    conf_dir.mkdir()
+    for conf in (example / "net.d").iterdir():  # the walkthrough's sandbox paths, here
+        (conf_dir / conf.name).write_text(conf.read_text().replace("/tmp/cni-walkthrough", str(tmp_path)))
+    subnet_env = tmp_path / "run" / "flannel" / "subnet.env"
+    subnet_env.parent.mkdir(parents=True)
+    subnet_env.write_text((example / "subnet.env").read_text())
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for binary in DEBIAN_PLUGINS.iterdir():
+        (plugins / binary.name).symlink_to(binary)
+    (plugins / "flannel").symlink_to(real_flannel)
+    env = {
+        **os.environ,
+        "NETCONFPATH": str(conf_dir),
+        "CNI_PATH": str(plugins),
+        "CNI_CACHE_DIR": str(cache_dir),
+        "CAP_ARGS": json.dumps({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}),
+        "PATH": v4only_path,
+    }
+    page, trace = tmp_path / "add.html", tmp_path / "add.json"
+    proc = subprocess.run(
+        ["ip", "netns", "exec", host, sys.executable, str(CNITOOL), "--trace-json", str(trace),
+         "--trace-html", str(page), "--trace-watch", str(tmp_path / "var"), "add", "cbr0", f"/var/run/netns/{pod}"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    try:
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(trace.read_text())
+        execs = [e for e in doc["events"] if e["effect"] == "exec"]
+        assert [e["plugin"]["type"] for e in execs] == ["flannel", "portmap"]
+        dom = rendered(browser, page)
+        assert_every_call_and_change(dom, doc)
+        flannel_calls = [label for step, label in dom.calls if step == str(execs[0]["seq"])]
+        assert [label for label in flannel_calls if label.endswith(" ADD")] == [
+            "flannel ADD",
+            "bridge ADD",
+            "host-local ADD",
+        ]
+        assert any(label.startswith("iptables") for step, label in dom.calls if step == str(execs[1]["seq"]))
+        assert {"flannel", "bridge", "host-local", "portmap"} <= set(dom.lanes)
+        changes = [text for _, _, text in dom.changes]
+        assert any("cni0" in text for text in changes)  # the bridge flannel's delegate made
+        assert any(str(tmp_path / "var" / "lib" / "cni" / "flannel") in text for text in changes)  # its saved file
+        assert any("10.244.1." in text for text in changes)  # the address from subnet.env's FLANNEL_SUBNET
+    finally:
+        subprocess.run(
+            ["ip", "netns", "exec", host, sys.executable, str(CNITOOL), "del", "cbr0", f"/var/run/netns/{pod}"],
             env=env, capture_output=True, timeout=120, check=False,
         )  # fmt: skip
