@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 from shared_node import SharedNode
-from support import CNITOOL
+from support import CNITOOL, REPO
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -291,3 +292,68 @@ def test_watch_flannel_real_plugin(flannel_node: SharedNode, tmp_path: Path) -> 
     assert any(c["text"] == "10.244.1.1/24" for c in by(ch, "address", "added", "bridge"))
     dele = changes(ops[("DEL", "eth0")])
     assert by(dele, "file", "removed", "flannel")
+    # docs/walkthrough.md, part 2: every fact it states
+    cid = add[0]["operation"]["containerId"]
+    facts = walkthrough_facts()
+    assert len(facts) >= 30
+    for line in facts:
+        check_fact(line, ops, cid)
+
+
+# --------------------------------------------------------------------------
+# docs/walkthrough.md part 2: each fact it states, checked against the watch
+
+
+def walkthrough_facts() -> list[str]:
+    text = (REPO / "docs" / "walkthrough.md").read_text()
+    block = re.search(r"```facts\n(.*?)```", text, re.S)
+    assert block, "docs/walkthrough.md has no facts block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def _norm(text: str, cid: str) -> str:
+    text = text.replace(cid, "<id>")
+    text = re.sub(r"veth[0-9a-f]{8}", "veth<x>", text)
+    text = re.sub(r"CNI-DN-[0-9a-f]+", "CNI-DN-<hash>", text)
+    return re.sub(r" #\d+", "", text)
+
+
+def _described(change: dict[str, Any], cid: str) -> str:
+    if change["kind"] in ("file", "dir"):
+        return f"{change['change']} {change['kind']} {_norm(change['rel'], cid)}"
+    return f"{change['change']} {change['kind']} {_norm(change['where'] + ' ' + change['text'], cid)}"
+
+
+def _span(events: list[dict[str, Any]]) -> tuple[float, float]:
+    procs = [p for e in events if e["effect"] == "exec" for p in e["processes"]]
+    return min(p["at"] for p in procs), max(p["exitAt"] for p in procs)
+
+
+def check_fact(line: str, ops: dict[tuple[str, str], list[dict[str, Any]]], cid: str) -> None:
+    head, *rest = [part.strip() for part in line.split("|")]
+    words = head.split()
+    if words[0] == "order":
+        events = ops[(words[1], words[2])]
+        procs = [p for e in events if e["effect"] == "exec" for p in e["processes"] if p["plugin"]]
+        got = [p["program"] for p in sorted(procs, key=lambda p: p["at"])]
+        assert got == [x.strip() for x in rest[0].split(",")], (line, got)
+        return
+    if words[0] == "concurrent":
+        a, b = _span(ops[(words[1], words[2])]), _span(ops[tuple(rest[0].split())])  # type: ignore[index]
+        assert a[0] < b[1] and b[0] < a[1], (line, a, b)
+        return
+    if words[0] == "after":
+        events = ops[(words[1], words[2])]
+        change = next(c for c in changes(events) if _norm(c.get("rel", ""), cid) == rest[0])
+        procs = [p for e in events if e["effect"] == "exec" for p in e["processes"] if p["program"] == rest[1]]
+        assert procs and change["at"] > procs[0]["exitAt"], (line, change["at"], procs[:1])
+        return
+    events = ops[(words[0], words[1])]
+    who = [x.strip() for x in rest[1].removeprefix("by ").split("<")]
+    if rest[0] == "no iptables":
+        made = [c for c in changes(events) if c["kind"].startswith("iptables")]
+        assert not [c for c in made if who[0] in (c["by"], *c["writer"]["runBy"])], line
+        return
+    found = [c for c in changes(events) if _described(c, cid) == rest[0]]
+    assert found, (line, sorted({_described(c, cid) for c in changes(events)}))
+    assert any([c["by"], *c["writer"]["runBy"]] == who for c in found), (line, [(c["by"], c["writer"]) for c in found])
