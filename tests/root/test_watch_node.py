@@ -262,7 +262,7 @@ def test_watch_bridge_host_local_portmap(node: SharedNode, tmp_path: Path) -> No
         text=True,
         check=True,
     ).stdout
-    assert "host-local" in page and "containerd" in page
+    assert 'data-lane="containerd"' in page and 'data-lane="host-local"' in page
     # the timeline names the same things
     assert "operation 1: containerd" in text and "host-local ADD" in text
 
