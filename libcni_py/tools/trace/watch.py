@@ -539,7 +539,7 @@ class Watcher:
             return
         events, overflow = self.files.drain()
         if overflow:
-            self.unprobed.append("file events: the kernel's queue overflowed; some were lost")
+            self._note("file events: the kernel's queue overflowed; some were lost")
         now = self._now()
         for ev in events:
             directory = self.dirs.get(ev.dir_key)
@@ -736,6 +736,11 @@ class Watcher:
         """Ask :meth:`run` to finish (from a signal handler)."""
         self._stop = True
 
+    def _note(self, reason: str) -> None:
+        """Keep a reason once (a repeated one must not grow memory)."""
+        if reason not in self.unprobed:
+            self.unprobed.append(reason)
+
     def retained(self) -> dict[str, int]:
         """How many operations and processes are held now (bounded: finished ones are dropped)."""
         return {"operations": len(self.open_ops), "processes": len(self.procs), "netns": len(self.ns_socks)}
@@ -769,7 +774,7 @@ class Watcher:
                     except OSError as exc:
                         if exc.errno != errno.ENOBUFS:
                             raise
-                        self.unprobed.append("process events: the kernel dropped some (ENOBUFS)")
+                        self._note("process events: the kernel dropped some (ENOBUFS)")
             for fd in ready & set(self.net_socks):
                 where, sock = self.net_socks[fd]
                 while True:
