@@ -334,7 +334,9 @@ class SharedNode:
         (etc / "policy.json").write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
         (etc / "registries.conf").write_text("unqualified-search-registries = []\n")
         _busybox_tree(self.root / "rootfs")
-        (self.root / "containerd.toml").write_text(CONTAINERD_CONF.format(socket=self.socket, pause=PAUSE_IMAGE, bin_dir=self.bin_dir))
+        (self.root / "containerd.toml").write_text(
+            CONTAINERD_CONF.format(socket=self.socket, pause=PAUSE_IMAGE, bin_dir=self.bin_dir)
+        )
         build_pause_archive(self.root / "pause.tar")
         self.write_conflist()
 

@@ -53,8 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["NEEDS_ROOT", "Operation", "Watcher", "guess_network"]
 
 NEEDS_ROOT = (
-    "watch needs root (the kernel's process events connector, fanotify and netlink are root-only); "
-    "run it with sudo"
+    "watch needs root (the kernel's process events connector, fanotify and netlink are root-only); run it with sudo"
 )
 _MASK_CREATED = FAN_CREATE | FAN_MOVED_TO
 _MASK_REMOVED = FAN_DELETE | FAN_MOVED_FROM
