@@ -234,7 +234,7 @@ state = "/run/containerd"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+    bin_dir = "{bin_dir}"
     conf_dir = "/etc/cni/net.d"
 """
 
@@ -242,8 +242,9 @@ state = "/run/containerd"
 class SharedNode:
     """Bring up with :meth:`start`, always :meth:`stop` (idempotent)."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, bin_dir: str = "/usr/lib/cni") -> None:
         self.name = unique("sn")
+        self.bin_dir = bin_dir
         self.root = root or Path(tempfile.mkdtemp(prefix=f"lcpy-{self.name}-"))
         self.network = f"lcpy{self.name}"
         self.bridge = f"cni-{self.name}"[:15]
@@ -317,8 +318,9 @@ class SharedNode:
 
     # ---------------------------------------------------------------- bring-up
 
-    def start(self) -> None:
-        """Node, containerd, podman; two podman containers and two CRI sandboxes."""
+    def start(self, *, podman: int = 2, sandboxes: int = 2) -> None:
+        """Node, containerd, podman; two podman containers and two CRI sandboxes
+        (``podman=0, sandboxes=0``: the node and containerd alone)."""
         problem = missing_parts()
         if problem:
             raise NodeError(f"the shared-node test needs {problem}: run scripts/setup")
@@ -332,7 +334,9 @@ class SharedNode:
         (etc / "policy.json").write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
         (etc / "registries.conf").write_text("unqualified-search-registries = []\n")
         _busybox_tree(self.root / "rootfs")
-        (self.root / "containerd.toml").write_text(CONTAINERD_CONF.format(socket=self.socket, pause=PAUSE_IMAGE))
+        (self.root / "containerd.toml").write_text(
+            CONTAINERD_CONF.format(socket=self.socket, pause=PAUSE_IMAGE, bin_dir=self.bin_dir)
+        )
         build_pause_archive(self.root / "pause.tar")
         self.write_conflist()
 
@@ -393,9 +397,9 @@ class SharedNode:
             str(self.root / "pause.tar"),
         )
 
-        for index in range(2):
+        for index in range(podman):
             self.podman_ids.append(self.podman_run(index))
-        for index in range(2):
+        for index in range(sandboxes):
             self.sandbox_ids.append(self.run_sandbox(f"web-{index}"))
 
     def write_conflist(self) -> None:

@@ -113,6 +113,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("explain", "dry run: what each plugin of an operation would be given"),
     "cache": ("cache", "list and show cached attachments (cache ls, cache show)"),
     "trace": ("trace_cmd", "render a --trace-json file as an HTML page or compact lines (trace html, trace compact)"),
+    "watch": ("watch_cmd", "watch the node: every CNI plugin call any runtime makes and what it changed (root)"),
     "netns": ("netns_cmd", "create, delete or list named network namespaces (as ip netns)"),
     "exec": ("exec_cmd", "run a command in a throw-away namespace attached to a network"),
     "pod": ("pod", "pod networks as a CRI runtime makes them (up, down, check, status, ls, gc)"),

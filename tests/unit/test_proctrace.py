@@ -8,7 +8,11 @@ import socket
 import struct
 
 from libcni_py.edges.probes import Change
+from libcni_py.tools.trace import fanotify_events as fe
+from libcni_py.tools.trace import net_events as ne
+from libcni_py.tools.trace import observer
 from libcni_py.tools.trace import proc as pt
+from libcni_py.tools.trace import proc_events as pe
 from libcni_py.tools.trace.tracer import Event, _process_lines, format_event
 
 SELF = os.getpid()
@@ -21,20 +25,20 @@ MS = 1_000_000  # nanoseconds
 def proc_event(what: int, payload: bytes, ns: int = 1000) -> bytes:
     body = struct.pack("=IIQ", what, 0, ns) + payload
     body += b"\0" * (40 - len(body))  # the union is as large as its largest member
-    cn = struct.pack("=IIIIHH", pt.CN_IDX_PROC, pt.CN_VAL_PROC, 7, 0, len(body), 0) + body
-    return struct.pack("=IHHII", 16 + len(cn), pt.NLMSG_DONE, 0, 0, 0) + cn
+    cn = struct.pack("=IIIIHH", pe.CN_IDX_PROC, pe.CN_VAL_PROC, 7, 0, len(body), 0) + body
+    return struct.pack("=IHHII", 16 + len(cn), pe.NLMSG_DONE, 0, 0, 0) + cn
 
 
 def fork(parent: int, child: int, *, thread: int = 0, ns: int = 1000) -> bytes:
-    return proc_event(pt.PROC_EVENT_FORK, struct.pack("=IIII", parent, parent, thread or child, child), ns)
+    return proc_event(pe.PROC_EVENT_FORK, struct.pack("=IIII", parent, parent, thread or child, child), ns)
 
 
 def exec_(pid: int, ns: int = 2000) -> bytes:
-    return proc_event(pt.PROC_EVENT_EXEC, struct.pack("=II", pid, pid), ns)
+    return proc_event(pe.PROC_EVENT_EXEC, struct.pack("=II", pid, pid), ns)
 
 
 def exit_(pid: int, status: int, ns: int = 3000) -> bytes:
-    return proc_event(pt.PROC_EVENT_EXIT, struct.pack("=IIIIII", pid, pid, status, 17, 1, 1), ns)
+    return proc_event(pe.PROC_EVENT_EXIT, struct.pack("=IIIIII", pid, pid, status, 17, 1, 1), ns)
 
 
 def test_connector_messages_decode() -> None:
@@ -49,7 +53,7 @@ def test_connector_messages_decode() -> None:
         pt.ProcEvent(kind="fork", pid=102, tgid=101, parent=101, ns=1000),
     ]
     # a message of another connector, and a truncated one, are not events
-    other = proc_event(pt.PROC_EVENT_EXEC, struct.pack("=II", 5, 5)).replace(
+    other = proc_event(pe.PROC_EVENT_EXEC, struct.pack("=II", 5, 5)).replace(
         struct.pack("=II", 1, 1), struct.pack("=II", 9, 9), 1
     )
     assert pt.parse_proc_events(other) == []
@@ -64,11 +68,11 @@ def test_the_process_an_event_is_about_is_found_without_decoding() -> None:
 
 
 def test_control_message_layout() -> None:
-    msg = pt.control_message(pt.PROC_CN_MCAST_LISTEN)
+    msg = pt.control_message(pe.PROC_CN_MCAST_LISTEN)
     length, kind, _flags, _seq, _port = struct.unpack_from("=IHHII", msg)
-    assert length == len(msg) == 16 + 20 + 4 and kind == pt.NLMSG_DONE
-    assert struct.unpack_from("=IIIIHH", msg, 16) == (pt.CN_IDX_PROC, pt.CN_VAL_PROC, 0, 0, 4, 0)
-    assert struct.unpack_from("=I", msg, 36) == (pt.PROC_CN_MCAST_LISTEN,)
+    assert length == len(msg) == 16 + 20 + 4 and kind == pe.NLMSG_DONE
+    assert struct.unpack_from("=IIIIHH", msg, 16) == (pe.CN_IDX_PROC, pe.CN_VAL_PROC, 0, 0, 4, 0)
+    assert struct.unpack_from("=I", msg, 36) == (pe.PROC_CN_MCAST_LISTEN,)
 
 
 def test_wait_status() -> None:
@@ -194,10 +198,10 @@ def test_processes_gone_before_proc_was_read_are_named_from_fanotify() -> None:
             proc.argv, proc.exe, proc.cni_env, proc.unread = (), "", {}, "gone before it could be read"
     cni_dir = (1, 1, b"cni")
     events = [
-        pt.FileEvent(mask=pt.FAN_OPEN_EXEC, pid=11, dir_key=cni_dir, name="host-local"),
-        pt.FileEvent(mask=pt.FAN_OPEN_EXEC, pid=11, dir_key=(1, 1, b"lib"), name="ld-linux-x86-64.so.2"),
-        pt.FileEvent(mask=pt.FAN_OPEN_EXEC, pid=12, dir_key=(1, 1, b"sbin"), name="xtables-nft-multi"),
-        pt.FileEvent(mask=pt.FAN_CLOSE_WRITE, pid=12, dir_key=(1, 1, b"x"), name="not-an-exec"),
+        pt.FileEvent(mask=fe.FAN_OPEN_EXEC, pid=11, dir_key=cni_dir, name="host-local"),
+        pt.FileEvent(mask=fe.FAN_OPEN_EXEC, pid=11, dir_key=(1, 1, b"lib"), name="ld-linux-x86-64.so.2"),
+        pt.FileEvent(mask=fe.FAN_OPEN_EXEC, pid=12, dir_key=(1, 1, b"sbin"), name="xtables-nft-multi"),
+        pt.FileEvent(mask=fe.FAN_CLOSE_WRITE, pid=12, dir_key=(1, 1, b"x"), name="not-an-exec"),
     ]
     opens = pt.exec_opens(events, {cni_dir: "/usr/lib/cni"})
     assert opens == {
@@ -217,25 +221,25 @@ def test_processes_gone_before_proc_was_read_are_named_from_fanotify() -> None:
 def fan_event(mask: int, pid: int, fsid: tuple[int, int], handle: bytes, name: str, *, kind: int = 2) -> bytes:
     info = struct.pack("=ii", *fsid) + struct.pack("=Ii", len(handle), 1) + handle + name.encode() + b"\0"
     info = struct.pack("=BBH", kind, 0, 4 + len(info) + (-(4 + len(info)) % 4)) + info + b"\0" * (-(4 + len(info)) % 4)
-    return struct.pack("=IBBHQii", 24 + len(info), pt.FANOTIFY_METADATA_VERSION, 0, 24, mask, pt.FAN_NOFD, pid) + info
+    return struct.pack("=IBBHQii", 24 + len(info), fe.FANOTIFY_METADATA_VERSION, 0, 24, mask, fe.FAN_NOFD, pid) + info
 
 
 def test_fanotify_events_decode() -> None:
     handle = bytes.fromhex("730e2200f7cd2e06")
-    data = fan_event(pt.FAN_CREATE | pt.FAN_CLOSE_WRITE, 42, (-202237772, 151011923), handle, "10.244.1.2")
-    data += fan_event(pt.FAN_CREATE | pt.FAN_ONDIR, 43, (1, 2), b"\x01\x02\x03\x04", "cbr0")
-    data += struct.pack("=IBBHQii", 24, pt.FANOTIFY_METADATA_VERSION, 0, 24, pt.FAN_CLOSE_WRITE, 9, 44)  # fd mode
+    data = fan_event(fe.FAN_CREATE | fe.FAN_CLOSE_WRITE, 42, (-202237772, 151011923), handle, "10.244.1.2")
+    data += fan_event(fe.FAN_CREATE | fe.FAN_ONDIR, 43, (1, 2), b"\x01\x02\x03\x04", "cbr0")
+    data += struct.pack("=IBBHQii", 24, fe.FANOTIFY_METADATA_VERSION, 0, 24, fe.FAN_CLOSE_WRITE, 9, 44)  # fd mode
     events, overflow = pt.parse_fanotify(data)
     assert not overflow
     fsid = 0x09004253F3F218B4  # what os.statvfs().f_fsid says for that filesystem
     assert events == [
-        pt.FileEvent(mask=pt.FAN_CREATE | pt.FAN_CLOSE_WRITE, pid=42, dir_key=(fsid, 1, handle), name="10.244.1.2"),
+        pt.FileEvent(mask=fe.FAN_CREATE | fe.FAN_CLOSE_WRITE, pid=42, dir_key=(fsid, 1, handle), name="10.244.1.2"),
         pt.FileEvent(
-            mask=pt.FAN_CREATE | pt.FAN_ONDIR, pid=43, dir_key=(1 | 2 << 32, 1, b"\x01\x02\x03\x04"), name="cbr0"
+            mask=fe.FAN_CREATE | fe.FAN_ONDIR, pid=43, dir_key=(1 | 2 << 32, 1, b"\x01\x02\x03\x04"), name="cbr0"
         ),
-        pt.FileEvent(mask=pt.FAN_CLOSE_WRITE, pid=44, fd=9),
+        pt.FileEvent(mask=fe.FAN_CLOSE_WRITE, pid=44, fd=9),
     ]
-    lost = struct.pack("=IBBHQii", 24, pt.FANOTIFY_METADATA_VERSION, 0, 24, pt.FAN_Q_OVERFLOW, -1, -1)
+    lost = struct.pack("=IBBHQii", 24, fe.FANOTIFY_METADATA_VERSION, 0, 24, fe.FAN_Q_OVERFLOW, -1, -1)
     events, overflow = pt.parse_fanotify(lost + data[:10])
     assert overflow and events == []
 
@@ -245,18 +249,18 @@ def test_the_event_that_explains_a_change() -> None:
         return pt.FileEvent(mask=mask, pid=pid, dir_key=(1, 1, b"d"), name="f")
 
     # merged events of one process; a later chmod by another does not make it the writer
-    events = [ev(pt.FAN_CREATE | pt.FAN_CLOSE_WRITE, 1), ev(pt.FAN_ATTRIB, 2)]
+    events = [ev(fe.FAN_CREATE | fe.FAN_CLOSE_WRITE, 1), ev(fe.FAN_ATTRIB, 2)]
     assert pt.pick_writer(events, removed=False) == (events[0], "created")
-    assert pt.pick_writer([ev(pt.FAN_CLOSE_WRITE, 1), ev(pt.FAN_MOVED_TO, 3)], removed=False)[1:] == (
+    assert pt.pick_writer([ev(fe.FAN_CLOSE_WRITE, 1), ev(fe.FAN_MOVED_TO, 3)], removed=False)[1:] == (
         "renamed into place",
     )
-    assert pt.pick_writer([ev(pt.FAN_ATTRIB, 2)], removed=False)[1:] == ("changed attributes of",)
-    assert pt.pick_writer([ev(pt.FAN_CREATE, 1), ev(pt.FAN_DELETE, 5)], removed=True) == (
-        ev(pt.FAN_DELETE, 5),
+    assert pt.pick_writer([ev(fe.FAN_ATTRIB, 2)], removed=False)[1:] == ("changed attributes of",)
+    assert pt.pick_writer([ev(fe.FAN_CREATE, 1), ev(fe.FAN_DELETE, 5)], removed=True) == (
+        ev(fe.FAN_DELETE, 5),
         "deleted",
     )
-    assert pt.pick_writer([ev(pt.FAN_MOVED_FROM, 6)], removed=True)[1:] == ("renamed away",)
-    assert pt.pick_writer([ev(pt.FAN_DELETE, 5)], removed=False) is None
+    assert pt.pick_writer([ev(fe.FAN_MOVED_FROM, 6)], removed=True)[1:] == ("renamed away",)
+    assert pt.pick_writer([ev(fe.FAN_DELETE, 5)], removed=False) is None
     assert pt.pick_writer([], removed=True) is None
 
 
@@ -292,10 +296,10 @@ def test_annotate_matches_changes_by_directory_handle_and_name() -> None:
     tree, _procs = make_tree()
     key, other = (7, 1, b"networks/cbr0"), (7, 1, b"elsewhere")
     events = [
-        pt.FileEvent(mask=pt.FAN_CREATE | pt.FAN_CLOSE_WRITE, pid=12, dir_key=key, name="10.244.1.2"),
-        pt.FileEvent(mask=pt.FAN_CLOSE_WRITE, pid=4243, dir_key=key, name="intruder"),
-        pt.FileEvent(mask=pt.FAN_CLOSE_WRITE, pid=12, dir_key=other, name="intruder"),  # same name, other dir
-        pt.FileEvent(mask=pt.FAN_MOVED_TO, pid=SELF, dir_key=key, name="record"),
+        pt.FileEvent(mask=fe.FAN_CREATE | fe.FAN_CLOSE_WRITE, pid=12, dir_key=key, name="10.244.1.2"),
+        pt.FileEvent(mask=fe.FAN_CLOSE_WRITE, pid=4243, dir_key=key, name="intruder"),
+        pt.FileEvent(mask=fe.FAN_CLOSE_WRITE, pid=12, dir_key=other, name="intruder"),  # same name, other dir
+        pt.FileEvent(mask=fe.FAN_MOVED_TO, pid=SELF, dir_key=key, name="record"),
     ]
     observed = pt.Observation(
         events=events, overflow=False, tree=tree, dir_keys={"/c/networks/cbr0": key},
@@ -322,7 +326,7 @@ def test_annotate_matches_changes_by_directory_handle_and_name() -> None:
     event = Event(seq=1, at=0, duration=0, actor="plugin", effect="exec", summary="s",
                   data={"plugin": {"type": "flannel"}}, changes=out)  # fmt: skip
     assert [c["by"] for c in event.to_json()["changes"]] == [
-        "host-local", "?" if not pt._comm(4243) else pt._comm(4243), "libcni_py", "flannel", "flannel", "flannel",
+        "host-local", "?" if not observer._comm(4243) else observer._comm(4243), "libcni_py", "flannel", "flannel", "flannel",
     ]  # fmt: skip
     text = format_event(event)
     assert "(written by host-local, pid 12, run by bridge <- flannel)" in text
@@ -342,21 +346,21 @@ def nlmsg(kind: int, body: bytes, port: int) -> bytes:
 
 
 def test_rtnetlink_notifications_decode() -> None:
-    link = nlmsg(pt.RTM_NEWLINK, struct.pack("=BxHiII", 0, 1, 5, 0, 0) + rtattr(pt.IFLA_IFNAME, b"cni0\0"), 0)
+    link = nlmsg(ne.RTM_NEWLINK, struct.pack("=BxHiII", 0, 1, 5, 0, 0) + rtattr(ne.IFLA_IFNAME, b"cni0\0"), 0)
     addr = nlmsg(
-        pt.RTM_NEWADDR,
-        struct.pack("=BBBBI", 2, 24, 0, 0, 5) + rtattr(pt.IFA_ADDRESS, socket.inet_aton("10.244.1.1")),
+        ne.RTM_NEWADDR,
+        struct.pack("=BBBBI", 2, 24, 0, 0, 5) + rtattr(ne.IFA_ADDRESS, socket.inet_aton("10.244.1.1")),
         11,
     )
     route = nlmsg(
-        pt.RTM_NEWROUTE,
+        ne.RTM_NEWROUTE,
         struct.pack("=BBBBBBBBI", 2, 16, 0, 0, 254, 4, 0, 1, 0)
-        + rtattr(pt.RTA_DST, socket.inet_aton("10.244.0.0"))
-        + rtattr(pt.RTA_GATEWAY, socket.inet_aton("10.244.1.1")),
+        + rtattr(ne.RTA_DST, socket.inet_aton("10.244.0.0"))
+        + rtattr(ne.RTA_GATEWAY, socket.inet_aton("10.244.1.1")),
         11,
     )
-    default6 = nlmsg(pt.RTM_DELROUTE, struct.pack("=BBBBBBBBI", 10, 0, 0, 0, 254, 4, 0, 1, 0), 12)
-    local = nlmsg(pt.RTM_NEWROUTE, struct.pack("=BBBBBBBBI", 2, 32, 0, 0, 255, 2, 0, 2, 0), 0)  # table local
+    default6 = nlmsg(ne.RTM_DELROUTE, struct.pack("=BBBBBBBBI", 10, 0, 0, 0, 254, 4, 0, 1, 0), 12)
+    local = nlmsg(ne.RTM_NEWROUTE, struct.pack("=BBBBBBBBI", 2, 32, 0, 0, 255, 2, 0, 2, 0), 0)  # table local
     events = pt.parse_rtnetlink(link + addr + route + default6 + local, "host", 99)
     assert [(e.kind, e.change, e.key, e.pid) for e in events] == [
         ("link", "added", "cni0", 0),
@@ -407,7 +411,7 @@ def test_who_made_a_network_change() -> None:
         Change(kind="route", change="removed", where="container", text="r", details={"dev": "eth0", "writer": None}),
         Change(kind="route", change="removed", where="host", text="r", details={"dev": "eth0", "writer": None}),
     ]  # fmt: skip
-    out = pt._routes_gone_with_links(changes)
+    out = observer._routes_gone_with_links(changes)
     assert out[1].details["writer"] == link_writer | {"action": "removed with link eth0"}
     assert out[2].details["writer"] is None  # another namespace's eth0
     assert pt.describe_writer(link_writer, removed=True, kind="link") == "while bridge ran, pid 11, run by flannel"
@@ -415,7 +419,8 @@ def test_who_made_a_network_change() -> None:
 
 def test_kernel_prefix_route_takes_the_writer_of_its_address() -> None:
     from libcni_py.edges.probes import Change
-    from libcni_py.tools.trace.proc import _prefix_routes_with_addresses, describe_writer
+    from libcni_py.tools.trace.attribution import describe_writer
+    from libcni_py.tools.trace.observer import _prefix_routes_with_addresses
 
     bridge = {
         "pid": 11,

@@ -316,6 +316,9 @@ def render(doc: Mapping[str, Any]) -> str:
     command = doc.get("command")
     command_text = " ".join(str(a) for a in command) if isinstance(command, list) else ""
     runtime = "cnitool" if command_text.startswith("cnitool") else "libcni_py"
+    if doc.get("watch"):  # cnitool watch: the runtime it saw (docs/tracing.md)
+        first: Mapping[str, Any] = next((e["operation"] for e in events if isinstance(e.get("operation"), dict)), {})
+        runtime = str((first.get("runtime") or {}).get("program") or "runtime")
     diagram = _Diagram(runtime)
     calls = changes = 0
     for event in events:
