@@ -98,6 +98,10 @@ class DriverBase:
             from .. import netns
 
             return netns.state(effect.path)
+        if isinstance(effect, plan.ProbeLinks):
+            from .. import netns
+
+            return netns.links_present(effect.path, effect.names)
         if isinstance(effect, plan.Notice):
             if self.on_notice is not None:
                 self.on_notice(effect.text)

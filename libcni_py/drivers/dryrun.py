@@ -213,6 +213,14 @@ class DryRunDriver(SyncDriver):
                 Step(kind="probe-netns", text=f"check whether the namespace {effect.path or '(none)'} is alive")
             )
             return "unknown"
+        if isinstance(effect, plan.ProbeLinks):
+            self.steps.append(
+                Step(
+                    kind="probe-links",
+                    text=f"check whether {', '.join(effect.names)} is still in the namespace {effect.path}",
+                )
+            )
+            return None
         if isinstance(effect, plan.Notice):
             self.steps.append(Step(kind="notice", text=f"note: {effect.text}"))
             return None

@@ -473,6 +473,14 @@ class Tracer:
                 f"libcni_py checks the namespace {effect.path or '(none)'}: {outcome}",
                 {"netns": effect.path, "state": outcome},
             )
+        if isinstance(effect, plan.ProbeLinks):
+            seen = "cannot tell" if outcome is None else ", ".join(outcome) + " still there" if outcome else "gone"
+            return (
+                "libcni_py",
+                "probe-links",
+                f"libcni_py looks for {', '.join(effect.names)} in the namespace {effect.path}: {seen}",
+                {"netns": effect.path, "names": list(effect.names), "present": outcome},
+            )
         if isinstance(effect, plan.Notice):
             return ("libcni_py", "notice", f"note: {effect.text}", {"text": effect.text})
         if isinstance(effect, plan.Sweep):
