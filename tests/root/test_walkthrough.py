@@ -243,6 +243,9 @@ def test_the_walkthrough_as_written(wt: Walkthrough) -> None:
         "after-del",
         "del-recorded-caps",
         "del-without-caps",
+        "pitfall-first-del",
+        "pitfall-retry",
+        "pitfall-netns-gone",
     ]
     assert "strace" not in text and "calltree" not in text
 
