@@ -4,9 +4,11 @@ Two forms with the same methods, running the same plans:
 
 * :class:`PodNetworks` -- blocking; a pod's networks are set up one after
   another (the one-shot CLI uses it and does not pay for importing trio);
-* :class:`AsyncPodNetworks` -- for trio; a pod's networks are set up
-  concurrently (``concurrent=False`` for one after another), and many pods
-  can be handled at once from different tasks.
+* :class:`AsyncPodNetworks` -- for trio; a pod's networks are set up one
+  after another by default, as the spec requires ("The container runtime
+  must not invoke parallel operations for the same container [...]. This
+  includes across multiple attachments."); ``concurrent=True`` attaches them concurrently, as
+  go-cni does.  Many pods can be handled at once from different tasks.
 
 Example::
 
@@ -77,7 +79,9 @@ class _Base:
         loopback: give every pod the loopback network first; a string names
             the plugin binary to use instead of ``loopback``.
         interface_prefix: pod interfaces are ``<prefix>0``, ``<prefix>1``, ...
-        concurrent: attach a pod's networks concurrently (trio form only).
+        concurrent: attach a pod's networks concurrently (trio form only;
+            default False: one after another, as the spec requires of
+            operations on one container).
         timeout, env, on_notice, tracer, on_stderr, durable: as for
             :class:`libcni_py.CNI`.
     """
@@ -93,7 +97,7 @@ class _Base:
         max_networks: int = DEFAULT_MAX_NETWORKS,
         loopback: bool | str = True,
         interface_prefix: str = pod.DEFAULT_INTERFACE_PREFIX,
-        concurrent: bool = True,
+        concurrent: bool = False,
         timeout: float | None = DEFAULT_TIMEOUT,
         env: Mapping[str, str] | None = None,
         on_notice: Callable[[str], None] | None = None,
@@ -422,7 +426,9 @@ class AsyncPodNetworks(_Base):
     """The pod network manager for trio: the same methods as
     :class:`PodNetworks`, as coroutines.
 
-    A pod's networks are attached concurrently (unless ``concurrent=False``).
+    A pod's networks are attached one after another, unless
+    ``concurrent=True`` (go-cni's default; the spec forbids parallel
+    operations for one container, across attachments too).
     Cancel a call with trio's scopes: the running plugins' process groups are
     killed, and a cancelled setup is rolled back (shielded, at most
     :data:`ROLLBACK_TIMEOUT` seconds) before the cancellation goes on.
