@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Acquire",
+    "AcquireGC",
     "Exec",
     "GCReport",
     "ListRecords",
@@ -244,13 +245,35 @@ class ListRecords(Value):
 
 
 class Acquire(Value):
-    """Take the attachment's cross-process lock -> None (waits)."""
+    """Take the attachment's cross-process lock -> None (waits); with it,
+    the cache dir's GC lock shared (see :class:`AcquireGC`), held until
+    the plan ends."""
 
     __slots__ = ("key",)
     key: AttachmentKey
 
     def __init__(self, *, key: AttachmentKey) -> None:
         self._set(key=key)
+
+
+class AcquireGC(Value):
+    """Take the cache directory's GC lock exclusively -> None: no ADD, CHECK
+    or DEL on this cache dir runs meanwhile, in any process (each takes it
+    shared along with its attachment's lock, see :class:`Acquire`); the
+    spec: "The runtime must exclusively execute either gc or add and
+    delete".  Waits until the operation's timeout, then raises
+    :class:`~libcni_py.errors.LockTimeoutError` naming the holder.  Held
+    until the plan ends.
+
+    Raises:
+        LockUnavailableError: the lock file cannot be created (a read-only
+            cache dir): GC then goes on without it.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self._set()
 
 
 class Release(Value):
@@ -318,7 +341,8 @@ class Notice(Value):
 
 
 Effect: TypeAlias = (
-    "Resolve | Exec | ReadRecord | WriteRecord | RemoveRecord | ListRecords | Acquire | Release | Sweep | ProbeNetns"
+    "Resolve | Exec | ReadRecord | WriteRecord | RemoveRecord | ListRecords | Acquire | AcquireGC | Release | Sweep"
+    " | ProbeNetns"
     " | ProbeLinks | Notice"
 )
 Plan: TypeAlias = "Generator[Effect, Any, Any]"
@@ -1197,6 +1221,10 @@ def gc(
         return GCReport(skipped=True)
     names.check_network_name(name, where=given.source if given is not None else "")
     valid = {(cid, ifname) for cid, ifname in valid_attachments}
+    try:
+        yield AcquireGC()
+    except LockUnavailableError as exc:
+        yield Notice(text=f"{exc.one_line()}; collecting without the GC lock")
     try:
         listing = yield ListRecords()
     except CacheError as exc:

@@ -205,6 +205,11 @@ class DryRunDriver(SyncDriver):
         if isinstance(effect, plan.Acquire):
             self.steps.append(Step(kind="lock", text="lock the attachment (one operation at a time)"))
             return None
+        if isinstance(effect, plan.AcquireGC):
+            self.steps.append(
+                Step(kind="lock-gc", text="lock the cache dir for GC (no ADD, CHECK or DEL runs meanwhile)")
+            )
+            return None
         if isinstance(effect, plan.Release):
             self.steps.append(Step(kind="unlock", text="unlock the attachment"))
             return None

@@ -237,7 +237,9 @@ class Tracer:
         if self.probe:
             if isinstance(effect, plan.Exec):
                 pending.roots = self._roots_for(effect.request)
-            elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release, plan.Sweep)):
+            elif isinstance(
+                effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.AcquireGC, plan.Release, plan.Sweep)
+            ):
                 pending.roots = probes.watch_roots([self.cache_dir])
             if self.who and pending.roots:
                 if os.geteuid() == 0:
@@ -441,6 +443,14 @@ class Tracer:
         if isinstance(effect, plan.Acquire):
             path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
             return ("libcni_py", "lock", f"libcni_py locks the attachment ({path})", {"lockFile": path})
+        if isinstance(effect, plan.AcquireGC):
+            path = os.path.join(self.cache_dir, "libcni_py", "gc-lock", "lock")
+            return (
+                "libcni_py",
+                "lock-gc",
+                f"libcni_py locks the cache dir for GC: no ADD, CHECK or DEL meanwhile ({path})",
+                {"lockFile": path},
+            )
         if isinstance(effect, plan.Release):
             path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
             extra = " and removes the lock file" if effect.forget else ""
