@@ -442,7 +442,7 @@ def test_the_facts_it_states(wt: Walkthrough) -> None:
     assert ("cni0", "10.244.1.1/24") in kernel.addresses(wt.node)
     assert set(kernel.links(wt.pod)) == {"lo"}
     files = sorted(str(p.relative_to(wt.cache)) for p in wt.cache.rglob("*") if p.is_file())
-    assert files == ["networks/cbr0/last_reserved_ip.0", "networks/cbr0/lock"]
+    assert files == ["libcni_py/gc-lock/lock", "networks/cbr0/last_reserved_ip.0", "networks/cbr0/lock"]
     nat = wt.in_node("iptables-save -t nat").stdout
     assert ":CNI-HOSTPORT-DNAT" in nat and "CNI-DN-" not in nat and wt.cid not in nat
 
