@@ -51,6 +51,7 @@ __all__ = [
     "DecodeError",
     "InvalidNameError",
     "InvalidResultError",
+    "LeftoverError",
     "LockTimeoutError",
     "LockUnavailableError",
     "MultiError",
@@ -319,6 +320,14 @@ class LockUnavailableError(CacheError):
     read-only cache directory, one of another user, something planted in
     its place): there is no lock to take, for anyone who sees the same
     directory.  DEL and GC go on without it; ADD and CHECK stop."""
+
+
+class LeftoverError(CNIError):
+    """A DEL whose plugins all reported success, but after which the pod's
+    interface is still in its namespace: a plugin answered success without
+    undoing anything (Flannel's plugin from v1.2.0 does when a DEL is
+    retried after its delegate's DEL failed).  The attachment's record is
+    kept, state "deleting", with what is left (``libcniPy.leftover``)."""
 
 
 class NetnsError(CNIError):

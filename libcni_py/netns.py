@@ -34,7 +34,7 @@ from .errors import NetnsError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -408,6 +408,29 @@ def run_in(name_or_path: str, func: Callable[..., T], *args: Any) -> T:
         return func(*args)
 
     return _on_thread(inside)
+
+
+def _present(names: tuple[str, ...]) -> tuple[str, ...]:
+    import socket
+
+    found = []
+    for name in names:
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            continue
+        found.append(name)
+    return tuple(found)
+
+
+def links_present(name_or_path: str, names: Iterable[str]) -> tuple[str, ...] | None:
+    """Which of the interfaces ``names`` exist in the namespace; None when
+    that cannot be told (no such namespace, or it cannot be entered: not
+    root).  Never raises."""
+    try:
+        return run_in(name_or_path, _present, tuple(names))
+    except (NetnsError, OSError):
+        return None
 
 
 def find_command(program: str, env: Mapping[str, str] | None = None) -> str:

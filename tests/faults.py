@@ -253,9 +253,7 @@ def leftovers(
         "host-local reservation": kernel.reservations(data_dir, network),
         "iptables": sorted(line for line in iptables_state() - iptables_before if cid in line or not _shared(line)),
         "tuning saved settings": sorted(p.name for p in tuning_dir.iterdir()) if tuning_dir.is_dir() else [],
-        "cache files": sorted(str(p.relative_to(cache_dir)) for p in cache_dir.rglob("*") if p.is_file())
-        if cache_dir.is_dir()
-        else [],
+        "cache files": cache_files(cache_dir),
     }
     return found
 
@@ -315,3 +313,16 @@ if __name__ == "__main__":
         "usage: faults.py add --conf-dir DIR --network NAME --netns PATH --cache-dir DIR "
         "--plugin-path DIRS --reached FILE --kill-at N"
     )
+
+
+#: The cache dir's GC lock: one per cache dir, shared by every attachment (as
+#: host-local's ``lock`` is per network), so never a leak of one.
+GC_LOCK_FILE = "libcni_py/gc-lock/lock"
+
+
+def cache_files(cache_dir: Path) -> list[str]:
+    """The files under the cache dir that belong to attachments (all but the GC lock)."""
+    if not cache_dir.is_dir():
+        return []
+    found = (str(p.relative_to(cache_dir)) for p in cache_dir.rglob("*") if p.is_file())
+    return sorted(name for name in found if name != GC_LOCK_FILE)

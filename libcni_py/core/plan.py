@@ -46,6 +46,7 @@ from ..errors import (
     CacheError,
     CNIError,
     DecodeError,
+    LeftoverError,
     LockUnavailableError,
     MultiError,
     PluginError,
@@ -70,11 +71,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Acquire",
+    "AcquireGC",
     "Exec",
     "GCReport",
     "ListRecords",
     "Notice",
     "Options",
+    "ProbeLinks",
     "ProbeNetns",
     "ReadRecord",
     "Release",
@@ -243,13 +246,35 @@ class ListRecords(Value):
 
 
 class Acquire(Value):
-    """Take the attachment's cross-process lock -> None (waits)."""
+    """Take the attachment's cross-process lock -> None (waits); with it,
+    the cache dir's GC lock shared (see :class:`AcquireGC`), held until
+    the plan ends."""
 
     __slots__ = ("key",)
     key: AttachmentKey
 
     def __init__(self, *, key: AttachmentKey) -> None:
         self._set(key=key)
+
+
+class AcquireGC(Value):
+    """Take the cache directory's GC lock exclusively -> None: no ADD, CHECK
+    or DEL on this cache dir runs meanwhile, in any process (each takes it
+    shared along with its attachment's lock, see :class:`Acquire`); the
+    spec: "The runtime must exclusively execute either gc or add and
+    delete".  Waits until the operation's timeout, then raises
+    :class:`~libcni_py.errors.LockTimeoutError` naming the holder.  Held
+    until the plan ends.
+
+    Raises:
+        LockUnavailableError: the lock file cannot be created (a read-only
+            cache dir): GC then goes on without it.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self._set()
 
 
 class Release(Value):
@@ -291,6 +316,20 @@ class ProbeNetns(Value):
         self._set(path=path)
 
 
+class ProbeLinks(Value):
+    """Which of the interfaces ``names`` exist in the namespace at ``path``
+    -> ``tuple[str, ...]``, or None when that cannot be told (the namespace
+    cannot be entered: gone, or not root).  Never raises; a dry run answers
+    None."""
+
+    __slots__ = ("path", "names")
+    path: str
+    names: tuple[str, ...]
+
+    def __init__(self, *, path: str, names: Iterable[str]) -> None:
+        self._set(path=path, names=tuple(names))
+
+
 class Notice(Value):
     """Something a person should know (a damaged cache file was found, say)
     -> None.  Drivers hand it to the caller's notice callback."""
@@ -303,8 +342,9 @@ class Notice(Value):
 
 
 Effect: TypeAlias = (
-    "Resolve | Exec | ReadRecord | WriteRecord | RemoveRecord | ListRecords | Acquire | Release | Sweep | ProbeNetns"
-    " | Notice"
+    "Resolve | Exec | ReadRecord | WriteRecord | RemoveRecord | ListRecords | Acquire | AcquireGC | Release | Sweep"
+    " | ProbeNetns"
+    " | ProbeLinks | Notice"
 )
 Plan: TypeAlias = "Generator[Effect, Any, Any]"
 #: A plugin's binary, or why it cannot be run (:func:`_resolve_each`).
@@ -887,6 +927,17 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
             f"DEL of {key.network}/{key.container_id}/{key.ifname}: {len(failed)} plugins did not finish",
             [exc for _, exc in failed],
         )
+    if on_file and record is not None and record.progress is not None and record.progress.state == cache.DELETING:
+        left = yield from _left_behind(key, record, run_rt, where)
+        if left:
+            yield from _keep_leftover(key, chosen=chosen, rt=rt, record=record, order=order, left=left)
+            raise LeftoverError(
+                f"DEL of {key.network}/{key.container_id}/{key.ifname}: every plugin's DEL succeeded, but "
+                f"{', '.join(left)} {'is' if len(left) == 1 else 'are'} still in {run_rt.netns}",
+                hint="a plugin forgot what to undo when an earlier DEL failed, as Flannel's plugin does from "
+                f"v1.2.0; {where} is kept. Delete the namespace (its interfaces go with it), DEL again, then "
+                "release what the IPAM plugin still holds for this container",
+            )
     if on_file:
         try:
             yield RemoveRecord(key=key)
@@ -897,6 +948,88 @@ def delete(netlist: NetworkConfigList | str, rt: RuntimeConf, opts: Options) -> 
             )
     yield Release(key=key, forget=not collided)
     return None
+
+
+def _sandbox_interfaces(record: CacheRecord) -> list[str]:
+    """The interfaces the attachment put in the pod's namespace, as its
+    result says: those with a ``sandbox``.  (Not ``CNI_IFNAME`` by itself:
+    a chain may not make it, and the namespace may hold one of that name
+    that is not the chain's.)"""
+    found: list[str] = []
+    res = record.result or {}
+    for iface in res.get("interfaces") or ():
+        name = iface.get("name") if isinstance(iface, dict) and iface.get("sandbox") else None
+        if isinstance(name, str) and name not in found:
+            found.append(name)
+    return found
+
+
+def _left_behind(
+    key: AttachmentKey, record: CacheRecord, run_rt: RuntimeConf, where: str
+) -> Generator[Effect, Any, tuple[str, ...]]:
+    """After a retried DEL (the record says an earlier one did not finish)
+    whose plugins all succeeded: the interfaces of the attachment still in
+    its namespace.
+
+    Plugins may answer a DEL with success without undoing anything when
+    they have forgotten what to undo (Flannel's plugin from v1.2.0 removes
+    its saved delegate configuration even when the delegate's DEL failed).
+    The namespace is the one place where that shows; when it is gone, its
+    interfaces went with it, but what the plugins made outside it may not
+    have: the notice says what the result held.
+    """
+    if not run_rt.netns:
+        progress = record.progress
+        if progress is not None and progress.leftover:
+            ips = [str(ip.get("address")) for ip in (record.result or {}).get("ips") or () if isinstance(ip, dict)]
+            held = f" (its result held {', '.join(ips)}: an address its IPAM plugin may still reserve)" if ips else ""
+            yield Notice(
+                text=f"{where} said {', '.join(progress.leftover)} stayed in the namespace after an earlier DEL; "
+                f"the namespace is gone and took {'it' if len(progress.leftover) == 1 else 'them'} along, but what "
+                f"the plugins made outside it may remain{held}"
+            )
+        return ()
+    inside = _sandbox_interfaces(record)
+    if not inside:
+        return ()
+    found = yield ProbeLinks(path=run_rt.netns, names=inside)
+    return tuple(found or ())
+
+
+def _keep_leftover(
+    key: AttachmentKey,
+    *,
+    chosen: NetworkConfigList,
+    rt: RuntimeConf,
+    record: CacheRecord,
+    order: Sequence[int],
+    left: Sequence[str],
+) -> Generator[Effect, Any, None]:
+    """Keep the record of an attachment whose DEL succeeded without undoing
+    it (see :func:`_left_behind`), state "deleting", with the plugins run and
+    what is left, so that DEL, GC and ``cnitool cache ls`` keep finding it."""
+    total = len(chosen.plugins)
+    data = cache.encode_record(
+        container_id=rt.container_id,
+        ifname=rt.ifname,
+        network=chosen.name,
+        config=chosen.config_bytes,
+        netns=record.netns or rt.netns,
+        cni_args=rt.args,
+        capability_args=rt.capability_args,
+        result=record.result,
+        progress=cache.Progress(
+            state=cache.DELETING,
+            done=total - len(order),
+            plugins=total,
+            remaining=sorted((i, chosen.plugins[i].type) for i in order),
+            leftover=left,
+        ),
+    )
+    try:
+        yield WriteRecord(key=key, data=data)
+    except CacheError as exc:
+        yield Notice(text=f"{exc.one_line()}; the record of what is left could not be kept")
 
 
 def _keep_what_remains(
@@ -934,8 +1067,9 @@ def _keep_what_remains(
     except CacheError as exc:
         yield Notice(text=f"DEL did not finish (still to delete: {names}), and {exc.one_line()}")
         return
+    others = "the other plugins' DEL succeeded" if len(left) < total else "no plugin's DEL succeeded"
     yield Notice(
-        text=f"DEL did not finish: still to delete: {names}; the other plugins' DEL succeeded; cache record "
+        text=f"DEL did not finish: still to delete: {names}; {others}; cache record "
         f"{key.filename} keeps the rest for the next DEL or GC"
     )
 
@@ -1090,6 +1224,10 @@ def gc(
         return GCReport(skipped=True)
     names.check_network_name(name, where=given.source if given is not None else "")
     valid = {(cid, ifname) for cid, ifname in valid_attachments}
+    try:
+        yield AcquireGC()
+    except LockUnavailableError as exc:
+        yield Notice(text=f"{exc.one_line()}; collecting without the GC lock")
     try:
         listing = yield ListRecords()
     except CacheError as exc:

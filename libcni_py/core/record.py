@@ -33,6 +33,17 @@ keeps the record, marked with what is left to delete::
 whose DEL has not succeeded yet; the next DEL (or GC) runs only those, as
 long as it runs with that same configuration.
 
+A retried DEL whose plugins all succeed, but after which an interface the
+result put in the pod's namespace is still there (a plugin that forgot its
+state when its first DEL failed -- Flannel's plugin from v1.2.0 does: it
+removes its saved delegate configuration even when the delegate's DEL
+failed, and then answers every later DEL with success), keeps the record
+and says what is left::
+
+    "libcniPy": {"state": "deleting", "done": 1, "plugins": 2,
+                 "remaining": [{"index": 0, "type": "flannel"}],
+                 "leftover": ["eth0"]}
+
 Reading falls back to the oldest format (a bare result) as Go does.
 """
 
@@ -103,22 +114,41 @@ class Progress(Value):
         plugins: the number of plugins in the chain.
         remaining: deleting: ``(index, type)`` of each plugin whose DEL has
             not succeeded yet (index into the record's configuration).
+        leftover: deleting: interfaces of the pod's namespace that were
+            still there after every plugin's DEL had succeeded.
     """
 
-    __slots__ = ("state", "done", "plugins", "remaining")
+    __slots__ = ("state", "done", "plugins", "remaining", "leftover")
     state: str
     done: int
     plugins: int
     remaining: tuple[tuple[int, str], ...]
+    leftover: tuple[str, ...]
 
-    def __init__(self, *, state: str, done: int, plugins: int, remaining: Iterable[tuple[int, str]] = ()) -> None:
-        self._set(state=state, done=done, plugins=plugins, remaining=tuple((i, t) for i, t in remaining))
+    def __init__(
+        self,
+        *,
+        state: str,
+        done: int,
+        plugins: int,
+        remaining: Iterable[tuple[int, str]] = (),
+        leftover: Iterable[str] = (),
+    ) -> None:
+        self._set(
+            state=state,
+            done=done,
+            plugins=plugins,
+            remaining=tuple((i, t) for i, t in remaining),
+            leftover=tuple(leftover),
+        )
 
     def describe(self) -> str:
         """For a person: ``ADD under way: 1 of 3 plugins done``, or ``DEL
         unfinished: still to delete: portmap``."""
         if self.state == DELETING:
             left = ", ".join(t for _, t in self.remaining) or "nothing"
+            if self.leftover:
+                return f"DEL unfinished: still to delete: {left}; left in the namespace: {', '.join(self.leftover)}"
             return f"DEL unfinished: still to delete: {left}"
         how = "under way" if self.state == "adding" else self.state
         return f"ADD {how}: {self.done} of {self.plugins} plugins done"
@@ -128,6 +158,8 @@ class Progress(Value):
         marker: dict[str, Any] = Struct(state=self.state, done=self.done, plugins=self.plugins)
         if self.state == DELETING:
             marker["remaining"] = [Struct(index=i, type=t) for i, t in self.remaining]
+            if self.leftover:
+                marker["leftover"] = list(self.leftover)
         return marker
 
 
@@ -313,6 +345,7 @@ def decode_record(data: bytes, path: str) -> CacheRecord:
             done=int(marker.get("done") or 0),
             plugins=int(marker.get("plugins") or 0),
             remaining=[(int(r["index"]), r["type"]) for r in marker.get("remaining") or ()],
+            leftover=[str(n) for n in marker.get("leftover") or () if isinstance(n, str)],
         )
     return CacheRecord(
         container_id=_str(doc.get("containerId")),

@@ -28,7 +28,7 @@ import trio
 from ..core import plan
 from ..core.plugin_call import ExecOutcome
 from ..edges import spawn
-from ..edges.recordstore import ATTACHMENT_LOCKS
+from ..edges.recordstore import ATTACHMENT_LOCKS, GC_LOCK
 from .base import DriverBase
 
 TYPE_CHECKING = False
@@ -180,8 +180,15 @@ class TrioDriver(DriverBase):
             outcome = await run_plugin(effect.request, self.timeout)
             self.after_exec(effect.request, outcome)
             return outcome
-        if isinstance(effect, plan.Acquire):
-            if effect.key not in self.held:
+        if isinstance(effect, plan.Acquire | plan.AcquireGC):
+            exclusive = self.gc_lock_needed(effect)
+            if exclusive is not None:
+                self.core_gc_lock = await wait_for_lock(
+                    lambda: self.store.try_lock_gc(exclusive=exclusive),
+                    self.timeout,
+                    lambda waited: self.store.lock_timeout("lock", GC_LOCK, waited),
+                )
+            if isinstance(effect, plan.Acquire) and effect.key not in self.held:
                 self.held[effect.key] = await self._lock(effect)
             return None
         if isinstance(effect, plan.WriteRecord) and effect.durable and self.store.durable:

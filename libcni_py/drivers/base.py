@@ -13,7 +13,7 @@ import sys
 
 from ..core import plan
 from ..core import plugin_call as invoke
-from ..edges.recordstore import CacheStore
+from ..edges.recordstore import CacheStore, gc_lock_covers
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,6 +73,9 @@ class DriverBase:
         self.tracer = tracer
         self.on_stderr = on_stderr
         self.held: dict[AttachmentKey, LockHandle] = {}
+        #: the cache dir's GC lock this plan took (shared with an Acquire,
+        #: exclusive with an AcquireGC), unless its caller already held it
+        self.core_gc_lock: LockHandle | None = None
 
     def perform_simple(self, effect: plan.Effect) -> Any:
         """Perform an effect that neither runs a plugin nor waits for a lock."""
@@ -98,6 +101,10 @@ class DriverBase:
             from .. import netns
 
             return netns.state(effect.path)
+        if isinstance(effect, plan.ProbeLinks):
+            from .. import netns
+
+            return netns.links_present(effect.path, effect.names)
         if isinstance(effect, plan.Notice):
             if self.on_notice is not None:
                 self.on_notice(effect.text)
@@ -109,8 +116,24 @@ class DriverBase:
         if self.on_stderr is not None and outcome.stderr and outcome.returncode == 0:
             self.on_stderr(req, outcome.stderr)
 
+    def gc_lock_needed(self, effect: plan.Acquire | plan.AcquireGC) -> bool | None:
+        """For an Acquire (shared) or AcquireGC (exclusive): the mode of the
+        GC lock to take (True: exclusive), or None when this plan, or the
+        flow of control running it (a GC's DEL, a pod operation's ADD),
+        already holds it so."""
+        exclusive = isinstance(effect, plan.AcquireGC)
+        if self.core_gc_lock is not None or gc_lock_covers(exclusive=exclusive):
+            return None
+        return exclusive
+
     def release_all(self) -> None:
-        """Release every lock a plan left held (it failed or was cancelled)."""
-        while self.held:
-            _, handle = self.held.popitem()
-            self.store.unlock(handle)
+        """Release every lock a plan left held (it failed or was cancelled),
+        the GC lock last."""
+        try:
+            while self.held:
+                _, handle = self.held.popitem()
+                self.store.unlock(handle)
+        finally:
+            gc_lock, self.core_gc_lock = self.core_gc_lock, None
+            if gc_lock is not None:
+                self.store.unlock(gc_lock)

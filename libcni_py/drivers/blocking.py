@@ -176,8 +176,11 @@ class SyncDriver(DriverBase):
             outcome = run_plugin(effect.request, self.timeout)
             self.after_exec(effect.request, outcome)
             return outcome
-        if isinstance(effect, plan.Acquire):
-            if effect.key not in self.held:
+        if isinstance(effect, plan.Acquire | plan.AcquireGC):
+            exclusive = self.gc_lock_needed(effect)
+            if exclusive is not None:
+                self.core_gc_lock = self.store.lock_gc(exclusive=exclusive, timeout=self.timeout)
+            if isinstance(effect, plan.Acquire) and effect.key not in self.held:
                 self.held[effect.key] = self.store.lock(effect.key, timeout=self.timeout)
             return None
         # Record writes, reads and removals are quick: an interrupt waits for

@@ -205,6 +205,11 @@ class DryRunDriver(SyncDriver):
         if isinstance(effect, plan.Acquire):
             self.steps.append(Step(kind="lock", text="lock the attachment (one operation at a time)"))
             return None
+        if isinstance(effect, plan.AcquireGC):
+            self.steps.append(
+                Step(kind="lock-gc", text="lock the cache dir for GC (no ADD, CHECK or DEL runs meanwhile)")
+            )
+            return None
         if isinstance(effect, plan.Release):
             self.steps.append(Step(kind="unlock", text="unlock the attachment"))
             return None
@@ -213,6 +218,14 @@ class DryRunDriver(SyncDriver):
                 Step(kind="probe-netns", text=f"check whether the namespace {effect.path or '(none)'} is alive")
             )
             return "unknown"
+        if isinstance(effect, plan.ProbeLinks):
+            self.steps.append(
+                Step(
+                    kind="probe-links",
+                    text=f"check whether {', '.join(effect.names)} is still in the namespace {effect.path}",
+                )
+            )
+            return None
         if isinstance(effect, plan.Notice):
             self.steps.append(Step(kind="notice", text=f"note: {effect.text}"))
             return None

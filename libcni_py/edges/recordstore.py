@@ -27,8 +27,13 @@ Guarantees:
   deadline with :class:`~libcni_py.errors.LockTimeoutError` naming the
   holder (``/proc/locks``), and saying so when it is stopped.  :meth:`CacheStore.lock_pod` is
   the same lock for a whole pod (:mod:`libcni_py.runtime`), in its own folder;
-  :meth:`CacheStore.lock_gc` is CRI-O's ``gcLock`` across processes: pod
-  operations hold it shared, the runtime's GC exclusively.
+  :meth:`CacheStore.lock_gc` is CRI-O's ``gcLock`` across processes: ADD,
+  CHECK and DEL (of the core and of pods) hold it shared, GC (``CNI.gc``,
+  ``cnitool gc``, the runtime's) exclusively, as the spec requires ("The
+  runtime must exclusively execute either gc or add and delete").  Who holds
+  it in which mode is remembered per flow of control (a thread, a trio task
+  and the tasks it starts: :func:`gc_lock_covers`), so that the DELs a GC
+  runs, and the ADDs a pod operation runs, do not wait for themselves.
 
 Files of other folders (the runtime layer's pod records) are read, written
 and removed with the same helpers, given ``folder``.
@@ -38,6 +43,7 @@ Everything raises :class:`~libcni_py.errors.CacheError`, never ``OSError``.
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import fcntl
 import os
@@ -50,7 +56,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["DEFAULT_CACHE_DIR", "CacheStore", "LockHandle"]
+__all__ = ["DEFAULT_CACHE_DIR", "CacheStore", "LockHandle", "gc_lock_covers"]
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 
@@ -69,6 +75,18 @@ RESULTS = ("results",)
 ATTACHMENT_LOCKS = ("libcni_py", "locks")
 POD_LOCKS = ("libcni_py", "pod-locks")
 GC_LOCK = ("libcni_py", "gc-lock")
+
+#: The GC lock this flow of control holds: "", "shared" or "exclusive".  A
+#: context variable: a thread's own, a trio task's own, copied into the tasks
+#: it starts.
+_GC_HELD: contextvars.ContextVar[str] = contextvars.ContextVar("libcni_py_gc_lock", default="")
+
+
+def gc_lock_covers(*, exclusive: bool) -> bool:
+    """True when this flow of control already holds the GC lock in a mode
+    that covers the one asked for (exclusive covers both)."""
+    held = _GC_HELD.get()
+    return held == "exclusive" or (held == "shared" and not exclusive)
 
 
 class LockHandle:
@@ -516,6 +534,8 @@ class CacheStore:
                     current = os.stat(name, dir_fd=dfd, follow_symlinks=False)
                     mine = os.fstat(fd)
                     if (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+                        if folder == GC_LOCK:
+                            _GC_HELD.set("shared" if shared else "exclusive")
                         return LockHandle(fd, name, folder)
                 except FileNotFoundError:
                     pass
@@ -526,6 +546,8 @@ class CacheStore:
     def unlock(self, handle: LockHandle, *, remove: bool = False) -> None:
         """Release a lock; with ``remove``, also delete its file (after a DEL,
         so lock files do not pile up)."""
+        if handle.folder == GC_LOCK:
+            _GC_HELD.set("")
         try:
             if remove:
                 try:

@@ -81,14 +81,20 @@ class ConfDirState(Value):
             default network.
         invalid: the files skipped, with their reasons, in file order.
         max_networks: how many of ``networks`` every pod gets (0: all).
+        default_network: the name of the default network (ocicni's
+            ``DefaultNetName``); "" for the first valid one.
+        min_networks: readiness needs at least this many valid networks
+            (go-cni's ``WithMinNetworkCount``, without the loopback).
     """
 
-    __slots__ = ("conf_dir", "exists", "networks", "invalid", "max_networks")
+    __slots__ = ("conf_dir", "exists", "networks", "invalid", "max_networks", "default_network", "min_networks")
     conf_dir: str
     exists: bool
     networks: tuple[NetworkConfigList, ...]
     invalid: tuple[InvalidFile, ...]
     max_networks: int
+    default_network: str
+    min_networks: int
 
     def __init__(
         self,
@@ -98,6 +104,8 @@ class ConfDirState(Value):
         networks: Iterable[NetworkConfigList] = (),
         invalid: Iterable[InvalidFile] = (),
         max_networks: int = DEFAULT_MAX_NETWORKS,
+        default_network: str = "",
+        min_networks: int = 0,
     ) -> None:
         self._set(
             conf_dir=conf_dir,
@@ -105,20 +113,29 @@ class ConfDirState(Value):
             networks=tuple(networks),
             invalid=tuple(invalid),
             max_networks=max_networks,
+            default_network=default_network,
+            min_networks=min_networks,
         )
 
     @property
     def default(self) -> NetworkConfigList | None:
-        """The default network: the first valid file, or None."""
+        """The default network: the one named ``default_network``, else the
+        first valid one; None if there is none."""
+        if self.default_network:
+            return self.network(self.default_network)
         return self.networks[0] if self.networks else None
 
     @property
     def defaults(self) -> tuple[NetworkConfigList, ...]:
         """The networks every pod gets when it names none (go-cni: the first
-        ``max_conf_num`` files)."""
+        ``max_conf_num`` files; with ``default_network``, that one first)."""
+        ordered = self.networks
+        if self.default_network:
+            named = self.network(self.default_network)
+            ordered = ((named,) if named else ()) + tuple(n for n in self.networks if n is not named)
         if self.max_networks <= 0:
-            return self.networks
-        return self.networks[: self.max_networks]
+            return ordered
+        return ordered[: self.max_networks]
 
     def network(self, name: str) -> NetworkConfigList | None:
         """The valid network called ``name``, or None."""
@@ -160,6 +177,31 @@ def load(conf_dir: str, *, max_networks: int = DEFAULT_MAX_NETWORKS) -> ConfDirS
         owner[net.name] = path
         networks.append(net)
     return ConfDirState(conf_dir=conf_dir, exists=exists, networks=networks, invalid=invalid, max_networks=max_networks)
+
+
+def with_options(
+    state: ConfDirState, in_memory: Iterable[NetworkConfigList], *, default_network: str = "", min_networks: int = 0
+) -> ConfDirState:
+    """``state`` with networks given in memory put first (a file defining a
+    network of the same name is skipped, and reported), a configured default
+    network name and a minimum network count."""
+    memory = tuple(in_memory)
+    names = {net.name for net in memory}
+    invalid = list(state.invalid)
+    for net in state.networks:
+        if net.name in names:
+            invalid.append(
+                InvalidFile(
+                    path=net.source,
+                    reason=f"{net.source}: name: network {net.name!r} is already given in memory (that one is used)",
+                )
+            )
+    return state.replace(
+        networks=memory + tuple(n for n in state.networks if n.name not in names),
+        invalid=invalid,
+        default_network=default_network,
+        min_networks=min_networks,
+    )
 
 
 def _stat_entry(path: str, name: str) -> Entry | None:
@@ -221,9 +263,22 @@ class ConfDir:
     ``stat`` per file.  Not thread-safe; one event loop or thread uses it.
     """
 
-    def __init__(self, conf_dir: str = DEFAULT_CONF_DIR, *, max_networks: int = DEFAULT_MAX_NETWORKS) -> None:
+    def __init__(
+        self,
+        conf_dir: str = DEFAULT_CONF_DIR,
+        *,
+        max_networks: int = DEFAULT_MAX_NETWORKS,
+        in_memory: Iterable[NetworkConfigList] = (),
+        default_network: str = "",
+        min_networks: int = 0,
+    ) -> None:
         self.conf_dir = conf_dir
         self.max_networks = max_networks
+        #: networks given as values (go-cni's ``WithConfListBytes``/``WithConf``):
+        #: ahead of the conf dir's, in the order given; a file of the same name is skipped
+        self.in_memory = tuple(in_memory)
+        self.default_network = default_network
+        self.min_networks = min_networks
         self._snapshot: tuple[Entry, ...] | None = None
         self._state: ConfDirState | None = None
         self._racy = False
@@ -241,6 +296,10 @@ class ConfDir:
         if self._state is not None and snap == self._snapshot and not self._racy:
             return self._state
         state = load(self.conf_dir, max_networks=self.max_networks)
+        if self.in_memory or self.default_network or self.min_networks:
+            state = with_options(
+                state, self.in_memory, default_network=self.default_network, min_networks=self.min_networks
+            )
         if state != self._state:
             self.generation += 1
         self._state = state

@@ -4,9 +4,11 @@ Two forms with the same methods, running the same plans:
 
 * :class:`PodNetworks` -- blocking; a pod's networks are set up one after
   another (the one-shot CLI uses it and does not pay for importing trio);
-* :class:`AsyncPodNetworks` -- for trio; a pod's networks are set up
-  concurrently (``concurrent=False`` for one after another), and many pods
-  can be handled at once from different tasks.
+* :class:`AsyncPodNetworks` -- for trio; a pod's networks are set up one
+  after another by default, as the spec requires ("The container runtime
+  must not invoke parallel operations for the same container [...]. This
+  includes across multiple attachments."); ``concurrent=True`` attaches them concurrently, as
+  go-cni does.  Many pods can be handled at once from different tasks.
 
 Example::
 
@@ -65,6 +67,31 @@ __all__ = ["ROLLBACK_TIMEOUT", "AsyncPodNetworks", "PodNetworks"]
 ROLLBACK_TIMEOUT = 60.0
 
 
+def network_from_memory(value: NetworkConfigList | bytes | str, index: int) -> NetworkConfigList:
+    """A network given as a value: as is, or parsed from the bytes of a
+    conflist or of a single plugin's conf (go-cni's ``WithConfListBytes`` /
+    ``WithConf``), named ``in_memory[<index>]`` in errors.
+
+    Raises:
+        ConfigError: not a valid configuration.
+    """
+    from ..core import netconf
+
+    if isinstance(value, netconf.NetworkConfigList):
+        return value
+    data = value.encode() if isinstance(value, str) else value
+    source = f"in_memory[{index}]"
+    import json
+
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and "plugins" not in doc and "type" in doc:
+        return netconf.conflist_from_plugin(netconf.parse_single(data, source))
+    return netconf.parse_conflist(data, source)
+
+
 class _Base:
     """Settings shared by both forms.
 
@@ -77,7 +104,20 @@ class _Base:
         loopback: give every pod the loopback network first; a string names
             the plugin binary to use instead of ``loopback``.
         interface_prefix: pod interfaces are ``<prefix>0``, ``<prefix>1``, ...
-        concurrent: attach a pod's networks concurrently (trio form only).
+        in_memory: network configurations given as values, ahead of the conf
+            dir's (go-cni's ``WithConfListBytes`` and ``WithConf``): a
+            :class:`~libcni_py.NetworkConfigList`, or the bytes (str) of a
+            conflist or of a single plugin's conf; with no conf dir at all
+            (``conf_dir=""``) they are the only networks.
+        default_network: the default network's name (ocicni's
+            ``DefaultNetName``): not ready until it is there; "" for the
+            first valid one.
+        min_networks: not ready with fewer valid networks (go-cni's
+            ``WithMinNetworkCount``, which counts the loopback network too:
+            containerd's 2 is 1 here).
+        concurrent: attach a pod's networks concurrently (trio form only;
+            default False: one after another, as the spec requires of
+            operations on one container).
         timeout, env, on_notice, tracer, on_stderr, durable: as for
             :class:`libcni_py.CNI`.
     """
@@ -93,7 +133,10 @@ class _Base:
         max_networks: int = DEFAULT_MAX_NETWORKS,
         loopback: bool | str = True,
         interface_prefix: str = pod.DEFAULT_INTERFACE_PREFIX,
-        concurrent: bool = True,
+        concurrent: bool = False,
+        in_memory: Iterable[NetworkConfigList | bytes | str] = (),
+        default_network: str = "",
+        min_networks: int = 0,
         timeout: float | None = DEFAULT_TIMEOUT,
         env: Mapping[str, str] | None = None,
         on_notice: Callable[[str], None] | None = None,
@@ -101,7 +144,13 @@ class _Base:
         on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
         durable: bool = True,
     ) -> None:
-        self.confdir = ConfDir(conf_dir, max_networks=max_networks)
+        self.confdir = ConfDir(
+            conf_dir,
+            max_networks=max_networks,
+            in_memory=[network_from_memory(net, index) for index, net in enumerate(in_memory)],
+            default_network=default_network,
+            min_networks=min_networks,
+        )
         self.cni = self._cni_class(
             plugin_path=plugin_path,
             cache_dir=cache_dir,
@@ -422,7 +471,9 @@ class AsyncPodNetworks(_Base):
     """The pod network manager for trio: the same methods as
     :class:`PodNetworks`, as coroutines.
 
-    A pod's networks are attached concurrently (unless ``concurrent=False``).
+    A pod's networks are attached one after another, unless
+    ``concurrent=True`` (go-cni's default; the spec forbids parallel
+    operations for one container, across attachments too).
     Cancel a call with trio's scopes: the running plugins' process groups are
     killed, and a cancelled setup is rolled back (shielded, at most
     :data:`ROLLBACK_TIMEOUT` seconds) before the cancellation goes on.

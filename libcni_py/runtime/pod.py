@@ -127,13 +127,15 @@ class PodInterface(Value):
         ifname: the interface inside the pod (``lo``, ``eth0``, ...).
         network: the network that made it.
         mac, sandbox: from the result's entry for the interface ("" if none).
+        pci_id, socket_path: that entry's ``pciID`` and ``socketPath`` (spec
+            1.1.0; go-cni's ``Config.PciID``/``SocketPath``), "" if none.
         ips: the addresses of the interface (those the result assigns to it,
             or to no interface).
         routes, dns: the network's routes and DNS settings.
         result: the network's whole result.
     """
 
-    __slots__ = ("ifname", "network", "mac", "sandbox", "ips", "routes", "dns", "result")
+    __slots__ = ("ifname", "network", "mac", "sandbox", "ips", "routes", "dns", "result", "pci_id", "socket_path")
     ifname: str
     network: str
     mac: str
@@ -142,6 +144,8 @@ class PodInterface(Value):
     routes: tuple[Route, ...]
     dns: DNS
     result: AnyResult
+    pci_id: str
+    socket_path: str
 
     def __init__(
         self,
@@ -154,6 +158,8 @@ class PodInterface(Value):
         ips: Iterable[IPConfig] = (),
         routes: Iterable[Route] = (),
         dns: DNS | None = None,
+        pci_id: str = "",
+        socket_path: str = "",
     ) -> None:
         self._set(
             ifname=ifname,
@@ -164,6 +170,8 @@ class PodInterface(Value):
             routes=tuple(routes),
             dns=dns if dns is not None else DNS(),
             result=result,
+            pci_id=pci_id,
+            socket_path=socket_path,
         )
 
     @property
@@ -204,6 +212,10 @@ class PodResult(Value):
             entry = Struct(network=item.network)
             if item.mac:
                 entry["mac"] = item.mac
+            if item.pci_id:
+                entry["pciID"] = item.pci_id
+            if item.socket_path:
+                entry["socketPath"] = item.socket_path
             entry["ips"] = [
                 Struct(address=ip.address, **({"gateway": ip.gateway} if ip.gateway else {})) for ip in item.ips
             ]
@@ -370,6 +382,8 @@ def merge_results(container_id: str, netns: str, attachments: Sequence[Attachmen
                 routes=res.routes,
                 dns=res.dns,
                 result=value,
+                pci_id=iface.pci_id if iface else "",
+                socket_path=iface.socket_path if iface else "",
             )
         )
     return PodResult(container_id=container_id, netns=netns, interfaces=interfaces)

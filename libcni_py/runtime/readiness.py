@@ -9,6 +9,10 @@ first check that fails, with a one-word ``reason`` for programs:
 ``NoConfDir``                 the conf dir does not exist
 ``NoNetworkConfig``           it has no ``.conf``/``.conflist``/``.json`` file
 ``NoValidNetwork``            it has some, none valid (each file's reason given)
+``DefaultNetworkNotFound``    a configured default network name (ocicni) is
+                              not among the valid networks
+``TooFewNetworks``            fewer valid networks than the configured minimum
+                              (go-cni's ``WithMinNetworkCount``)
 ``PluginNotFound``            a plugin of the default network(s) or of the
                               loopback network is in none of the plugin
                               directories (which plugin, which directories)
@@ -87,13 +91,28 @@ def _not_ready(reason: str, message: str, hint: str = "", default: str = "") -> 
 
 def conf_dir_problem(state: ConfDirState) -> NetworkStatus | None:
     """What keeps the conf dir from providing a default network, or None."""
-    if not state.exists:
+    if not state.exists and not state.networks:
         return _not_ready(
             "NoConfDir",
             f"conf dir {state.conf_dir} does not exist",
             "create it and put a network configuration (.conflist) in it, or point --conf-dir/NETCONFPATH elsewhere",
         )
     if state.networks:
+        if state.default_network and state.default is None:
+            return _not_ready(
+                "DefaultNetworkNotFound",
+                f"the default network {state.default_network!r} is not among the valid networks "
+                f"({', '.join(n.name for n in state.networks)}) in {state.conf_dir}"
+                + (f"; skipped: {state.problems()}" if state.invalid else ""),
+                "install its configuration (the network add-on writes it when it starts), or configure "
+                "another default network",
+            )
+        if len(state.networks) < state.min_networks:
+            return _not_ready(
+                "TooFewNetworks",
+                f"{len(state.networks)} valid network(s) in {state.conf_dir}, at least {state.min_networks} needed",
+                "wait for the network add-ons to write their configurations, or lower the minimum",
+            )
         return None
     if not state.invalid:
         return _not_ready(
@@ -131,7 +150,7 @@ def status(
     problem = conf_dir_problem(state)
     if problem is not None:
         return problem
-    default = state.networks[0].name
+    default = state.default.name if state.default is not None else state.networks[0].name
     networks: Sequence[NetworkConfigList] = ((loopback,) if loopback is not None else ()) + state.defaults
 
     # every binary present

@@ -89,9 +89,11 @@ def test_trace_attributes_every_file_to_its_writer(env: dict[str, str], tmp_path
         ("libcni_py", "write-record"),
         ("libcni_py", "unlock"),
     ]
-    # the runtime's own files, attributed to libcni_py
+    # the runtime's own files, attributed to libcni_py (the GC lock: taken shared with the attachment's)
     assert changes(events[1]) == {
         ("created", "dir", str(cache_dir / "libcni_py")),
+        ("created", "dir", str(cache_dir / "libcni_py" / "gc-lock")),
+        ("created", "file", str(cache_dir / "libcni_py" / "gc-lock" / "lock")),
         ("created", "dir", str(cache_dir / "libcni_py" / "locks")),
         ("created", "file", lock),
     }

@@ -212,7 +212,7 @@ def barrier_plugin(directory: Path) -> None:
     script.chmod(0o755)
 
 
-def test_trio_form_attaches_a_pods_networks_concurrently(
+def test_trio_form_attaches_a_pods_networks_concurrently_when_asked(
     conf_dir: Path, cache_dir: Path, plugin_dir: Path, record_file: Path, fake_netns: str, tmp_path: Path
 ) -> None:
     barrier_plugin(plugin_dir)
@@ -228,7 +228,9 @@ def test_trio_form_attaches_a_pods_networks_concurrently(
                 "plugins": [{"type": "barrier", "barrier": str(folder), "expect": ["eth0", "eth1", "eth2"]}],
             },
         )
-    pods = make_pods(conf_dir, cache_dir, plugin_dir, record_file, cls=AsyncPodNetworks, max_networks=0)
+    pods = make_pods(
+        conf_dir, cache_dir, plugin_dir, record_file, cls=AsyncPodNetworks, max_networks=0, concurrent=True
+    )
 
     async def main() -> None:
         sandbox, res = await pods.run_pod(PodSpec(name="web"), netns=fake_netns)
@@ -244,6 +246,68 @@ def test_trio_form_attaches_a_pods_networks_concurrently(
         assert await pods.attachments() == [] and await pods.sandboxes() == []
 
     trio.run(main)
+
+
+def solo_plugin(directory: Path) -> None:
+    """A plugin that fails when another call of it for the same pod is under
+    way (a marker file per call, looked for by the others)."""
+    script = directory / "solo"
+    script.write_text(
+        textwrap.dedent(
+            f"""\
+            #!{sys.executable}
+            import os, sys, time
+            sys.path.insert(0, {str(REPO)!r})
+            from libcni_py import skel
+            from libcni_py.core import result
+
+            def once(args):
+                folder = args.conf["folder"]
+                mine = os.path.join(folder, args.ifname)
+                open(mine, "w").close()
+                with open(os.path.join(folder, "log"), "a") as log:
+                    log.write(os.environ["CNI_COMMAND"] + " " + args.ifname + "\\n")
+                time.sleep(0.2)
+                others = [n for n in os.listdir(folder) if n not in ("log", args.ifname)]
+                os.unlink(mine)
+                if others:
+                    raise skel.PluginFailure(100, "ran beside " + ", ".join(others) + " for the same container")
+                return result.Result(cni_version="1.0.0")
+
+            skel.run(add=once, delete=lambda args: once(args) and None, check=lambda args: once(args) and None)
+            """
+        )
+    )
+    script.chmod(0o755)
+
+
+def test_trio_form_attaches_a_pods_networks_one_after_another_by_default(
+    conf_dir: Path, cache_dir: Path, plugin_dir: Path, record_file: Path, fake_netns: str, tmp_path: Path
+) -> None:
+    """The spec: "the runtime must not invoke parallel operations for the
+    same container, including across multiple attachments"."""
+    solo_plugin(plugin_dir)
+    folder = tmp_path / "solo"
+    folder.mkdir()
+    for index, name in enumerate(("n1", "n2", "n3")):
+        write_conf(
+            conf_dir,
+            f"{index}-{name}.conflist",
+            {"cniVersion": "1.0.0", "name": name, "plugins": [{"type": "solo", "folder": str(folder)}]},
+        )
+    pods = make_pods(conf_dir, cache_dir, plugin_dir, record_file, cls=AsyncPodNetworks, max_networks=0)
+    assert pods.concurrent is False
+
+    async def main() -> None:
+        sandbox, res = await pods.run_pod(PodSpec(name="web"), netns=fake_netns)
+        assert [i.ifname for i in res.interfaces] == ["lo", "eth0", "eth1", "eth2"]
+        await pods.check(sandbox.container_id)
+        await pods.stop_pod(sandbox.container_id)
+
+    trio.run(main)
+    log = (folder / "log").read_text().split("\n")[:-1]
+    assert log[:3] == ["ADD eth0", "ADD eth1", "ADD eth2"]
+    assert sorted(log[3:6]) == ["CHECK eth0", "CHECK eth1", "CHECK eth2"] and len(log) == 9
 
 
 def test_the_pod_lock_is_held_across_processes(

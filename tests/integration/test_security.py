@@ -177,6 +177,8 @@ def test_modes_do_not_depend_on_the_umask(env: dict[str, str], netns: Path, cach
         "results": "0o700",
         f"results/{filename}": "0o600",
         "libcni_py": "0o700",
+        "libcni_py/gc-lock": "0o700",
+        "libcni_py/gc-lock/lock": "0o600",
         "libcni_py/tmp": "0o700",
         "libcni_py/locks": "0o700",
         f"libcni_py/locks/{filename}": "0o600",

@@ -109,6 +109,8 @@ def test_traced_add_and_del_report_exactly_what_changed(
     record = "<cache>/results/<net>-<cid>-eth0"
     assert reported(events[1], names) == {
         ("created", "dir", "<cache>/libcni_py", "<cache>/libcni_py"),
+        ("created", "dir", "<cache>/libcni_py/gc-lock", "<cache>/libcni_py/gc-lock"),
+        ("created", "file", "<cache>/libcni_py/gc-lock/lock", "<cache>/libcni_py/gc-lock/lock (0 bytes, 0600)"),
         ("created", "dir", "<cache>/libcni_py/locks", "<cache>/libcni_py/locks"),
         (
             "created",

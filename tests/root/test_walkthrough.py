@@ -27,7 +27,7 @@ from pathlib import Path
 
 import kernel
 import pytest
-from support import CNITOOL, PLUGINS, REPO, run_cnitool, unique
+from support import CNITOOL, REPO, run_cnitool, unique
 
 from libcni_py import netns
 from libcni_py.core.args import cnitool_container_id
@@ -77,6 +77,7 @@ def normalise(text: str) -> str:
         (r"\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b", "MAC"),
         (r"fe80::[0-9a-f:]+/64", "fe80::X/64"),
         (r"-eth0\.\d+\.[0-9a-f]{8}\b", "-eth0.PID.RAND"),
+        (r"\(\*uint\)\(0x[0-9a-f]+\)", "(*uint)(0xADDR)"),  # the real flannel's Go dump of its delegate
         # the trace's timeline
         (r"\bpid \d+", "pid N"),
         (r"^(trace #\d+) \+\d+\.\d+s ", r"\1 +T "),
@@ -139,7 +140,7 @@ class Walkthrough:
     """The sandbox: a node namespace, a pod, the example files under a work
     dir (so that the document's relative paths hold), the cache under root."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, flannel: Path) -> None:
         self.root = tmp_path / "root"  # stands for /tmp/cni-walkthrough
         self.work = tmp_path / "work"  # stands for the checkout
         self.node = unique("wtnode")
@@ -152,7 +153,7 @@ class Walkthrough:
         for conf in sorted((EXAMPLE / "net.d").iterdir()):
             (confs / conf.name).write_text(conf.read_text().replace(DOC_ROOT, str(self.root)))
         (self.root / "opt" / "cni" / "bin").mkdir(parents=True)
-        (self.root / "opt" / "cni" / "bin" / "flannel").symlink_to(PLUGINS / "flannel")
+        (self.root / "opt" / "cni" / "bin" / "flannel").symlink_to(flannel)
         shutil.copy(EXAMPLE / "subnet.env", self.work / "examples" / "flannel" / "subnet.env")
         bindir = tmp_path / "bin"
         bindir.mkdir()
@@ -207,8 +208,8 @@ class Walkthrough:
 
 
 @pytest.fixture
-def wt(node: str, tmp_path: Path) -> object:
-    walk = Walkthrough(tmp_path)
+def wt(node: str, tmp_path: Path, real_flannel: Path) -> object:
+    walk = Walkthrough(tmp_path, real_flannel)
     yield walk
     walk.cleanup()
 
@@ -222,7 +223,7 @@ def test_the_walkthrough_as_written(wt: Walkthrough) -> None:
     # the sandbox the fixture makes is the one the document sets up
     assert "export CNI_PATH=/tmp/cni-walkthrough/opt/cni/bin:/usr/lib/cni" in setup
     assert "export CNI_CACHE_DIR=/tmp/cni-walkthrough/var/lib/cni" in setup
-    assert "ln -s $PWD/testdata/plugins/flannel /tmp/cni-walkthrough/opt/cni/bin/flannel" in setup
+    assert "ln -s $PWD/.venv/libexec/cni/flannel /tmp/cni-walkthrough/opt/cni/bin/flannel" in setup
     assert any("rm -rf /tmp/cni-walkthrough" in cmd for cmd, _ in last)
     # the sandbox's files are the examples'
     subnet_block = re.search(r"The subnet.env, as flanneld writes it for this node:\n\n```\n(.*?)```", text, re.S)
@@ -242,6 +243,9 @@ def test_the_walkthrough_as_written(wt: Walkthrough) -> None:
         "after-del",
         "del-recorded-caps",
         "del-without-caps",
+        "pitfall-first-del",
+        "pitfall-retry",
+        "pitfall-netns-gone",
     ]
     assert "strace" not in text and "calltree" not in text
 
@@ -438,7 +442,7 @@ def test_the_facts_it_states(wt: Walkthrough) -> None:
     assert ("cni0", "10.244.1.1/24") in kernel.addresses(wt.node)
     assert set(kernel.links(wt.pod)) == {"lo"}
     files = sorted(str(p.relative_to(wt.cache)) for p in wt.cache.rglob("*") if p.is_file())
-    assert files == ["networks/cbr0/last_reserved_ip.0", "networks/cbr0/lock"]
+    assert files == ["libcni_py/gc-lock/lock", "networks/cbr0/last_reserved_ip.0", "networks/cbr0/lock"]
     nat = wt.in_node("iptables-save -t nat").stdout
     assert ":CNI-HOSTPORT-DNAT" in nat and "CNI-DN-" not in nat and wt.cid not in nat
 

@@ -237,7 +237,9 @@ class Tracer:
         if self.probe:
             if isinstance(effect, plan.Exec):
                 pending.roots = self._roots_for(effect.request)
-            elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release, plan.Sweep)):
+            elif isinstance(
+                effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.AcquireGC, plan.Release, plan.Sweep)
+            ):
                 pending.roots = probes.watch_roots([self.cache_dir])
             if self.who and pending.roots:
                 if os.geteuid() == 0:
@@ -441,6 +443,14 @@ class Tracer:
         if isinstance(effect, plan.Acquire):
             path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
             return ("libcni_py", "lock", f"libcni_py locks the attachment ({path})", {"lockFile": path})
+        if isinstance(effect, plan.AcquireGC):
+            path = os.path.join(self.cache_dir, "libcni_py", "gc-lock", "lock")
+            return (
+                "libcni_py",
+                "lock-gc",
+                f"libcni_py locks the cache dir for GC: no ADD, CHECK or DEL meanwhile ({path})",
+                {"lockFile": path},
+            )
         if isinstance(effect, plan.Release):
             path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
             extra = " and removes the lock file" if effect.forget else ""
@@ -472,6 +482,14 @@ class Tracer:
                 "probe-netns",
                 f"libcni_py checks the namespace {effect.path or '(none)'}: {outcome}",
                 {"netns": effect.path, "state": outcome},
+            )
+        if isinstance(effect, plan.ProbeLinks):
+            seen = "cannot tell" if outcome is None else ", ".join(outcome) + " still there" if outcome else "gone"
+            return (
+                "libcni_py",
+                "probe-links",
+                f"libcni_py looks for {', '.join(effect.names)} in the namespace {effect.path}: {seen}",
+                {"netns": effect.path, "names": list(effect.names), "present": outcome},
             )
         if isinstance(effect, plan.Notice):
             return ("libcni_py", "notice", f"note: {effect.text}", {"text": effect.text})
