@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from networks import host_local, subnet
 from support import CNITOOL, DEBIAN_PLUGINS, PLUGINS, REPO, run_cnitool, write_conf
 
 from libcni_py.core.args import cnitool_container_id
@@ -37,6 +38,7 @@ def traced(env: dict[str, str], out: Path, *args: str) -> tuple[subprocess.Compl
 def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
     assert os.readlink("/proc/self/ns/net") != os.readlink("/proc/2/ns/net")  # not the initial namespace
     data = tmp_path / "ipam"
+    block = subnet()
     write_conf(
         conf_dir,
         "10-deleg.conflist",
@@ -46,7 +48,7 @@ def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, c
             "plugins": [
                 {
                     "type": "delegator",
-                    "ipam": {"type": "host-local", "subnet": "10.241.7.0/24", "dataDir": str(data)},
+                    "ipam": host_local(block.cidr, data_dir=data),
                 }
             ],
         },
@@ -77,7 +79,7 @@ def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, c
     assert host_local["cniEnv"]["CNI_CONTAINERID"] == cid and host_local["at"] > top["at"]
     # the files: the reservation by host-local, run by the delegator; the record by libcni_py
     files = {c["where"]: c for c in call["changes"]}
-    reservation = files[str(data / "deleg" / "10.241.7.2")]
+    reservation = files[str(data / "deleg" / block.host(2))]
     assert reservation["by"] == "host-local"
     assert reservation["writer"] == {
         "pid": host_local["pid"],
@@ -100,7 +102,7 @@ def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, c
     assert proc.returncode == 0, proc.stderr
     call = next(e for e in doc["events"] if e["effect"] == "exec")
     [freed] = [c for c in call["changes"] if c["kind"] == "file"]
-    assert freed["where"] == str(data / "deleg" / "10.241.7.2") and freed["change"] == "removed"
+    assert freed["where"] == str(data / "deleg" / block.host(2)) and freed["change"] == "removed"
     assert (freed["by"], freed["writer"]["action"], freed["writer"]["cniCommand"]) == ("host-local", "deleted", "DEL")
 
 
