@@ -270,9 +270,7 @@ class Chain:
         self.cache_dir = tmp_path / "cache"
         self.conf_dir = tmp_path / "net.d"
         self.conf_dir.mkdir()
-        self.net = networks.faults_chain(
-            self.data_dir, self.tuning_dir, prefix=prefix, bridge_prefix=prefix[:2] + "br"
-        )
+        self.net = networks.faults_chain(self.data_dir, self.tuning_dir, prefix=prefix, bridge_prefix=prefix[:2] + "br")
         self.network = self.net.name
         self.bridge = self.net.bridge
         self.pod = pod

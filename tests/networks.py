@@ -152,6 +152,7 @@ def port_mappings(port: int, container_port: int = 80) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 # plugin sections
 
+
 #: portmap, with its capability declared (a fresh dict each time it is used).
 def portmap() -> dict[str, Any]:
     """The portmap plugin with the ``portMappings`` capability."""
@@ -194,7 +195,9 @@ def host_local(
 DEFAULT_ROUTE = [{"dst": "0.0.0.0/0"}]
 
 
-def bridge(name: str, ipam: dict[str, Any], *, gateway: bool = True, masq: bool = False, **extra: Any) -> dict[str, Any]:
+def bridge(
+    name: str, ipam: dict[str, Any], *, gateway: bool = True, masq: bool = False, **extra: Any
+) -> dict[str, Any]:
     """Debian's bridge plugin on bridge ``name`` (``isGateway``, ``ipMasq``
     written only when true, as the tests have always spelled them)."""
     doc: dict[str, Any] = {"type": "bridge", "bridge": name}

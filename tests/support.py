@@ -18,6 +18,7 @@ DEBIAN_PLUGINS = Path("/usr/lib/cni")
 CNITOOL = REPO / "cmd" / "cnitool.py"
 IN_CI = bool(os.environ.get("CI"))
 
+
 def alive(pid: int) -> bool:
     """True while process ``pid`` runs (a zombie counts as gone)."""
     try:

@@ -28,6 +28,7 @@ from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 
+
 class Rig:
     """One bridge + host-local + portmap network (``tests/networks.py``) on a
     bridge of its own, a private cache and conf dir.  ``ipMasq`` is off by

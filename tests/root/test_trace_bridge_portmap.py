@@ -22,6 +22,7 @@ from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 
+
 def run_traced(host: str, env: dict[str, str], trace_file: Path, *args: str) -> dict:
     proc = subprocess.run(
         ["ip", "netns", "exec", host, sys.executable, str(CNITOOL), "--trace-json", str(trace_file), *args],

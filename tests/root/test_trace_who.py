@@ -17,8 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
+import networks
 import pytest
-from networks import host_local, subnet
 from support import CNITOOL, DEBIAN_PLUGINS, PLUGINS, REPO, run_cnitool, write_conf
 
 from libcni_py.core.args import cnitool_container_id
@@ -38,7 +38,7 @@ def traced(env: dict[str, str], out: Path, *args: str) -> tuple[subprocess.Compl
 def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
     assert os.readlink("/proc/self/ns/net") != os.readlink("/proc/2/ns/net")  # not the initial namespace
     data = tmp_path / "ipam"
-    block = subnet()
+    block = networks.subnet()
     write_conf(
         conf_dir,
         "10-deleg.conflist",
@@ -48,7 +48,7 @@ def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, c
             "plugins": [
                 {
                     "type": "delegator",
-                    "ipam": host_local(block.cidr, data_dir=data),
+                    "ipam": networks.host_local(block.cidr, data_dir=data),
                 }
             ],
         },
