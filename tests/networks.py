@@ -73,7 +73,7 @@ def unique(prefix: str) -> str:
 # subnets and ports
 
 POOL = ipaddress.IPv4Network("10.200.0.0/13")
-_blocks = itertools.count(0)
+_blocks = itertools.count(1)  # block 0 stays unused: MACs and the like derived from it are never all zero
 _ports = itertools.count(20000)
 
 
