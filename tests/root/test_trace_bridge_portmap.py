@@ -78,9 +78,9 @@ def test_traced_add_and_del_report_exactly_what_changed(
     host, pod = make_netns("host"), make_netns("pod")
     subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
     data_dir = tmp_path / "ipam"
-    net = bridge_portmap(data_dir)
-    net.write(conf_dir, "10-bridge.conflist")
-    bridge, network, port = net.bridge, net.name, host_port()
+    made = bridge_portmap(data_dir)
+    made.write(conf_dir, "10-bridge.conflist")
+    bridge, network, port = made.bridge, made.name, host_port()
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
@@ -144,13 +144,13 @@ def test_traced_add_and_del_report_exactly_what_changed(
         # the bridge and the veth pair
         ("added", "link", "host", "<br> (bridge, up)"),
         ("added", "link", "host", "veth<x> (veth, master <br>, up)"),
-        ("added", "address", "host", f"<br> {net.subnet.gateway}/24"),
-        ("added", "route", "host", f"{net.subnet.cidr} dev <br> proto kernel"),
+        ("added", "address", "host", f"<br> {made.subnet.gateway}/24"),
+        ("added", "route", "host", f"{made.subnet.cidr} dev <br> proto kernel"),
         ("added", "link", "container", "eth0 (veth, up)"),
         # the container's address and routes
         ("added", "address", "container", "eth0 <ip>/24"),
-        ("added", "route", "container", f"0.0.0.0/0 via {net.subnet.gateway} dev eth0"),
-        ("added", "route", "container", f"{net.subnet.cidr} dev eth0 proto kernel"),
+        ("added", "route", "container", f"0.0.0.0/0 via {made.subnet.gateway} dev eth0"),
+        ("added", "route", "container", f"{made.subnet.cidr} dev eth0 proto kernel"),
         # ipMasq
         ("added", "iptables-chain", "nat", "CNI-<hash>"),
         (
@@ -163,7 +163,7 @@ def test_traced_add_and_del_report_exactly_what_changed(
             "added",
             "iptables-rule",
             "nat",
-            f'-A CNI-<hash> -d {net.subnet.cidr} -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
+            f'-A CNI-<hash> -d {made.subnet.cidr} -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
         ),
         (
             "added",
@@ -243,7 +243,7 @@ def test_traced_add_and_del_report_exactly_what_changed(
             "added",
             "iptables-rule",
             "nat",
-            f"-A CNI-DN-<hash> -s {net.subnet.cidr} -p tcp -m tcp --dport {port} -j CNI-HOSTPORT-SETMARK",
+            f"-A CNI-DN-<hash> -s {made.subnet.cidr} -p tcp -m tcp --dport {port} -j CNI-HOSTPORT-SETMARK",
         ),
         (
             "added",
@@ -283,8 +283,8 @@ def test_traced_add_and_del_report_exactly_what_changed(
         ("removed", "link", "host", "veth<x> (veth, master <br>, up)"),
         ("removed", "link", "container", "eth0 (veth, up)"),
         ("removed", "address", "container", "eth0 <ip>/24"),
-        ("removed", "route", "container", f"0.0.0.0/0 via {net.subnet.gateway} dev eth0"),
-        ("removed", "route", "container", f"{net.subnet.cidr} dev eth0 proto kernel"),
+        ("removed", "route", "container", f"0.0.0.0/0 via {made.subnet.gateway} dev eth0"),
+        ("removed", "route", "container", f"{made.subnet.cidr} dev eth0 proto kernel"),
         ("removed", "iptables-chain", "nat", "CNI-<hash>"),
         (
             "removed",
@@ -296,7 +296,7 @@ def test_traced_add_and_del_report_exactly_what_changed(
             "removed",
             "iptables-rule",
             "nat",
-            f'-A CNI-<hash> -d {net.subnet.cidr} -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
+            f'-A CNI-<hash> -d {made.subnet.cidr} -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
         ),
         (
             "removed",
