@@ -187,7 +187,7 @@ def host_local(
     if data_dir is not None:
         ipam["dataDir"] = str(data_dir)
     if routes is not None:
-        ipam["routes"] = routes
+        ipam["routes"] = [dict(route) for route in routes]  # never the caller's (or DEFAULT_ROUTE) itself
     return ipam | extra
 
 
