@@ -167,10 +167,13 @@ def newest_go() -> str | None:
         # The first run fetches Go into a private venv; it has failed once on a
         # fresh machine and then worked, so it gets a second try, and a failure
         # shows what the script said instead of a bare exit status.
-        probe = Path(f"/tmp/libcni-py-newest-probe.{os.getpid()}")
+        import tempfile
+
         for attempt in (1, 2):
-            run = subprocess.run(["sh", str(BUILD_NEWEST), str(probe)], capture_output=True, text=True, timeout=900)
-            probe.unlink(missing_ok=True)
+            # a directory of this call's own: the probe removed is never another run's
+            with tempfile.TemporaryDirectory(prefix="libcni-py-newest-probe-") as scratch:
+                probe = Path(scratch) / "probe"
+                run = subprocess.run(["sh", str(BUILD_NEWEST), str(probe)], capture_output=True, text=True, timeout=900)
             if run.returncode == 0:
                 break
             if attempt == 2:

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -193,8 +194,7 @@ def test_fd_mode_names_the_writers_of_files_only(tmp_path: Path) -> None:
 
 
 def test_without_root_the_trace_says_what_it_could_not_see(tmp_path: Path) -> None:
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"lcpy-who-{os.getpid()}"
-    work.mkdir(mode=0o777)
+    work = Path(tempfile.mkdtemp(prefix="lcpy-who-"))  # ours alone: removed by exact path below
     try:
         os.chmod(work, 0o777)
         conf = work / "net.d"
