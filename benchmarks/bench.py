@@ -347,26 +347,17 @@ def build_go_peer(workdir: Path) -> tuple[Path | None, str]:
 
 
 def bridge_conflist(workdir: Path) -> dict[str, Any]:
-    """bridge + host-local + portmap, the chain of the CLI and bulk sections."""
-    return {
-        "cniVersion": "1.0.0",
-        "name": NETWORK,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": "lcpybench0",
-                "isGateway": True,
-                "ipMasq": True,
-                "ipam": {
-                    "type": "host-local",
-                    "subnet": "10.123.0.0/16",
-                    "dataDir": str(workdir / "ipam"),
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
+    """bridge + host-local + portmap, the chain of the CLI and bulk sections,
+    built by the root tests' network helper (``tests/networks.py``) so the
+    two spell it alike.  Fixed names and a ``/16`` (room for the bulk
+    section): the run's node namespace is its own (see Sandbox above)."""
+    if str(REPO / "tests") not in sys.path:
+        sys.path.insert(0, str(REPO / "tests"))
+    import networks
+
+    ipam = networks.host_local("10.123.0.0/16", data_dir=workdir / "ipam", routes=networks.DEFAULT_ROUTE)
+    plugins = [networks.bridge("lcpybench0", ipam, masq=True), networks.portmap()]
+    return networks.conflist(NETWORK, plugins)
 
 
 def noop_conflist(chain: int, name: str = NOOP_NETWORK) -> dict[str, Any]:

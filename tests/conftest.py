@@ -10,12 +10,16 @@ Tiers (see ``pyproject.toml`` markers):
   missing privilege or plugin is a failure, not a skip.
 
 **Sandbox.**  When the suite runs as root, the whole test process first
-moves into a network namespace of its own (``lcpy-node-<pid>``), the "node".
+moves into a network namespace of its own (``lcpy-node-<pid>-<run>``, see
+``tests/testnode.py``), the "node".
 Bridges, veths on the host side, iptables rules (and the chains portmap
 leaves behind by design) are made there, never in the machine's own
 namespace; the node is deleted at the end, which removes all of it even if a
 test failed half-way.  Pod namespaces are ordinary named namespaces under
 ``/var/run/netns`` with unique names, removed by the fixtures that made them.
+A run removes only namespaces it recorded as its own (``tests/testnode.py``:
+its node and pods, or those of an earlier run of this checkout whose process
+is provably gone); any other ``lcpy-node-*`` on the machine is left alone.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import testnode
 from support import DEBIAN_PLUGINS, IN_CI, unique
 
 CLONE_NEWNET = 0x40000000
 
+_node: testnode.Node | None = None
 _node_name: str | None = None
 
 
@@ -45,33 +51,25 @@ def _setns(path: str) -> None:
         os.close(fd)
 
 
-def _remove_stale_nodes() -> None:
-    """Delete node namespaces of earlier runs whose process is gone."""
-    base = Path("/var/run/netns")
-    if not base.is_dir():
-        return
-    for entry in base.glob("lcpy-node-*"):
-        pid = entry.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            subprocess.run(["ip", "netns", "del", entry.name], check=False, capture_output=True)
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
-    global _node_name
+    global _node, _node_name
     if os.geteuid() != 0 or os.environ.get("LIBCNI_PY_NO_NODE"):
         return
-    _remove_stale_nodes()
-    name = f"lcpy-node-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    _setns(f"/var/run/netns/{name}")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for line in testnode.remove_stale():
+        if reporter is not None:
+            reporter.write_line(f"test node namespaces: {line}")
+    node = testnode.Node()
+    node.create()
+    _setns(f"/var/run/netns/{node.name}")
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    _node_name = name
-    os.environ["LIBCNI_PY_TEST_NODE"] = name
+    _node, _node_name = node, node.name
+    os.environ["LIBCNI_PY_TEST_NODE"] = node.name
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _node_name is not None:
-        subprocess.run(["ip", "netns", "del", _node_name], check=False, capture_output=True)
+    if _node is not None:
+        _node.delete()
 
 
 def _root_problem() -> str:
@@ -137,6 +135,8 @@ class NetnsFactory:
 
     def __call__(self, prefix: str = "lcpy") -> str:
         name = unique(prefix)
+        if _node is not None:
+            _node.made_pod(name)  # recorded first: a crash right after leaves nothing unrecorded
         subprocess.run(["ip", "netns", "add", name], check=True)
         self.made.append(name)
         return name
@@ -144,6 +144,8 @@ class NetnsFactory:
     def cleanup(self) -> None:
         for name in reversed(self.made):
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+            if _node is not None and not os.path.lexists(f"/var/run/netns/{name}"):
+                _node.removed_pod(name)
 
 
 @pytest.fixture

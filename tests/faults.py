@@ -60,17 +60,6 @@ ADD_EFFECTS = (
 AFTER_ADD = "after ADD returned"
 
 
-def chain_conf(network: str, bridge: str, subnet: str, data_dir: Path, tuning_dir: Path) -> dict[str, Any]:
-    """bridge (+ host-local) with ipMasq, tuning (mtu: it saves the old one),
-    portmap: each plugin leaves something a leak check can see.  The traced
-    tests' bridge + portmap network with tuning put in between."""
-    from support import bridge_portmap_conflist
-
-    conf: dict[str, Any] = bridge_portmap_conflist(network, bridge, subnet, data_dir)
-    conf["plugins"].insert(1, {"type": "tuning", "mtu": 1400, "dataDir": str(tuning_dir)})
-    return conf
-
-
 def label(effect: Any) -> str:
     """A person's name for an effect of a plan."""
     kind = type(effect).__name__
@@ -264,32 +253,30 @@ def leaked(found: dict[str, list[str]]) -> list[str]:
 
 
 class Chain:
-    """One attachment of :func:`chain_conf` to be made: a network, a bridge,
-    a pod namespace (already made), their dirs under ``tmp_path`` and a host
-    port, all named uniquely, and the node's iptables state before it."""
+    """One attachment of :func:`networks.faults_chain` (bridge + host-local,
+    tuning, portmap) to be made: a network, a bridge, a subnet and a host
+    port of its own (``tests/networks.py``), a pod namespace (already made),
+    their dirs under ``tmp_path``, and the node's iptables state before it."""
 
-    def __init__(self, tmp_path: Path, pod: str, *, prefix: str, subnet: str, port: int) -> None:
-        from support import unique, write_conf
+    def __init__(self, tmp_path: Path, pod: str, *, prefix: str) -> None:
+        import networks
 
         from libcni_py.core.args import cnitool_container_id
 
-        self.network = unique(prefix)
-        self.bridge = unique(prefix[:2] + "br")
         self.data_dir = tmp_path / "ipam"
         self.tuning_dir = tmp_path / "tuning"
         self.cache_dir = tmp_path / "cache"
         self.conf_dir = tmp_path / "net.d"
         self.conf_dir.mkdir()
+        self.net = networks.faults_chain(self.data_dir, self.tuning_dir, prefix=prefix, bridge_prefix=prefix[:2] + "br")
+        self.network = self.net.name
+        self.bridge = self.net.bridge
         self.pod = pod
         self.netns = f"/var/run/netns/{pod}"
         self.cid = cnitool_container_id(self.netns)
-        self.port = port
-        write_conf(
-            self.conf_dir,
-            "10-fault.conflist",
-            chain_conf(self.network, self.bridge, subnet, self.data_dir, self.tuning_dir),
-        )
-        self.caps = json.dumps({"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]})
+        self.port = networks.host_port()
+        self.net.write(self.conf_dir, "10-fault.conflist")
+        self.caps = json.dumps(networks.port_mappings(self.port))
         self.iptables_before = iptables_state()
 
     def leftovers(self) -> dict[str, list[str]]:

@@ -11,7 +11,6 @@ reservation, iptables rule or cache file of it left.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import kernel
+import networks
 from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
 
 from libcni_py import CNI, RuntimeConf, load_network
@@ -27,8 +27,6 @@ from libcni_py.core.result import to_json
 from libcni_py.errors import PluginError
 
 VIAS = ("lib", "cli")
-
-_blocks = itertools.count(1)
 
 
 def sh(*argv: str) -> str:
@@ -52,8 +50,9 @@ class Matrix:
         via: ``"lib"`` or ``"cli"``.
         pod: the pod namespace's name; ``netns`` its path.
         data_dir: host-local's ``dataDir`` (use :meth:`host_local`).
-        block: a number unique in the session, for subnets
-            ``10.242.<block>.0/24`` and ``fd00:242:<block>::/64``.
+        subnet: this test's subnet (``tests/networks.py``): an IPv4 ``/24``
+            and an IPv6 ``/64`` no other test of the run has.
+        block: its number, unique in the run (for MAC addresses).
     """
 
     def __init__(self, via: str, pod: str, tmp_path: Path) -> None:
@@ -65,28 +64,22 @@ class Matrix:
         self.cache_dir = tmp_path / "cache"
         self.conf_dir = tmp_path / "net.d"
         self.conf_dir.mkdir(exist_ok=True)
-        self.block = next(_blocks)
+        self.subnet = networks.subnet()
+        self.block = self.subnet.index
         self.node_links_before = set(kernel.links())
         self.made_links: list[str] = []
 
     def v4(self, host: int = 0, prefix: int = 24) -> str:
         """An address (or with host 0, the subnet) in this test's IPv4 block."""
-        return f"10.242.{self.block}.{host}/{prefix}" if host else f"10.242.{self.block}.0/24"
+        return f"{self.subnet.host(host)}/{prefix}" if host else self.subnet.cidr
 
     def v6(self, host: int = 0) -> str:
         """An address (or with host 0, the subnet) in this test's IPv6 block."""
-        return f"fd00:242:{self.block}::{host:x}/64" if host else f"fd00:242:{self.block}::/64"
+        return self.subnet.host6(host) if host else self.subnet.v6
 
     def host_local(self, *subnets: str, routes: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """A host-local IPAM section with a range set per subnet and this test's data dir."""
-        ipam: dict[str, Any] = {
-            "type": "host-local",
-            "ranges": [[{"subnet": s}] for s in subnets],
-            "dataDir": str(self.data_dir),
-        }
-        if routes:
-            ipam["routes"] = routes
-        return ipam
+        return networks.host_local(*subnets, data_dir=self.data_dir, routes=routes or None, ranges=True)
 
     def parent_link(self, prefix: str = "mxp") -> str:
         """A link-less parent device in the node (``dummy``, or ``ifb`` on
@@ -140,9 +133,7 @@ class Attachment:
         self.ifname = ifname
         self.caps = caps
         self.container_id = cnitool_container_id(mx.netns) if mx.via == "cli" else unique("mxc")
-        write_conf(
-            mx.conf_dir, "10-matrix.conflist", {"cniVersion": cni_version, "name": self.network, "plugins": plugins}
-        )
+        write_conf(mx.conf_dir, "10-matrix.conflist", networks.conflist(self.network, plugins, cni_version))
         self.env = {"PATH": path} if path else {}
         self.ips: list[str] = []
         self.chains_before = chains()

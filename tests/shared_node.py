@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import networks
 from support import REPO, unique
 
 # ../shared/thirdparty of the checkout (one level more for a worktree under wt/)
@@ -248,8 +249,8 @@ class SharedNode:
         self.root = root or Path(tempfile.mkdtemp(prefix=f"lcpy-{self.name}-"))
         self.network = f"lcpy{self.name}"
         self.bridge = f"cni-{self.name}"[:15]
-        octet = 16 + int(hashlib.sha256(f"{self.name}{time.time()}".encode()).hexdigest(), 16) % 200
-        self.subnet = f"10.{octet}.77.0/24"
+        self.block = networks.subnet()  # the node is a network namespace of its own
+        self.subnet = self.block.cidr
         self.socket = str(self.root / "containerd.sock")
         self.unshare: subprocess.Popen[bytes] | None = None
         self.containerd: subprocess.Popen[bytes] | None = None
@@ -403,24 +404,21 @@ class SharedNode:
             self.sandbox_ids.append(self.run_sandbox(f"web-{index}"))
 
     def write_conflist(self) -> None:
-        conflist = {
-            "cniVersion": "0.4.0",
-            "name": self.network,
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": self.bridge,
-                    "isGateway": True,
-                    "ipMasq": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "ranges": [[{"subnet": self.subnet}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                    },
-                },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        }
+        """bridge + host-local + portmap (``tests/networks.py``) at spec
+        0.4.0, which every runtime here reads, with host-local's default
+        data dir (the node's ``/var/lib/cni``, where the runtimes look)."""
+        net = networks.BridgeNet(
+            name=self.network,
+            bridge=self.bridge,
+            subnet=self.block,
+            data_dir=None,
+            masq=True,
+            default_route=True,
+            portmap=True,
+            ranges=True,
+            version="0.4.0",
+        )
+        conflist = net.conflist()
         (self.conf_dir / f"10-{self.network}.conflist").write_text(json.dumps(conflist, indent=2))
 
     def _connect_cri(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -11,13 +10,13 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from networks import unique  # noqa: F401  (the tests import it from here too)
+
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "testdata" / "plugins"
 DEBIAN_PLUGINS = Path("/usr/lib/cni")
 CNITOOL = REPO / "cmd" / "cnitool.py"
 IN_CI = bool(os.environ.get("CI"))
-
-_counter = itertools.count(1)
 
 
 def alive(pid: int) -> bool:
@@ -41,11 +40,6 @@ def wait_gone(pid: int, seconds: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-def unique(prefix: str) -> str:
-    """A short name unique to this test run (fits a 15-byte interface name)."""
-    return f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
 
 
 def live_netns_path() -> str:
@@ -80,30 +74,6 @@ def write_conf(directory: Path, filename: str, doc: object) -> Path:
     path = directory / filename
     path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
     return path
-
-
-def bridge_portmap_conflist(network: str, bridge: str, subnet: str, data_dir: Path) -> dict[str, object]:
-    """Debian's bridge (gateway, ipMasq) with host-local, then portmap: the
-    network of the traced-ADD tests."""
-    return {
-        "cniVersion": "1.0.0",
-        "name": network,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": True,
-                "ipam": {
-                    "type": "host-local",
-                    "subnet": subnet,
-                    "dataDir": str(data_dir),
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
 
 
 def read_calls(path: Path) -> list[dict[str, object]]:
@@ -197,10 +167,13 @@ def newest_go() -> str | None:
         # The first run fetches Go into a private venv; it has failed once on a
         # fresh machine and then worked, so it gets a second try, and a failure
         # shows what the script said instead of a bare exit status.
-        probe = Path(f"/tmp/libcni-py-newest-probe.{os.getpid()}")
+        import tempfile
+
         for attempt in (1, 2):
-            run = subprocess.run(["sh", str(BUILD_NEWEST), str(probe)], capture_output=True, text=True, timeout=900)
-            probe.unlink(missing_ok=True)
+            # a directory of this call's own: the probe removed is never another run's
+            with tempfile.TemporaryDirectory(prefix="libcni-py-newest-probe-") as scratch:
+                probe = Path(scratch) / "probe"
+                run = subprocess.run(["sh", str(BUILD_NEWEST), str(probe)], capture_output=True, text=True, timeout=900)
             if run.returncode == 0:
                 break
             if attempt == 2:

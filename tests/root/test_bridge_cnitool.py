@@ -9,48 +9,27 @@ from pathlib import Path
 
 import kernel
 import pytest
-from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
+from networks import bridge_portmap, host_port, port_mappings
+from support import DEBIAN_PLUGINS, run_cnitool
 
 from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 
 
-def bridge_portmap(name: str, bridge: str, subnet: str, data_dir: Path) -> dict[str, object]:
-    return {
-        "cniVersion": "1.0.0",
-        "name": name,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": True,
-                "ipam": {
-                    "type": "host-local",
-                    "subnet": subnet,
-                    "dataDir": str(data_dir),
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
-
-
 def test_bridge_hostlocal_portmap_add_check_del(
     make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
 ) -> None:
     pod = make_netns("pod")
-    bridge = unique("br")
-    network = unique("net")
     data_dir = tmp_path / "ipam"
-    write_conf(conf_dir, "10-bridge.conflist", bridge_portmap(network, bridge, "10.240.7.0/24", data_dir))
+    net = bridge_portmap(data_dir)
+    net.write(conf_dir)
+    bridge, network, subnet, port = net.bridge, net.name, net.subnet, host_port()
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
         "CNI_CACHE_DIR": str(cache_dir),
-        "CAP_ARGS": json.dumps({"portMappings": [{"hostPort": 18081, "containerPort": 80, "protocol": "tcp"}]}),
+        "CAP_ARGS": json.dumps(port_mappings(port)),
         "PATH": v4only_path,
     }
     netns = f"/var/run/netns/{pod}"
@@ -61,24 +40,24 @@ def test_bridge_hostlocal_portmap_add_check_del(
     assert add.returncode == 0, add.stderr
     res = json.loads(add.stdout)
     address = res["ips"][0]["address"]
-    assert address.startswith("10.240.7.") and res["ips"][0]["gateway"] == "10.240.7.1"
+    assert subnet.contains(address) and res["ips"][0]["gateway"] == subnet.gateway
 
     # host side: the bridge with the gateway address, one veth enslaved to it
     host = kernel.links()
     assert host[bridge]["kind"] == "bridge" and host[bridge]["up"]
     new_veths = [n for n in set(host) - host_links_before if host[n]["kind"] == "veth"]
     assert len(new_veths) == 1 and host[new_veths[0]]["master"] == host[bridge]["index"]
-    assert (bridge, "10.240.7.1/24") in kernel.addresses()
+    assert (bridge, subnet.address(1)) in kernel.addresses()
     # container side: eth0 with the address and the default route via the gateway
     assert (("eth0", address)) in kernel.addresses(pod)
-    assert ("0.0.0.0/0", "10.240.7.1", "eth0") in kernel.routes(pod)
+    assert ("0.0.0.0/0", subnet.gateway, "eth0") in kernel.routes(pod)
     # host-local reserved the address for this container
     assert kernel.reservations(data_dir, network) == [address.split("/")[0]]
     reserved = (data_dir / network / address.split("/")[0]).read_text()
     assert reserved.startswith(cid)
     # portmap's DNAT and bridge's masquerade rules for this container
     nat = kernel.iptables("nat")
-    assert any("--dport 18081" in rule and f"{address.split('/')[0]}:80" in rule for rule in nat)
+    assert any(f"--dport {port}" in rule and f"{address.split('/')[0]}:80" in rule for rule in nat)
     assert any(cid in rule and "MASQUERADE" not in rule and "POSTROUTING" in rule for rule in nat)
     assert (cache_dir / "results" / f"{network}-{cid}-eth0").exists()
 
@@ -91,7 +70,7 @@ def test_bridge_hostlocal_portmap_add_check_del(
     assert not [n for n in set(kernel.links()) - host_links_before if kernel.links().get(n, {}).get("kind") == "veth"]
     assert "eth0" not in kernel.links(pod)
     nat = kernel.iptables("nat")
-    assert not [rule for rule in nat if cid in rule or "--dport 18081" in rule]
+    assert not [rule for rule in nat if cid in rule or f"--dport {port}" in rule]
     assert not (cache_dir / "results" / f"{network}-{cid}-eth0").exists()
 
 
@@ -99,10 +78,9 @@ def test_check_fails_after_breaking_the_interface(
     make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
 ) -> None:
     pod = make_netns("pod")
-    network = unique("net")
-    write_conf(
-        conf_dir, "10-bridge.conflist", bridge_portmap(network, unique("br"), "10.240.8.0/24", tmp_path / "ipam")
-    )
+    net = bridge_portmap(tmp_path / "ipam")
+    net.write(conf_dir)
+    network = net.name
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
@@ -128,15 +106,14 @@ def test_debian_portmap_check_bug(make_netns, tmp_path: Path, conf_dir: Path, ca
     attachment fails.  If Debian ships a fixed portmap, this test fails and
     the work-around can go."""
     pod = make_netns("pod")
-    network = unique("net")
-    write_conf(
-        conf_dir, "10-bridge.conflist", bridge_portmap(network, unique("br"), "10.240.9.0/24", tmp_path / "ipam")
-    )
+    net = bridge_portmap(tmp_path / "ipam")
+    net.write(conf_dir)
+    network = net.name
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
         "CNI_CACHE_DIR": str(cache_dir),
-        "CAP_ARGS": json.dumps({"portMappings": [{"hostPort": 18082, "containerPort": 80, "protocol": "tcp"}]}),
+        "CAP_ARGS": json.dumps(port_mappings(host_port())),
     }
     netns = f"/var/run/netns/{pod}"
     assert run_cnitool("add", network, netns, env=env).returncode == 0
@@ -160,10 +137,9 @@ def test_del_without_cap_args_still_removes_portmap_rules(
     """Debian's portmap DEL finds its rules from portMappings; Go's cnitool
     DEL without CAP_ARGS leaves them.  Ours reuses the recorded ones."""
     pod = make_netns("pod")
-    network = unique("net")
-    write_conf(
-        conf_dir, "10-bridge.conflist", bridge_portmap(network, unique("br"), "10.240.10.0/24", tmp_path / "ipam")
-    )
+    net = bridge_portmap(tmp_path / "ipam")
+    net.write(conf_dir)
+    network = net.name
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
@@ -171,9 +147,10 @@ def test_del_without_cap_args_still_removes_portmap_rules(
         "PATH": v4only_path,
     }
     netns = f"/var/run/netns/{pod}"
-    caps = json.dumps({"portMappings": [{"hostPort": 18083, "containerPort": 80, "protocol": "tcp"}]})
+    port = host_port()
+    caps = json.dumps(port_mappings(port))
     assert run_cnitool("add", network, netns, env=env | {"CAP_ARGS": caps}).returncode == 0
-    assert [rule for rule in kernel.iptables("nat") if "--dport 18083" in rule]
+    assert [rule for rule in kernel.iptables("nat") if f"--dport {port}" in rule]
     delete = run_cnitool("del", network, netns, env=env)
     assert delete.returncode == 0, delete.stderr
-    assert not [rule for rule in kernel.iptables("nat") if "18083" in rule or cnitool_container_id(netns) in rule]
+    assert not [rule for rule in kernel.iptables("nat") if str(port) in rule or cnitool_container_id(netns) in rule]

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import kernel
+import networks
 import pytest
 from support import CNITOOL, DEBIAN_PLUGINS, PLUGINS, run_cnitool, unique, wait_gone, write_conf
 
@@ -120,29 +121,15 @@ def test_netns_as_an_unprivileged_user(node: str) -> None:
 class Net:
     """A bridge + host-local network in a private conf dir, and what it leaves."""
 
-    def __init__(self, tmp_path: Path, subnet: str, extra: list[dict[str, object]] | None = None) -> None:
-        self.name = unique("exnet")
-        self.bridge = unique("exbr")
-        self.subnet = subnet
+    def __init__(self, tmp_path: Path, extra: list[dict[str, object]] | None = None) -> None:
         self.data_dir = tmp_path / "ipam"
+        self.net = networks.bridge_network(
+            self.data_dir, prefix="exnet", bridge_prefix="exbr", default_route=True, extra=list(extra or [])
+        )
+        self.name, self.bridge, self.subnet = self.net.name, self.net.bridge, self.net.subnet
         self.cache_dir = tmp_path / "cache"
         self.conf_dir = tmp_path / "net.d"
-        self.conf_dir.mkdir()
-        plugins: list[dict[str, object]] = [
-            {
-                "type": "bridge",
-                "bridge": self.bridge,
-                "isGateway": True,
-                "ipam": {
-                    "type": "host-local",
-                    "subnet": subnet,
-                    "dataDir": str(self.data_dir),
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                },
-            },
-            *(extra or []),
-        ]
-        write_conf(self.conf_dir, "10-ex.conflist", {"cniVersion": "1.0.0", "name": self.name, "plugins": plugins})
+        self.net.write(self.conf_dir, "10-ex.conflist")
         self.env = {
             "NETCONFPATH": str(self.conf_dir),
             "CNI_PATH": f"{DEBIAN_PLUGINS}:{PLUGINS}",
@@ -161,7 +148,7 @@ class Net:
 
 
 def test_exec_runs_the_command_inside_and_cleans_up(tmp_path: Path, node: str) -> None:
-    net = Net(tmp_path, "10.241.1.0/24")
+    net = Net(tmp_path)
     proc = run_cnitool(
         "exec",
         net.name,
@@ -174,16 +161,16 @@ def test_exec_runs_the_command_inside_and_cleans_up(tmp_path: Path, node: str) -
     )
     assert proc.returncode == 3, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split()[0].startswith("eth0@") and lines[0].split()[2] == "10.241.1.2/24"
+    assert lines[0].split()[0].startswith("eth0@") and lines[0].split()[2] == net.subnet.address(2)
     assert lines[1].startswith("cnitool-exec-")
-    assert lines[2].startswith("default via 10.241.1.1 dev eth0")
+    assert lines[2].startswith(f"default via {net.subnet.gateway} dev eth0")
     assert lines[3] == "from stdin"
     assert proc.stderr == ""
     net.assert_nothing_left()
 
 
 def test_exec_options_reach_the_attachment(tmp_path: Path, node: str) -> None:
-    net = Net(tmp_path, "10.241.2.0/24")
+    net = Net(tmp_path)
     proc = run_cnitool(
         "exec",
         "--ifname",
@@ -199,19 +186,19 @@ def test_exec_options_reach_the_attachment(tmp_path: Path, node: str) -> None:
     )
     assert proc.returncode == 1, proc.stderr  # grep -c found no eth0
     first, count = proc.stdout.splitlines()
-    assert first.startswith("net7@") and "10.241.2.2/24" in first and count == "0"
+    assert first.startswith("net7@") and net.subnet.address(2) in first and count == "0"
     net.assert_nothing_left()
 
 
 def test_exec_without_dashes(tmp_path: Path, node: str) -> None:
-    net = Net(tmp_path, "10.241.3.0/24")
+    net = Net(tmp_path)
     proc = run_cnitool("exec", net.name, "true", env=net.env)
     assert proc.returncode == 0, proc.stderr
     net.assert_nothing_left()
 
 
 def test_exec_killed_command_exit_status(tmp_path: Path, node: str) -> None:
-    net = Net(tmp_path, "10.241.4.0/24")
+    net = Net(tmp_path)
     proc = run_cnitool("exec", net.name, "--", "sh", "-c", "kill -TERM $$", env=net.env)
     assert proc.returncode == 128 + signal.SIGTERM
     net.assert_nothing_left()
@@ -220,7 +207,7 @@ def test_exec_killed_command_exit_status(tmp_path: Path, node: str) -> None:
 def test_exec_failed_add_is_torn_down(tmp_path: Path, node: str) -> None:
     """bridge + host-local succeed, then the next plugin fails: the DEL undoes
     the bridge's veth and the address, and the namespace goes."""
-    net = Net(tmp_path, "10.241.5.0/24", [{"type": "failer", "failOn": ["ADD"], "msg": "no luck"}])
+    net = Net(tmp_path, [{"type": "failer", "failOn": ["ADD"], "msg": "no luck"}])
     proc = run_cnitool("exec", net.name, "--", "touch", str(tmp_path / "ran"), env=net.env)
     assert proc.returncode == 1
     note, error = proc.stderr.splitlines()
@@ -233,7 +220,7 @@ def test_exec_failed_add_is_torn_down(tmp_path: Path, node: str) -> None:
 
 
 def test_exec_nothing_started_nothing_deleted(tmp_path: Path, node: str) -> None:
-    net = Net(tmp_path, "10.241.6.0/24", [{"type": "no-such-plugin"}])
+    net = Net(tmp_path, [{"type": "no-such-plugin"}])
     proc = run_cnitool("exec", net.name, "--", "true", env=net.env)
     assert proc.returncode == 4
     assert proc.stderr.startswith('cnitool: error: plugin "no-such-plugin" not found in ')
@@ -252,7 +239,7 @@ def test_exec_nothing_started_nothing_deleted(tmp_path: Path, node: str) -> None
 def test_exec_refuses_before_creating_anything(
     argv: list[str], code: int, text: str, tmp_path: Path, node: str
 ) -> None:
-    net = Net(tmp_path, "10.241.7.0/24")
+    net = Net(tmp_path)
     proc = run_cnitool("exec", net.name, *argv, env=net.env)
     assert proc.returncode == code and text in proc.stderr
     net.assert_nothing_left()
@@ -273,7 +260,7 @@ def start_exec(net: Net, *command: str) -> subprocess.Popen[str]:
 def test_exec_signal_while_the_command_runs(signum: int, tmp_path: Path, node: str) -> None:
     """A signal sent to cnitool alone (kill) is relayed to the command; the
     teardown runs; the exit status is the command's (killed by it)."""
-    net = Net(tmp_path, "10.241.8.0/24")
+    net = Net(tmp_path)
     proc = start_exec(net, "sh", "-c", "echo ready; exec sleep 60")
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
@@ -288,7 +275,7 @@ def test_exec_ctrl_c_during_add(tmp_path: Path, node: str) -> None:
     """Ctrl-C while the second plugin's ADD hangs: it is killed, the DEL undoes
     what the bridge made, the namespace goes, exit 130."""
     pid_file = tmp_path / "hanger.pid"
-    net = Net(tmp_path, "10.241.9.0/24", [{"type": "hanger", "hangOn": ["ADD"], "pidFile": str(pid_file)}])
+    net = Net(tmp_path, [{"type": "hanger", "hangOn": ["ADD"], "pidFile": str(pid_file)}])
     proc = start_exec(net, "touch", str(tmp_path / "ran"))
     deadline = time.monotonic() + 60
     while not pid_file.exists() or not pid_file.read_text().endswith("\n"):
@@ -311,7 +298,7 @@ def test_exec_ctrl_c_during_add(tmp_path: Path, node: str) -> None:
 def test_exec_teardown_failure_is_reported(tmp_path: Path, node: str) -> None:
     """A DEL that fails: the command's status still wins when it failed; when
     it succeeded, the teardown's error decides; the namespace goes anyway."""
-    net = Net(tmp_path, "10.241.10.0/24", [{"type": "failer", "failOn": ["DEL"], "msg": "cannot let go"}])
+    net = Net(tmp_path, [{"type": "failer", "failOn": ["DEL"], "msg": "cannot let go"}])
     kept = "cnitool: note: DEL did not finish: still to delete: failer; the other plugins' DEL succeeded; "
     failed = run_cnitool("exec", net.name, "--", "sh", "-c", "exit 5", env=net.env)
     assert failed.returncode == 5
@@ -369,7 +356,7 @@ def test_exec_ctrl_c_at_a_terminal(tmp_path: Path, node: str) -> None:
     import pty
     import termios
 
-    net = Net(tmp_path, "10.241.11.0/24")
+    net = Net(tmp_path)
     received = tmp_path / "received"
     master, slave = pty.openpty()
 

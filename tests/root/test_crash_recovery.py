@@ -12,7 +12,6 @@ as markdown at the end; docs/reliability.md shows one)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -25,7 +24,6 @@ from support import CNITOOL, DEBIAN_PLUGINS
 
 pytestmark = pytest.mark.root
 
-_subnets = itertools.count(1)
 TABLE: list[tuple[str, str, str, str, str]] = []
 
 
@@ -33,8 +31,7 @@ class Rig(faults.Chain):
     """One network and one pod, with everything named uniquely."""
 
     def __init__(self, tmp_path: Path, pod: str) -> None:
-        n = next(_subnets)
-        super().__init__(tmp_path, pod, prefix="fault", subnet=f"10.243.{n % 250}.0/24", port=19000 + n)
+        super().__init__(tmp_path, pod, prefix="fault")
 
     def env(self, **extra: str) -> dict[str, str]:
         return (

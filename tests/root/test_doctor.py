@@ -23,7 +23,8 @@ from pathlib import Path
 
 import kernel
 import pytest
-from support import DEBIAN_PLUGINS, bridge_portmap_conflist, run_cnitool, unique, write_conf
+from networks import bridge_portmap, host_port
+from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
 
 from libcni_py import netns
 from libcni_py.core.args import cnitool_container_id
@@ -31,7 +32,6 @@ from libcni_py.core.args import cnitool_container_id
 pytestmark = pytest.mark.root
 
 _subnets = itertools.count(31)
-_ports = itertools.count(18600)
 OLD = time.time() - 3600
 
 
@@ -39,15 +39,11 @@ class Node:
     """A bridge + host-local + portmap network in the test's own dirs."""
 
     def __init__(self, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
-        self.network, self.bridge = unique("dr"), unique("drb")
-        self.third = next(_subnets)
         self.data_dir = tmp_path / "ipam"
+        self.net = bridge_portmap(self.data_dir, prefix="dr", bridge_prefix="drb")
+        self.network, self.bridge, self.subnet = self.net.name, self.net.bridge, self.net.subnet
         self.conf_dir, self.cache_dir = conf_dir, cache_dir
-        write_conf(
-            conf_dir,
-            "10-net.conflist",
-            bridge_portmap_conflist(self.network, self.bridge, f"10.249.{self.third}.0/24", self.data_dir),
-        )
+        self.net.write(conf_dir, "10-net.conflist")
         self.env = {
             "NETCONFPATH": str(conf_dir),
             "CNI_PATH": str(DEBIAN_PLUGINS),
@@ -65,7 +61,7 @@ class Node:
         return self.cnitool("doctor", "--ipam-dir", str(self.data_dir), "--no-probe", *extra)
 
     def add(self, ns: str, **kw: object) -> str:
-        caps = {"portMappings": [{"hostPort": next(_ports), "containerPort": 80, "protocol": "tcp"}]}
+        caps = {"portMappings": [{"hostPort": host_port(), "containerPort": 80, "protocol": "tcp"}]}
         proc = self.cnitool("add", self.network, netns.path_for(ns), caps=caps, **kw)  # type: ignore[arg-type]
         assert proc.returncode == 0, proc.stderr
         return str(json.loads(proc.stdout)["ips"][0]["address"]).split("/")[0]
@@ -132,7 +128,7 @@ def test_doctor_names_each_broken_state_and_fix_removes_only_the_dead(doc_node: 
         subprocess.run(["ip", "netns", "del", held_ns], check=True)
         assert held_veth in kernel.links()
         # a leaked reservation (no record, no namespace), written as host-local writes it
-        leaked = node.data_dir / node.network / f"10.249.{node.third}.200"
+        leaked = node.data_dir / node.network / node.subnet.host(200)
         leaked_cid = os.urandom(32).hex()
         leaked.write_text(f"{leaked_cid}\r\neth0")
         os.utime(leaked, (OLD, OLD))
@@ -225,7 +221,7 @@ def test_doctor_names_each_broken_state_and_fix_removes_only_the_dead(doc_node: 
 def _podman_add(node: Node, ns: str, container_id: str) -> str:
     """A podman container's attachment: a real ADD with podman's names and
     CNI_ARGS, recorded as podman's Go libcni 1.1.2 writes it (no netns key)."""
-    caps = {"portMappings": [{"hostPort": next(_ports), "containerPort": 80, "protocol": "tcp"}]}
+    caps = {"portMappings": [{"hostPort": host_port(), "containerPort": 80, "protocol": "tcp"}]}
     proc = node.cnitool(
         "add", node.network, netns.path_for(ns), "--container-id", container_id,
         "--args", "IgnoreUnknown=1;K8S_POD_NAME=web", caps=caps,

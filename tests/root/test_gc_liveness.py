@@ -9,7 +9,6 @@ node: a real ADD in a live namespace, then the record rewritten in Go libcni
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -20,7 +19,8 @@ from pathlib import Path
 import faults
 import kernel
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, run_cnitool, unique, write_conf
+from networks import bridge_network
+from support import CNITOOL, DEBIAN_PLUGINS, run_cnitool, unique
 
 from libcni_py import CNI, RuntimeConf, load_network, netns
 from libcni_py.core.args import cnitool_container_id
@@ -28,7 +28,6 @@ from libcni_py.runtime import PodNetworks
 
 pytestmark = pytest.mark.root
 
-_subnets = itertools.count(1)
 CRI_ARGS = (("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", "default"), ("K8S_POD_NAME", "web"))
 
 
@@ -36,29 +35,11 @@ class Node:
     """One bridge network in temp conf/cache/data dirs, and helpers."""
 
     def __init__(self, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
-        self.network = unique("gcl")
-        self.bridge = unique("gcb")
         self.data_dir = tmp_path / "ipam"
+        net = bridge_network(self.data_dir, prefix="gcl", bridge_prefix="gcb", gateway=False)
+        self.network, self.bridge = net.name, net.bridge
         self.conf_dir, self.cache_dir = conf_dir, cache_dir
-        write_conf(
-            conf_dir,
-            "10-net.conflist",
-            {
-                "cniVersion": "1.0.0",
-                "name": self.network,
-                "plugins": [
-                    {
-                        "type": "bridge",
-                        "bridge": self.bridge,
-                        "ipam": {
-                            "type": "host-local",
-                            "subnet": f"10.252.{next(_subnets)}.0/24",
-                            "dataDir": str(self.data_dir),
-                        },
-                    }
-                ],
-            },
-        )
+        net.write(conf_dir, "10-net.conflist")
         self.env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(DEBIAN_PLUGINS), "CNI_CACHE_DIR": str(cache_dir)}
         self.cni = CNI(plugin_path=[str(DEBIAN_PLUGINS)], cache_dir=str(cache_dir), on_stderr=None)
 

@@ -4,13 +4,15 @@ deletes, leaving nothing behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import kernel
 import pytest
-from support import DEBIAN_PLUGINS, GoPeer, run_cnitool, unique, write_conf
+from networks import bridge_network, host_port, port_mappings
+from support import DEBIAN_PLUGINS, GoPeer, run_cnitool
 
 from libcni_py.core.args import cnitool_container_id
 
@@ -22,32 +24,15 @@ def test_real_bridge_added_by_one_deleted_by_the_other(
     first: str, any_gopeer: GoPeer, make_netns, tmp_path: Path, conf_dir: Path, cache_dir: Path, v4only_path: str
 ) -> None:
     pod = make_netns("pod")
-    network = unique("net")
-    bridge = unique("br")
     data_dir = tmp_path / "ipam"
-    write_conf(
-        conf_dir,
-        "10-net.conflist",
-        {
-            "cniVersion": "1.0.0",
-            "name": network,
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": bridge,
-                    "isGateway": True,
-                    "ipMasq": True,
-                    "ipam": {"type": "host-local", "subnet": "10.241.3.0/24", "dataDir": str(data_dir)},
-                },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        },
-    )
+    net = bridge_network(data_dir, masq=True, portmap=True)
+    net.write(conf_dir, "10-net.conflist")
+    network, port = net.name, host_port()
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
         "CNI_CACHE_DIR": str(cache_dir),
-        "CAP_ARGS": '{"portMappings":[{"hostPort":18090,"containerPort":80,"protocol":"tcp"}]}',
+        "CAP_ARGS": json.dumps(port_mappings(port)),
         "PATH": v4only_path,
     }
     netns = f"/var/run/netns/{pod}"
@@ -75,5 +60,5 @@ def test_real_bridge_added_by_one_deleted_by_the_other(
     assert deleted.returncode == 0, deleted.stderr
     assert kernel.reservations(data_dir, network) == []
     assert "eth0" not in kernel.links(pod)
-    assert not [rule for rule in kernel.iptables("nat") if cid in rule or "18090" in rule]
+    assert not [rule for rule in kernel.iptables("nat") if cid in rule or str(port) in rule]
     assert not (cache_dir / "results" / f"{network}-{cid}-eth0").exists()

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import kernel
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, REPO, unique, write_conf
+from networks import bridge_network, subnet
+from support import CNITOOL, DEBIAN_PLUGINS, REPO, unique
 
 from libcni_py import netns
 from libcni_py.core import record as cache
@@ -56,21 +57,6 @@ async def main():
 trio.run(main)
 print(json.dumps(errors))
 """
-
-
-def bridge_net(network: str, bridge: str, subnet: str, data_dir: Path, **ipam: object) -> dict[str, object]:
-    return {
-        "cniVersion": "1.0.0",
-        "name": network,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir), **ipam},
-            }
-        ],
-    }
 
 
 class Pods:
@@ -113,9 +99,10 @@ def run_all(command: str, network: str, paths: list[str], env: dict[str, str]) -
 
 
 def test_200_processes_and_a_trio_process_at_once(pods: Pods, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
-    network, bridge = unique("many"), unique("mbr")
     data_dir = tmp_path / "ipam"
-    write_conf(conf_dir, "10-many.conflist", bridge_net(network, bridge, "10.244.0.0/22", data_dir))
+    net = bridge_network(data_dir, prefix="many", bridge_prefix="mbr", prefixlen=22)  # room for 2 * COUNT
+    net.write(conf_dir, "10-many.conflist")
+    network, bridge = net.name, net.bridge
     env = dict(os.environ) | {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
@@ -174,9 +161,10 @@ def test_200_processes_and_a_trio_process_at_once(pods: Pods, tmp_path: Path, co
 
 
 def test_racing_add_and_del_of_one_real_attachment(pods: Pods, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
-    network, bridge = unique("race"), unique("rbr")
     data_dir = tmp_path / "ipam"
-    write_conf(conf_dir, "10-race.conflist", bridge_net(network, bridge, "10.245.0.0/24", data_dir))
+    net = bridge_network(data_dir, prefix="race", bridge_prefix="rbr")
+    net.write(conf_dir, "10-race.conflist")
+    network, bridge = net.name, net.bridge
     env = dict(os.environ) | {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
@@ -219,13 +207,14 @@ def test_racing_add_and_del_of_one_real_attachment(pods: Pods, tmp_path: Path, c
 
 
 def test_exhausted_address_range_names_the_network(pods: Pods, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
-    network, bridge = unique("tiny"), unique("tbr")
     data_dir = tmp_path / "ipam"
-    write_conf(
-        conf_dir,
-        "10-tiny.conflist",
-        bridge_net(network, bridge, "10.246.0.0/29", data_dir, rangeStart="10.246.0.2", rangeEnd="10.246.0.3"),
+    tiny = subnet(29)
+    first, last = tiny.host(2), tiny.host(3)  # a range of two addresses
+    net = bridge_network(
+        data_dir, prefix="tiny", bridge_prefix="tbr", subnet=tiny, ipam_extra={"rangeStart": first, "rangeEnd": last}
     )
+    net.write(conf_dir, "10-tiny.conflist")
+    network, bridge = net.name, net.bridge
     env = dict(os.environ) | {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
@@ -256,7 +245,7 @@ def test_exhausted_address_range_names_the_network(pods: Pods, tmp_path: Path, c
         assert line.startswith(f'cnitool: error: network "{network}": plugin type="bridge" failed (add): ')
         assert "no IP addresses available" in line
         assert f'the address range of network "{network}" is used up' in line
-        assert sorted(kernel.reservations(data_dir, network)) == ["10.246.0.2", "10.246.0.3"]
+        assert sorted(kernel.reservations(data_dir, network)) == [first, last]
         # the failed ADD is recorded; its namespace lives, so GC keeps it
         # unless forced; forced, with the two live ones as valid, removes it
         valid = [f"--valid={cnitool_container_id(p)}/eth0" for p in paths[:2]]

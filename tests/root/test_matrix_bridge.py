@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import kernel
+import networks
 import pytest
 from matrix import VIAS, Matrix, sh
 from support import unique
@@ -23,7 +24,7 @@ def mx(request: pytest.FixtureRequest, make_netns: object, tmp_path: Path) -> ob
 
 
 def gateway4(mx: Matrix) -> str:
-    return f"10.242.{mx.block}.1"
+    return mx.subnet.gateway
 
 
 def test_loopback(mx: Matrix) -> None:
@@ -62,7 +63,7 @@ def bridge_checks(mx: Matrix, res: dict[str, object], bridge: str) -> str:
 def test_bridge_ipv4_with_masquerade(mx: Matrix) -> None:
     bridge = unique("mxbr")
     ipam = mx.host_local(mx.v4(), routes=[{"dst": "0.0.0.0/0"}])
-    att = mx.attach([{"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": True, "ipam": ipam}])
+    att = mx.attach([networks.bridge(bridge, ipam, masq=True)])
     res = att.add()
     address, gw = mx.v4(2), gateway4(mx)
     assert res["ips"] == [{"interface": 2, "address": address, "gateway": gw}]
@@ -93,16 +94,7 @@ def test_bridge_ipv4_with_masquerade(mx: Matrix) -> None:
 
 def test_bridge_ipv6(mx: Matrix) -> None:
     bridge = unique("mxbr")
-    att = mx.attach(
-        [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipam": mx.host_local(mx.v6(), routes=[{"dst": "::/0"}]),
-            }
-        ]
-    )
+    att = mx.attach([networks.bridge(bridge, mx.host_local(mx.v6(), routes=[{"dst": "::/0"}]))])
     res = att.add()
     address, gw = mx.v6(2), mx.v6(1).split("/")[0]
     assert res["ips"] == [{"interface": 2, "address": address, "gateway": gw}]
@@ -123,7 +115,7 @@ def test_bridge_ipv6(mx: Matrix) -> None:
 def test_bridge_dual_stack(mx: Matrix) -> None:
     bridge = unique("mxbr")
     ipam = mx.host_local(mx.v4(), mx.v6(), routes=[{"dst": "0.0.0.0/0"}, {"dst": "::/0"}])
-    att = mx.attach([{"type": "bridge", "bridge": bridge, "isGateway": True, "ipam": ipam}])
+    att = mx.attach([networks.bridge(bridge, ipam)])
     res = att.add()
     v4, v6 = mx.v4(2), mx.v6(2)
     assert [ip["address"] for ip in res["ips"]] == [v4, v6]
@@ -170,7 +162,7 @@ def test_static_ipam(mx: Matrix) -> None:
     bridge = unique("mxbr")
     address, gw = mx.v4(7), gateway4(mx)
     ipam = {"type": "static", "addresses": [{"address": address, "gateway": gw}], "routes": [{"dst": "0.0.0.0/0"}]}
-    att = mx.attach([{"type": "bridge", "bridge": bridge, "isGateway": True, "ipam": ipam}])
+    att = mx.attach([networks.bridge(bridge, ipam)])
     res = att.add()
     assert res["ips"] == [{"interface": 2, "address": address, "gateway": gw}]
     bridge_checks(mx, res, bridge)

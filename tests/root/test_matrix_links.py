@@ -40,7 +40,7 @@ def test_macvlan(mx: Matrix) -> None:
     res = att.add()
     address = mx.v4(2)
     assert res["interfaces"] == [{"name": "eth0", "mac": res["interfaces"][0]["mac"], "sandbox": mx.netns}]
-    assert res["ips"] == [{"interface": 0, "address": address, "gateway": f"10.242.{mx.block}.1"}]
+    assert res["ips"] == [{"interface": 0, "address": address, "gateway": mx.subnet.gateway}]
     pod = kernel.links(mx.pod)
     assert set(pod) == {"lo", "eth0"} and pod["eth0"]["kind"] == "macvlan" and pod["eth0"]["up"]
     assert pod["eth0"]["mac"] == res["interfaces"][0]["mac"]

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import kernel
+import networks
 import pytest
 from matrix import VIAS, Matrix, sh
 from support import DEBIAN_PLUGINS, unique
@@ -30,13 +31,8 @@ def mx(request: pytest.FixtureRequest, make_netns: object, tmp_path: Path) -> ob
 
 
 def bridge(mx: Matrix, name: str, **extra: object) -> dict[str, object]:
-    return {
-        "type": "bridge",
-        "bridge": name,
-        "isGateway": True,
-        "ipam": mx.host_local(mx.v4(), routes=[{"dst": "0.0.0.0/0"}]),
-        **extra,
-    }
+    """The matrix's bridge: the gateway of this test's subnet, with a default route."""
+    return networks.bridge(name, mx.host_local(mx.v4(), routes=networks.DEFAULT_ROUTE), **extra)
 
 
 def host_veth(res: dict[str, object]) -> str:
@@ -103,17 +99,17 @@ def fetch(host: str, port: int) -> str:
 
 def test_portmap(mx: Matrix, v4only_path: str) -> None:
     br = unique("mxbr")
-    host_port = 20000 + mx.block
+    host_port = networks.host_port()
     caps = {"portMappings": [{"hostPort": host_port, "containerPort": 8080, "protocol": "tcp"}]}
     # v4only_path: Debian's portmap CHECK is broken for IPv4-only attachments when ip6tables exists (see conftest)
     att = mx.attach(
-        [bridge(mx, br, ipMasq=True), {"type": "portmap", "capabilities": {"portMappings": True}}],
+        [bridge(mx, br, ipMasq=True), networks.portmap()],
         caps=caps,
         path=v4only_path,
     )
     res = att.add()
     address = res["ips"][0]["address"].split("/")[0]
-    gateway = f"10.242.{mx.block}.1"
+    gateway = mx.subnet.gateway
     nat = kernel.iptables("nat")
     dnat = [r for r in nat if r.endswith(f"--dport {host_port} -j DNAT --to-destination {address}:8080")]
     assert len(dnat) == 1
@@ -221,7 +217,7 @@ def test_sbr(mx: Matrix) -> None:
     att = mx.attach([bridge(mx, br), {"type": "sbr"}])
     res = att.add()
     address = res["ips"][0]["address"].split("/")[0]
-    gateway = f"10.242.{mx.block}.1"
+    gateway = mx.subnet.gateway
     assert (32765, f"{address}/32", 100) in kernel.rules(mx.pod)
     assert {("0.0.0.0/0", gateway, "eth0"), (mx.v4(), None, "eth0")} <= kernel.table_routes(mx.pod, 100)
     assert not [r for r in kernel.routes(mx.pod) if r[2] == "eth0"]  # moved out of the main table

@@ -7,7 +7,6 @@ left on the node."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import subprocess
@@ -26,8 +25,8 @@ pytestmark = pytest.mark.root
 class Attachment(faults.Chain):
     """One real attachment (bridge + host-local, tuning, portmap) of one pod."""
 
-    def __init__(self, tmp_path: Path, pod: str, n: int) -> None:
-        super().__init__(tmp_path, pod, prefix="ronet", subnet=f"10.249.{n % 250}.0/24", port=19400 + n)
+    def __init__(self, tmp_path: Path, pod: str) -> None:
+        super().__init__(tmp_path, pod, prefix="ronet")
         self.filename = f"{self.network}-{self.cid}-eth0"
 
     def cnitool(self, *argv: str, read_only: bool = False) -> subprocess.CompletedProcess[str]:
@@ -56,13 +55,9 @@ class Attachment(faults.Chain):
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-_subnets = itertools.count(1)
-
-
 @pytest.fixture
 def attachment(make_netns, tmp_path: Path) -> Iterator[Attachment]:
-    n = next(_subnets)
-    made = Attachment(tmp_path, make_netns("ropod"), n)
+    made = Attachment(tmp_path, make_netns("ropod"))
     yield made
     subprocess.run(["ip", "link", "del", made.bridge], check=False, capture_output=True)
 

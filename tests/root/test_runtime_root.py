@@ -14,28 +14,13 @@ from pathlib import Path
 import kernel
 import pytest
 import trio
-from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
+from networks import bridge_network
+from support import DEBIAN_PLUGINS, run_cnitool
 
 from libcni_py import netns
 from libcni_py.runtime import AsyncPodNetworks, PodNetworks, PodSpec
 
 pytestmark = pytest.mark.root
-
-
-def bridge_net(name: str, bridge: str, subnet: str, data_dir: Path, version: str = "1.0.0") -> dict[str, object]:
-    return {
-        "cniVersion": version,
-        "name": name,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": True,
-                "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)},
-            }
-        ],
-    }
 
 
 @pytest.fixture
@@ -81,10 +66,11 @@ def test_two_pods_with_two_networks_reach_each_other_and_survive_each_other(
     tmp_path: Path, conf_dir: Path, cache_dir: Path, reaper: None
 ) -> None:
     data_dir = tmp_path / "ipam"
-    net_a, net_b = unique("pna"), unique("pnb")
-    br_a, br_b = unique("bra"), unique("brb")
-    write_conf(conf_dir, "10-a.conflist", bridge_net(net_a, br_a, "10.243.1.0/24", data_dir))
-    write_conf(conf_dir, "20-b.conflist", bridge_net(net_b, br_b, "10.243.2.0/24", data_dir))
+    a = bridge_network(data_dir, prefix="pna", bridge_prefix="bra", masq=True)
+    b = bridge_network(data_dir, prefix="pnb", bridge_prefix="brb", masq=True)
+    a.write(conf_dir, "10-a.conflist")
+    b.write(conf_dir, "20-b.conflist")
+    net_a, net_b = a.name, b.name
     pods = AsyncPodNetworks(
         conf_dir=str(conf_dir),
         plugin_path=[str(DEBIAN_PLUGINS)],
@@ -114,7 +100,7 @@ def test_two_pods_with_two_networks_reach_each_other_and_survive_each_other(
             ("eth1", net_b),
         ]
         assert res.address("lo") == "127.0.0.1"
-    assert res1.address("eth0").startswith("10.243.1.") and res1.address("eth1").startswith("10.243.2.")
+    assert a.subnet.contains(res1.address("eth0")) and b.subnet.contains(res1.address("eth1"))
     assert (("eth0", res1.interface("eth0").ips[0].address)) in kernel.addresses(ns1)
     assert (("eth1", res2.interface("eth1").ips[0].address)) in kernel.addresses(ns2)
 
@@ -136,8 +122,8 @@ def test_two_pods_with_two_networks_reach_each_other_and_survive_each_other(
         node_listener.bind(("0.0.0.0", 0))
         node_listener.listen(4)
         node_listener.settimeout(10)
-        assert connect_from(ns2, "10.243.1.1", node_listener) == res2.address("eth0")
-        assert connect_from(ns2, "10.243.2.1", node_listener) == res2.address("eth1")
+        assert connect_from(ns2, a.subnet.gateway, node_listener) == res2.address("eth0")
+        assert connect_from(ns2, b.subnet.gateway, node_listener) == res2.address("eth1")
     trio.run(pods.stop_pod, sb2.container_id)
     assert not netns.exists(ns2)
     assert kernel.reservations(data_dir, net_a) == [] and kernel.reservations(data_dir, net_b) == []
@@ -149,14 +135,15 @@ def test_ready_follows_the_conf_dir_and_pod_down_survives_a_vanished_conflist(
 ) -> None:
     env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": str(DEBIAN_PLUGINS), "CNI_CACHE_DIR": str(cache_dir)}
     data_dir = tmp_path / "ipam"
-    network, bridge = unique("pnr"), unique("brr")
+    net = bridge_network(data_dir, prefix="pnr", bridge_prefix="brr", masq=True)
+    network = net.name
     links_before = set(kernel.links())
 
     not_ready = run_cnitool("ready", env=env)
     assert not_ready.returncode == 1
     assert "network not ready (NoNetworkConfig)" in not_ready.stderr
 
-    write_conf(conf_dir, "10-net.conflist", bridge_net(network, bridge, "10.243.4.0/24", data_dir))
+    net.write(conf_dir, "10-net.conflist")
     ready = run_cnitool("ready", env=env)
     assert ready.returncode == 0, ready.stderr
     assert ready.stdout == f"ready (default network {network!r})\n"
@@ -184,8 +171,8 @@ def test_ready_follows_the_conf_dir_and_pod_down_survives_a_vanished_conflist(
 
 
 def test_a_plugin_that_does_not_support_the_version_is_named(conf_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
-    write_conf(
-        conf_dir, "10-net.conflist", bridge_net(unique("pnv"), unique("brv"), "10.243.5.0/24", tmp_path, "1.1.0")
+    bridge_network(tmp_path, prefix="pnv", bridge_prefix="brv", masq=True, version="1.1.0").write(
+        conf_dir, "10-net.conflist"
     )
     proc = run_cnitool(
         "ready",
@@ -203,10 +190,10 @@ def test_a_failed_pod_up_removes_its_namespace_and_everything_else(
     from support import PLUGINS
 
     data_dir = tmp_path / "ipam"
-    network = unique("pnf")
-    doc = bridge_net(network, unique("brf"), "10.243.7.0/24", data_dir)
-    doc["plugins"].append({"type": "failer", "failOn": ["ADD"], "msg": "no room at the inn"})  # type: ignore[attr-defined]
-    write_conf(conf_dir, "10-net.conflist", doc)
+    failer = {"type": "failer", "failOn": ["ADD"], "msg": "no room at the inn"}
+    net = bridge_network(data_dir, prefix="pnf", bridge_prefix="brf", masq=True, extra=[failer])
+    net.write(conf_dir, "10-net.conflist")
+    network = net.name
     links_before = set(kernel.links())
     env = {"NETCONFPATH": str(conf_dir), "CNI_PATH": f"{DEBIAN_PLUGINS}:{PLUGINS}", "CNI_CACHE_DIR": str(cache_dir)}
     pod_id = os.urandom(32).hex()

@@ -20,47 +20,35 @@ from typing import Any
 
 import faults
 import kernel
+import networks
 import pytest
-from support import DEBIAN_PLUGINS, run_cnitool, unique, write_conf
-from test_bridge_cnitool import bridge_portmap as with_portmap
+from support import DEBIAN_PLUGINS, run_cnitool, unique
 
 from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
 
-PORT = {"portMappings": [{"hostPort": 18121, "containerPort": 80, "protocol": "tcp"}]}
-
-
-def bridge_portmap(name: str, bridge: str, subnet: str, data_dir: Path, ip_masq: bool = False) -> dict[str, Any]:
-    """bridge + host-local + portmap (test_bridge_cnitool's).  ``ipMasq`` is
-    off by default: Debian's bridge 1.1.1 finds its masquerade rules from the
-    addresses inside the namespace, so without one it cannot remove them
-    (upstream containernetworking/plugins#810; pinned below)."""
-    doc = with_portmap(name, bridge, subnet, data_dir)
-    doc["plugins"][0]["ipMasq"] = ip_masq
-    return doc
-
 
 class Rig:
-    """One network on a bridge of its own, a private cache and conf dir."""
+    """One bridge + host-local + portmap network (``tests/networks.py``) on a
+    bridge of its own, a private cache and conf dir.  ``ipMasq`` is off by
+    default: Debian's bridge 1.1.1 finds its masquerade rules from the
+    addresses inside the namespace, so without one it cannot remove them
+    (upstream containernetworking/plugins#810; pinned below)."""
 
-    def __init__(self, tmp_path: Path, subnet: str, *, ip_masq: bool = False, plugin_dir: Path | None = None) -> None:
-        self.network = unique("tdn")
-        self.bridge = unique("tdbr")
+    def __init__(self, tmp_path: Path, *, ip_masq: bool = False, plugin_dir: Path | None = None) -> None:
         self.data_dir = tmp_path / "ipam"
+        self.net = networks.bridge_portmap(self.data_dir, prefix="tdn", bridge_prefix="tdbr", masq=ip_masq)
+        self.network, self.bridge = self.net.name, self.net.bridge
         self.cache_dir = tmp_path / "cache"
         self.conf_dir = tmp_path / "net.d"
-        self.conf_dir.mkdir(exist_ok=True)
-        self.conf = write_conf(
-            self.conf_dir,
-            "10-td.conflist",
-            bridge_portmap(self.network, self.bridge, subnet, self.data_dir, ip_masq),
-        )
+        self.conf = self.net.write(self.conf_dir, "10-td.conflist")
+        self.port = networks.host_port()
         self.env = {
             "NETCONFPATH": str(self.conf_dir),
             "CNI_PATH": str(plugin_dir or DEBIAN_PLUGINS),
             "CNI_CACHE_DIR": str(self.cache_dir),
-            "CAP_ARGS": json.dumps(PORT),
+            "CAP_ARGS": json.dumps(networks.port_mappings(self.port)),
         }
         self.iptables_before = faults.iptables_state()
 
@@ -101,8 +89,8 @@ class Rig:
 def rigs(node: str) -> Any:
     made: list[Rig] = []
 
-    def make(tmp_path: Path, subnet: str, **kw: Any) -> Rig:
-        rig = Rig(tmp_path, subnet, **kw)
+    def make(tmp_path: Path, **kw: Any) -> Rig:
+        rig = Rig(tmp_path, **kw)
         made.append(rig)
         return rig
 
@@ -139,7 +127,7 @@ def make_dead(pod: str, how: str) -> None:
 def test_del_of_a_dead_namespace_runs_without_it_and_cleans_up(
     how: str, rigs: Any, make_netns: Any, tmp_path: Path
 ) -> None:
-    rig = rigs(tmp_path, "10.240.121.0/24")
+    rig = rigs(tmp_path)
     pod = make_netns("tdpod")
     path = f"/var/run/netns/{pod}"
     cid = cnitool_container_id(path)
@@ -170,7 +158,7 @@ def test_the_masquerade_rules_of_debian_bridge_need_the_namespace(rigs: Any, mak
     addresses to unmasquerade from the interface in the namespace, so with
     ``ipMasq`` and no namespace its masquerade chain stays.  Everything else
     goes; the chain is removed here by hand."""
-    rig = rigs(tmp_path, "10.240.122.0/24", ip_masq=True)
+    rig = rigs(tmp_path, ip_masq=True)
     pod = make_netns("tdpod")
     path = f"/var/run/netns/{pod}"
     cid = cnitool_container_id(path)
@@ -195,8 +183,8 @@ def test_pod_gc_of_a_pod_whose_namespace_went_stale(rigs: Any, tmp_path: Path) -
     """``pod up`` (loopback + the bridge network, a namespace of its own), the
     namespace's mount lost: ``pod gc`` deletes both attachments without it,
     removes the stale namespace file and the pod record."""
-    rig = rigs(tmp_path, "10.240.123.0/24")
-    up = rig.cnitool("pod", "up", "--name", "web", "--port", "18123:80", "--json")
+    rig = rigs(tmp_path)
+    up = rig.cnitool("pod", "up", "--name", "web", "--port", f"{rig.port}:80", "--json")
     assert up.returncode == 0, up.stderr
     doc = json.loads(up.stdout)
     path, cid = doc["netns"], doc["containerId"]
@@ -244,7 +232,7 @@ def test_del_goes_past_a_broken_portmap_and_a_retry_finishes(
     plugins.mkdir()
     for name in ("bridge", "host-local", "portmap"):
         (plugins / name).symlink_to(DEBIAN_PLUGINS / name)
-    rig = rigs(tmp_path, "10.240.124.0/24", plugin_dir=plugins)
+    rig = rigs(tmp_path, plugin_dir=plugins)
     pod = make_netns("tdpod")
     path = f"/var/run/netns/{pod}"
     cid = cnitool_container_id(path)
@@ -290,7 +278,7 @@ def test_a_second_add_is_refused_and_the_attachment_keeps_working(
     leave "failed, 0 of 1" in place of the working record; and with the
     conflist changed meanwhile, the DEL then skipped portmap and its rules
     leaked."""
-    rig = rigs(tmp_path, "10.240.125.0/24")
+    rig = rigs(tmp_path)
     pod = make_netns("tdpod")
     path = f"/var/run/netns/{pod}"
     cid = cnitool_container_id(path)
@@ -310,7 +298,7 @@ def test_a_second_add_is_refused_and_the_attachment_keeps_working(
     assert record.read_bytes() == before
     assert ("eth0", address) in kernel.addresses(pod)
     assert kernel.reservations(rig.data_dir, rig.network) == [address.split("/")[0]]
-    rig.conf.write_text(json.dumps(bridge_portmap(rig.network, rig.bridge, "10.240.125.0/24", rig.data_dir)))
+    rig.conf.write_text(json.dumps(rig.net.conflist()))
     assert rig.cnitool("check", rig.network, path, PATH=v4only_path).returncode == 0
     rig.conf.write_text(json.dumps(doc))
     delete = rig.cnitool("del", rig.network, path)
@@ -324,7 +312,7 @@ def test_colliding_cache_names_never_leak_the_other_attachment(rigs: Any, make_n
     share the file NET-C-a-b.  The second ADD is refused before any plugin
     runs (Go overwrites the first record, and DEL of the first then removes
     the second's file: its address leaks where no GC finds it)."""
-    rig = rigs(tmp_path, "10.240.126.0/24")
+    rig = rigs(tmp_path)
     pod = make_netns("tdpod")
     path = f"/var/run/netns/{pod}"
     base = unique("tdc")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import kernel
 import pytest
-from support import DEBIAN_PLUGINS, REPO, run_cnitool, unique, write_conf
+from networks import bridge_network
+from support import DEBIAN_PLUGINS, REPO, run_cnitool, unique
 
 from libcni_py import netns
 from libcni_py.runtime.sandbox import process_start_time
@@ -50,33 +51,13 @@ class Toy:
         raise AssertionError(f"no event from the toy runtime (exit {self.proc.poll()}): {stderr}")
 
 
-_subnets = iter(range(20, 60))  # test_runtime_root.py uses 10.243.1-19
-
-
 @pytest.fixture
 def setup(tmp_path: Path, conf_dir: Path, cache_dir: Path, node: str) -> Iterator[dict[str, object]]:
     """A bridge + host-local + portmap network of its own (bridge, subnet) and a page to serve."""
     data_dir = tmp_path / "ipam"
-    octet = next(_subnets)  # bridges outlive their pods: each test needs its own subnet
-    network, bridge = unique("toy"), unique("brt")
-    write_conf(
-        conf_dir,
-        "10-toy.conflist",
-        {
-            "cniVersion": "1.0.0",
-            "name": network,
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": bridge,
-                    "isGateway": True,
-                    "ipMasq": True,
-                    "ipam": {"type": "host-local", "subnet": f"10.243.{octet}.0/24", "dataDir": str(data_dir)},
-                },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        },
-    )
+    net = bridge_network(data_dir, prefix="toy", bridge_prefix="brt", masq=True, portmap=True)
+    net.write(conf_dir, "10-toy.conflist")  # bridges outlive their pods: each test has its own subnet
+    network = net.name
     www = tmp_path / "www"
     www.mkdir()
     token = unique("page")
@@ -85,7 +66,7 @@ def setup(tmp_path: Path, conf_dir: Path, cache_dir: Path, node: str) -> Iterato
     started: list[Toy] = []
     info: dict[str, object] = {
         "env": env, "network": network, "data_dir": data_dir, "token": token, "www": www,
-        "links_before": set(kernel.links()), "started": started, "gateway": f"10.243.{octet}.1",
+        "links_before": set(kernel.links()), "started": started, "gateway": net.subnet.gateway,
     }  # fmt: skip
     yield info
     for toy in started:

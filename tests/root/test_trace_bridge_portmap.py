@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, bridge_portmap_conflist, unique, write_conf
+from networks import bridge_portmap, host_port, port_mappings
+from support import CNITOOL, DEBIAN_PLUGINS
 
 from libcni_py.core.args import cnitool_container_id
 
 pytestmark = pytest.mark.root
-
-CAPS = {"portMappings": [{"hostPort": 18093, "containerPort": 80, "protocol": "tcp"}]}
 
 
 def run_traced(host: str, env: dict[str, str], trace_file: Path, *args: str) -> dict:
@@ -78,13 +77,15 @@ def test_traced_add_and_del_report_exactly_what_changed(
 ) -> None:
     host, pod = make_netns("host"), make_netns("pod")
     subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
-    bridge, network, data_dir = unique("br"), unique("net"), tmp_path / "ipam"
-    write_conf(conf_dir, "10-bridge.conflist", bridge_portmap_conflist(network, bridge, "10.240.13.0/24", data_dir))
+    data_dir = tmp_path / "ipam"
+    made = bridge_portmap(data_dir)
+    made.write(conf_dir, "10-bridge.conflist")
+    bridge, network, port = made.bridge, made.name, host_port()
     env = {
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
         "CNI_CACHE_DIR": str(cache_dir),
-        "CAP_ARGS": json.dumps(CAPS),
+        "CAP_ARGS": json.dumps(port_mappings(port)),
         "PATH": v4only_path,
     }
     netns = f"/var/run/netns/{pod}"
@@ -145,13 +146,13 @@ def test_traced_add_and_del_report_exactly_what_changed(
         # the bridge and the veth pair
         ("added", "link", "host", "<br> (bridge, up)"),
         ("added", "link", "host", "veth<x> (veth, master <br>, up)"),
-        ("added", "address", "host", "<br> 10.240.13.1/24"),
-        ("added", "route", "host", "10.240.13.0/24 dev <br> proto kernel"),
+        ("added", "address", "host", f"<br> {made.subnet.gateway}/24"),
+        ("added", "route", "host", f"{made.subnet.cidr} dev <br> proto kernel"),
         ("added", "link", "container", "eth0 (veth, up)"),
         # the container's address and routes
         ("added", "address", "container", "eth0 <ip>/24"),
-        ("added", "route", "container", "0.0.0.0/0 via 10.240.13.1 dev eth0"),
-        ("added", "route", "container", "10.240.13.0/24 dev eth0 proto kernel"),
+        ("added", "route", "container", f"0.0.0.0/0 via {made.subnet.gateway} dev eth0"),
+        ("added", "route", "container", f"{made.subnet.cidr} dev eth0 proto kernel"),
         # ipMasq
         ("added", "iptables-chain", "nat", "CNI-<hash>"),
         (
@@ -164,7 +165,7 @@ def test_traced_add_and_del_report_exactly_what_changed(
             "added",
             "iptables-rule",
             "nat",
-            '-A CNI-<hash> -d 10.240.13.0/24 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
+            f'-A CNI-<hash> -d {made.subnet.cidr} -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
         ),
         (
             "added",
@@ -219,7 +220,7 @@ def test_traced_add_and_del_report_exactly_what_changed(
     assert named and all(p["program"] in ("iptables", "ip6tables") for p in named)
     assert any(p["argv"][1:3] == ["-t", "nat"] and "-N" in p["argv"] for p in named)
     assert "portmap ADD  [pid" in events_text(tmp_path / "add.json")
-    dnat = '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"<net>\\" id: \\"<cid>\\"" -m multiport --dports 18093 -j CNI-DN-<hash>'
+    dnat = f'-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"<net>\\" id: \\"<cid>\\"" -m multiport --dports {port} -j CNI-DN-<hash>'
     portmap_rules = {
         ("added", "iptables-rule", "nat", "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
         ("added", "iptables-rule", "nat", "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
@@ -244,19 +245,19 @@ def test_traced_add_and_del_report_exactly_what_changed(
             "added",
             "iptables-rule",
             "nat",
-            "-A CNI-DN-<hash> -s 10.240.13.0/24 -p tcp -m tcp --dport 18093 -j CNI-HOSTPORT-SETMARK",
+            f"-A CNI-DN-<hash> -s {made.subnet.cidr} -p tcp -m tcp --dport {port} -j CNI-HOSTPORT-SETMARK",
         ),
         (
             "added",
             "iptables-rule",
             "nat",
-            "-A CNI-DN-<hash> -s 127.0.0.1/32 -p tcp -m tcp --dport 18093 -j CNI-HOSTPORT-SETMARK",
+            f"-A CNI-DN-<hash> -s 127.0.0.1/32 -p tcp -m tcp --dport {port} -j CNI-HOSTPORT-SETMARK",
         ),
         (
             "added",
             "iptables-rule",
             "nat",
-            "-A CNI-DN-<hash> -p tcp -m tcp --dport 18093 -j DNAT --to-destination <ip>:80",
+            f"-A CNI-DN-<hash> -p tcp -m tcp --dport {port} -j DNAT --to-destination <ip>:80",
         ),
     }
     top_chains = {("added", "iptables-chain", "nat", f"CNI-HOSTPORT-{c}") for c in ("DNAT", "MASQ", "SETMARK")}
@@ -284,8 +285,8 @@ def test_traced_add_and_del_report_exactly_what_changed(
         ("removed", "link", "host", "veth<x> (veth, master <br>, up)"),
         ("removed", "link", "container", "eth0 (veth, up)"),
         ("removed", "address", "container", "eth0 <ip>/24"),
-        ("removed", "route", "container", "0.0.0.0/0 via 10.240.13.1 dev eth0"),
-        ("removed", "route", "container", "10.240.13.0/24 dev eth0 proto kernel"),
+        ("removed", "route", "container", f"0.0.0.0/0 via {made.subnet.gateway} dev eth0"),
+        ("removed", "route", "container", f"{made.subnet.cidr} dev eth0 proto kernel"),
         ("removed", "iptables-chain", "nat", "CNI-<hash>"),
         (
             "removed",
@@ -297,7 +298,7 @@ def test_traced_add_and_del_report_exactly_what_changed(
             "removed",
             "iptables-rule",
             "nat",
-            '-A CNI-<hash> -d 10.240.13.0/24 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
+            f'-A CNI-<hash> -d {made.subnet.cidr} -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT',
         ),
         (
             "removed",

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, IN_CI, REPO, bridge_portmap_conflist, unique, write_conf
+from networks import bridge_portmap, host_port, port_mappings
+from support import CNITOOL, DEBIAN_PLUGINS, IN_CI, REPO
 
 pytestmark = pytest.mark.root
 
-CAPS = {"portMappings": [{"hostPort": 18094, "containerPort": 80, "protocol": "tcp"}]}
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -151,16 +151,15 @@ def test_html_trace_of_a_real_add_shows_every_call_and_change_in_chromium(
     browser = chromium_binary()
     host, pod = make_netns("host"), make_netns("pod")
     subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
-    bridge, network = unique("br"), unique("net")
-    write_conf(
-        conf_dir, "10-bridge.conflist", bridge_portmap_conflist(network, bridge, "10.240.14.0/24", tmp_path / "ipam")
-    )
+    net = bridge_portmap(tmp_path / "ipam")
+    net.write(conf_dir, "10-bridge.conflist")
+    network = net.name
     env = {
         **os.environ,
         "NETCONFPATH": str(conf_dir),
         "CNI_PATH": str(DEBIAN_PLUGINS),
         "CNI_CACHE_DIR": str(cache_dir),
-        "CAP_ARGS": json.dumps(CAPS),
+        "CAP_ARGS": json.dumps(port_mappings(host_port())),
         "PATH": v4only_path,
     }
     page, trace = tmp_path / "add.html", tmp_path / "add.json"

@@ -14,9 +14,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
+import networks
 import pytest
 from support import CNITOOL, DEBIAN_PLUGINS, PLUGINS, REPO, run_cnitool, write_conf
 
@@ -37,6 +39,7 @@ def traced(env: dict[str, str], out: Path, *args: str) -> tuple[subprocess.Compl
 def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, conf_dir: Path, cache_dir: Path) -> None:
     assert os.readlink("/proc/self/ns/net") != os.readlink("/proc/2/ns/net")  # not the initial namespace
     data = tmp_path / "ipam"
+    block = networks.subnet()
     write_conf(
         conf_dir,
         "10-deleg.conflist",
@@ -46,7 +49,7 @@ def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, c
             "plugins": [
                 {
                     "type": "delegator",
-                    "ipam": {"type": "host-local", "subnet": "10.241.7.0/24", "dataDir": str(data)},
+                    "ipam": networks.host_local(block.cidr, data_dir=data),
                 }
             ],
         },
@@ -77,7 +80,7 @@ def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, c
     assert host_local["cniEnv"]["CNI_CONTAINERID"] == cid and host_local["at"] > top["at"]
     # the files: the reservation by host-local, run by the delegator; the record by libcni_py
     files = {c["where"]: c for c in call["changes"]}
-    reservation = files[str(data / "deleg" / "10.241.7.2")]
+    reservation = files[str(data / "deleg" / block.host(2))]
     assert reservation["by"] == "host-local"
     assert reservation["writer"] == {
         "pid": host_local["pid"],
@@ -100,7 +103,7 @@ def test_a_delegating_plugin_over_debian_host_local(node: str, tmp_path: Path, c
     assert proc.returncode == 0, proc.stderr
     call = next(e for e in doc["events"] if e["effect"] == "exec")
     [freed] = [c for c in call["changes"] if c["kind"] == "file"]
-    assert freed["where"] == str(data / "deleg" / "10.241.7.2") and freed["change"] == "removed"
+    assert freed["where"] == str(data / "deleg" / block.host(2)) and freed["change"] == "removed"
     assert (freed["by"], freed["writer"]["action"], freed["writer"]["cniCommand"]) == ("host-local", "deleted", "DEL")
 
 
@@ -191,8 +194,7 @@ def test_fd_mode_names_the_writers_of_files_only(tmp_path: Path) -> None:
 
 
 def test_without_root_the_trace_says_what_it_could_not_see(tmp_path: Path) -> None:
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"lcpy-who-{os.getpid()}"
-    work.mkdir(mode=0o777)
+    work = Path(tempfile.mkdtemp(prefix="lcpy-who-"))  # ours alone: removed by exact path below
     try:
         os.chmod(work, 0o777)
         conf = work / "net.d"
