@@ -42,7 +42,20 @@ import os
 import threading
 import time
 
-from ...core import gojson, plan
+from ...core import gojson
+from ...core.effects import (
+    Acquire,
+    Exec,
+    ListRecords,
+    Notice,
+    ProbeNetns,
+    ReadRecord,
+    Release,
+    RemoveRecord,
+    Resolve,
+    Sweep,
+    WriteRecord,
+)
 from ...core.plugin_input import ENV_VARIABLES
 from ...core.value import Value
 from ...edges import probes
@@ -54,6 +67,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
+    from ...core.effects import Effect
     from ...core.plugin_call import ExecOutcome, ExecRequest
     from ...edges.probes import Change
     from .proc import Observation, Observer
@@ -231,34 +245,34 @@ class Tracer:
 
     # -- the driver hook -------------------------------------------------------
 
-    def before(self, effect: plan.Effect) -> None:
+    def before(self, effect: Effect[Any]) -> None:
         """Take the snapshots the effect will be compared against."""
         pending = _Pending()
         if self.probe:
-            if isinstance(effect, plan.Exec):
+            if isinstance(effect, Exec):
                 pending.roots = self._roots_for(effect.request)
-            elif isinstance(effect, (plan.WriteRecord, plan.RemoveRecord, plan.Acquire, plan.Release, plan.Sweep)):
+            elif isinstance(effect, (WriteRecord, RemoveRecord, Acquire, Release, Sweep)):
                 pending.roots = probes.watch_roots([self.cache_dir])
             if self.who and pending.roots:
                 if os.geteuid() == 0:
                     # before the snapshots, so that nothing that changes
                     # between them and the step goes unseen
                     pending.observer = self._observer(effect, pending.roots)
-                elif isinstance(effect, plan.Exec):
+                elif isinstance(effect, Exec):
                     from .proc import NEEDS_ROOT
 
                     pending.unprobed.append(NEEDS_ROOT)
-            if isinstance(effect, plan.Exec):
+            if isinstance(effect, Exec):
                 self._snapshot_exec(effect.request, pending)
             elif pending.roots:
                 pending.files = probes.snapshot_files(pending.roots)
-        if isinstance(effect, (plan.WriteRecord, plan.RemoveRecord)):
+        if isinstance(effect, (WriteRecord, RemoveRecord)):
             pending.existed = os.path.lexists(self._record_path(effect.key.filename))
         pending.started = time.monotonic()
         with self._lock:
             self._pending[id(effect)] = pending
 
-    def after(self, effect: plan.Effect, outcome: Any, error: BaseException | None) -> None:
+    def after(self, effect: Effect[Any], outcome: Any, error: BaseException | None) -> None:
         """Measure what changed and record the event."""
         ended = time.monotonic()
         with self._lock:
@@ -267,7 +281,7 @@ class Tracer:
         unprobed = list(pending.unprobed)
         if pending.files is not None:
             changes += probes.diff_files(pending.files, probes.snapshot_files(pending.roots))
-        if isinstance(effect, plan.Exec):
+        if isinstance(effect, Exec):
             changes += self._diff_exec(effect.request, pending, unprobed)
         observed = pending.observer.stop() if pending.observer is not None else None
         actor, kind, summary, data = self._describe(effect, outcome, pending)
@@ -297,7 +311,7 @@ class Tracer:
 
     def _who(
         self,
-        effect: plan.Effect,
+        effect: Effect[Any],
         *,
         outcome: Any,
         observed: Observation,
@@ -309,7 +323,7 @@ class Tracer:
         list the processes a plugin call started."""
         unprobed += observed.unprobed
         pid, name = 0, ""
-        if isinstance(effect, plan.Exec) and outcome is not None and outcome.started:
+        if isinstance(effect, Exec) and outcome is not None and outcome.started:
             pid, name = outcome.pid, effect.request.plugin_type
             if observed.watching_processes:
                 processes = observed.processes(pid, name, self._t0)
@@ -336,12 +350,12 @@ class Tracer:
             self._iptables_binary = probes.find_iptables_save(req.env)
         return self._iptables_binary or None  # type: ignore[return-value]
 
-    def _observer(self, effect: plan.Effect, roots: Sequence[str]) -> Observer:
+    def _observer(self, effect: Effect[Any], roots: Sequence[str]) -> Observer:
         """Start watching who does what during ``effect`` (see :mod:`libcni_py.tools.trace.proc`)."""
         from ...netns import is_netns
         from .proc import Observer
 
-        if not isinstance(effect, plan.Exec):
+        if not isinstance(effect, Exec):
             return Observer(roots, processes=False)
         env = effect.request.env
         netns = {"host": ""}
@@ -398,10 +412,10 @@ class Tracer:
     def _record_path(self, filename: str) -> str:
         return os.path.join(self.cache_dir, "results", filename)
 
-    def _describe(self, effect: plan.Effect, outcome: Any, pending: _Pending) -> tuple[str, str, str, dict[str, Any]]:
-        if isinstance(effect, plan.Exec):
+    def _describe(self, effect: Effect[Any], outcome: Any, pending: _Pending) -> tuple[str, str, str, dict[str, Any]]:
+        if isinstance(effect, Exec):
             return ("plugin", "exec", *_describe_exec(effect.request, outcome))
-        if isinstance(effect, plan.WriteRecord):
+        if isinstance(effect, WriteRecord):
             key = effect.key
             from ...core.record import decode_record
 
@@ -429,7 +443,7 @@ class Tracer:
                     "bytes": len(effect.data),
                 },
             )
-        if isinstance(effect, plan.RemoveRecord):
+        if isinstance(effect, RemoveRecord):
             key = effect.key
             what = "removes" if outcome else "finds no"
             return (
@@ -438,14 +452,14 @@ class Tracer:
                 f"libcni_py {what} the cache record of {key.network}/{key.container_id}/{key.ifname}",
                 {"record": _record_json(key, self._record_path(key.filename)), "removed": bool(outcome)},
             )
-        if isinstance(effect, plan.Acquire):
+        if isinstance(effect, Acquire):
             path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
             return ("libcni_py", "lock", f"libcni_py locks the attachment ({path})", {"lockFile": path})
-        if isinstance(effect, plan.Release):
+        if isinstance(effect, Release):
             path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
             extra = " and removes the lock file" if effect.forget else ""
             return ("libcni_py", "unlock", f"libcni_py unlocks the attachment{extra}", {"lockFile": path})
-        if isinstance(effect, plan.Resolve):
+        if isinstance(effect, Resolve):
             found = list(outcome) if isinstance(outcome, tuple) else []
             pairs = ", ".join(f"{t} -> {p}" for t, p in zip(effect.plugin_types, found, strict=False))
             return (
@@ -454,7 +468,7 @@ class Tracer:
                 f"libcni_py finds the plugins: {pairs or ', '.join(effect.plugin_types)}",
                 {"types": list(effect.plugin_types), "paths": found, "pluginPath": list(effect.plugin_path)},
             )
-        if isinstance(effect, plan.ReadRecord):
+        if isinstance(effect, ReadRecord):
             key = effect.key
             found_text = "none" if outcome is None else f"{len(outcome)} bytes" if isinstance(outcome, bytes) else "?"
             return (
@@ -463,19 +477,19 @@ class Tracer:
                 f"libcni_py reads the cache record of {key.network}/{key.container_id}/{key.ifname} ({found_text})",
                 {"record": _record_json(key, self._record_path(key.filename))},
             )
-        if isinstance(effect, plan.ListRecords):
+        if isinstance(effect, ListRecords):
             count = len(outcome) if isinstance(outcome, list) else 0
             return ("libcni_py", "list-records", f"libcni_py lists the cache ({count} files)", {"files": count})
-        if isinstance(effect, plan.ProbeNetns):
+        if isinstance(effect, ProbeNetns):
             return (
                 "libcni_py",
                 "probe-netns",
                 f"libcni_py checks the namespace {effect.path or '(none)'}: {outcome}",
                 {"netns": effect.path, "state": outcome},
             )
-        if isinstance(effect, plan.Notice):
+        if isinstance(effect, Notice):
             return ("libcni_py", "notice", f"note: {effect.text}", {"text": effect.text})
-        if isinstance(effect, plan.Sweep):
+        if isinstance(effect, Sweep):
             tmp, locks = outcome if isinstance(outcome, tuple) else (0, 0)
             return (
                 "libcni_py",
