@@ -48,6 +48,12 @@ def unique(prefix: str) -> str:
     return f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
 
 
+#: A netns path for tests whose plugins never enter the namespace: it exists
+#: (ADD refuses a path that does not) and is no namespace, so DEL treats it
+#: as stale and runs with ``CNI_NETNS`` unset, as for one that is gone.
+NO_NETNS = "/dev/null"
+
+
 def live_netns_path() -> str:
     """A live network namespace that is not the one the test plugins run in.
 

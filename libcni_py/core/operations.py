@@ -47,6 +47,7 @@ from ..errors import (
     DecodeError,
     LockUnavailableError,
     MultiError,
+    NetnsError,
     PluginError,
     PluginNotFoundError,
     UnsupportedOperationError,
@@ -223,12 +224,22 @@ def add(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan[AnyR
 
     Raises:
         InvalidNameError, PluginNotFoundError: before anything runs.
+        NetnsError: the namespace path does not exist (probed first, before
+            anything runs).
         ArgsError: the attachment is on record already, or its cache file
             name is another attachment's (before any plugin runs).
         PluginError: the first plugin that failed (the chain stops there; as
             in Go, undoing it is the caller's DEL).
     """
     key = _check_names(netlist, rt)
+    if rt.netns and (yield from ProbeNetns(path=rt.netns)) == "gone":
+        # Plugins given a namespace that is not there fail, but some only
+        # after making things on the host (Debian's bridge: its bridge).
+        raise NetnsError(
+            f"network namespace {rt.netns} does not exist",
+            hint=f"create it first (ip netns add {rt.netns.rsplit('/', 1)[-1]}, or cnitool netns add); "
+            "no plugin was run",
+        )
     paths = yield from Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
     yield from Acquire(key=key)
     yield from _refuse_existing(key)

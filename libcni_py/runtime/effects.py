@@ -40,6 +40,7 @@ from ..core.value import Value
 from ..drivers.base import Driver, complete, stderr_to_terminal
 from ..drivers.blocking import BLOCKING
 from ..drivers.handlers import Handlers
+from ..drivers.scripted import ScriptedDriver
 from ..edges.recordstore import GC_LOCK, POD_LOCKS
 from ..errors import CacheError, CNIError, ConfigError
 from .sandbox import PODS_FOLDER, PodSandbox, decode_sandbox, encode_sandbox, pod_alive
@@ -76,6 +77,7 @@ __all__ = [
     "PodHandlers",
     "ReadConfDir",
     "SavePod",
+    "ScriptedPodDriver",
     "SyncPodDriver",
     "UnlockPod",
 ]
@@ -520,3 +522,89 @@ class SyncPodDriver(PodDriver):
     def run(self, steps: Plan[T]) -> T:
         """Drive a runtime-layer plan to its end (see :meth:`~libcni_py.drivers.base.Stepper.drive`)."""
         return complete(self.drive(steps))
+
+
+class ScriptedPodDriver(ScriptedDriver, PodHandlers):
+    """:class:`~libcni_py.drivers.scripted.ScriptedDriver` for pod plans: pod
+    effects are answered from the script too, except :class:`Batch`, whose
+    plans are run here, one after another, against the same script (their
+    effects are recorded in :attr:`asked` as well); a plan's CNIError
+    becomes its :class:`Outcome`."""
+
+    async def batch(self, effect: Batch) -> tuple[Outcome, ...]:
+        """Run each plan against the script."""
+        self.asked.append(effect)
+        outcomes = []
+        for steps in effect.plans:
+            try:
+                outcomes.append(Outcome(value=await self.drive(steps)))
+            except CNIError as exc:
+                outcomes.append(Outcome(error=exc))
+        return tuple(outcomes)
+
+    async def lock_pod(self, effect: LockPod) -> None:
+        """The scripted answer (None unless scripted)."""
+        self._silent(effect)
+
+    async def lock_gc(self, effect: LockGC) -> None:
+        """The scripted answer (None unless scripted)."""
+        self._silent(effect)
+
+    async def unlock_pod(self, effect: UnlockPod) -> None:
+        """The scripted answer (None unless scripted)."""
+        self._silent(effect)
+
+    async def list_attachments(self, effect: ListAttachments) -> tuple[list[CacheRecord], list[tuple[str, str]]]:
+        """The scripted answer."""
+        found: tuple[list[CacheRecord], list[tuple[str, str]]] = self.answer(effect)
+        return found
+
+    async def load_pod(self, effect: LoadPod) -> PodSandbox | None:
+        """The scripted answer."""
+        sandbox: PodSandbox | None = self.answer(effect)
+        return sandbox
+
+    async def save_pod(self, effect: SavePod) -> None:
+        """The scripted answer (None unless scripted)."""
+        self._silent(effect)
+
+    async def forget_pod(self, effect: ForgetPod) -> bool:
+        """The scripted answer."""
+        forgotten: bool = self.answer(effect)
+        return forgotten
+
+    async def list_pods(self, effect: ListPods) -> tuple[list[PodSandbox], list[tuple[str, str]]]:
+        """The scripted answer."""
+        found: tuple[list[PodSandbox], list[tuple[str, str]]] = self.answer(effect)
+        return found
+
+    async def create_netns(self, effect: CreateNetns) -> str:
+        """The scripted answer."""
+        path: str = self.answer(effect)
+        return path
+
+    async def delete_netns(self, effect: DeleteNetns) -> bool:
+        """The scripted answer."""
+        deleted: bool = self.answer(effect)
+        return deleted
+
+    async def pod_alive(self, effect: PodAlive) -> bool:
+        """The scripted answer."""
+        alive: bool = self.answer(effect)
+        return alive
+
+    async def fingerprint(self, effect: Fingerprint) -> tuple[int, int, int, int] | None:
+        """The scripted answer."""
+        found: tuple[int, int, int, int] | None = self.answer(effect)
+        return found
+
+    async def read_conf_dir(self, effect: ReadConfDir) -> ConfDirState | None:
+        """The scripted answer."""
+        state: ConfDirState | None = self.answer(effect)
+        return state
+
+    def _silent(self, effect: Effect[None]) -> None:
+        if type(effect) in self.script:
+            self.answer(effect)
+        else:
+            self.asked.append(effect)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, live_netns, read_calls, write_conf
+from support import NO_NETNS, PLUGINS, live_netns, read_calls, write_conf
 
 from libcni_py import (
     CNI,
@@ -47,7 +47,7 @@ def two_recorders(version: str = "1.0.0", **extra: object) -> dict[str, object]:
 
 RT = RuntimeConf(
     container_id="ctr1",
-    netns="/var/run/netns/fake",
+    netns=NO_NETNS,
     ifname="eth0",
     args=[("K8S_POD_NAME", "web")],
     capability_args={"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}], "bandwidth": {}},
@@ -67,7 +67,7 @@ def test_add_check_del_cycle(conf_dir: Path, cache_dir: Path, record_file: Path)
     record = json.loads(cache_file.read_text())
     assert record["kind"] == "cniCacheV1"
     assert "libcniPy" not in record, "a completed ADD leaves Go's exact record"
-    assert record["netns"] == "/var/run/netns/fake"
+    assert record["netns"] == NO_NETNS
     assert record["cniArgs"] == [["K8S_POD_NAME", "web"]]
     assert oct(cache_file.stat().st_mode & 0o777) == "0o600"
     assert oct((cache_dir / "results").stat().st_mode & 0o777) == "0o700"
