@@ -26,6 +26,7 @@ from ..core import record as cache
 from ..core.value import Value
 from ..errors import DecodeError, PluginNotFoundError
 from .base import Stepper, complete
+from .describe import kind_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ class DryRunDriver(Stepper):
             exists = "it exists now: an ADD now is refused" if _on_disk(path) else "there is none now"
             self.steps.append(
                 Step(
-                    kind="read-record",
+                    kind=kind_of(effect),
                     text=f"look for the cache record {path}: ADD refuses an attachment on record ({exists})",
                 )
             )
@@ -198,7 +199,7 @@ class DryRunDriver(Stepper):
         else:
             exists = "there is none now: a DEL now runs the plugins without prevResult"
         self._prev_source = f"the cached ADD result, from {path} ({exists}), as version {version}"
-        self.steps.append(Step(kind="read-record", text=f"read the cache record {path} ({exists})"))
+        self.steps.append(Step(kind=kind_of(effect), text=f"read the cache record {path} ({exists})"))
         return cache.encode_record(
             container_id=effect.key.container_id,
             ifname=effect.key.ifname,
@@ -215,19 +216,19 @@ class DryRunDriver(Stepper):
         record = cache.decode_record(effect.data, self.store.path_for(effect.key))
         state = "final: the last plugin's result" if record.progress is None else record.progress.describe()
         self.steps.append(
-            Step(kind="write-record", text=f"write the cache record {self.store.path_for(effect.key)} ({state})")
+            Step(kind=kind_of(effect), text=f"write the cache record {self.store.path_for(effect.key)} ({state})")
         )
 
     async def remove_record(self, effect: RemoveRecord) -> bool:
         """Say which record would be removed."""
-        self.steps.append(Step(kind="remove-record", text=f"remove the cache record {self.store.path_for(effect.key)}"))
+        self.steps.append(Step(kind=kind_of(effect), text=f"remove the cache record {self.store.path_for(effect.key)}"))
         return True
 
     async def list_records(self, effect: ListRecords) -> list[Listed]:
         """Say the cache would be listed; an empty listing."""
         self.steps.append(
             Step(
-                kind="list-records",
+                kind=kind_of(effect),
                 text="list the cache; every cached attachment of this network that is not valid gets a full DEL "
                 "first (see explain --command DEL); none shown here",
             )
@@ -236,17 +237,17 @@ class DryRunDriver(Stepper):
 
     async def acquire(self, effect: Acquire) -> None:
         """Say the attachment would be locked."""
-        self.steps.append(Step(kind="lock", text="lock the attachment (one operation at a time)"))
+        self.steps.append(Step(kind=kind_of(effect), text="lock the attachment (one operation at a time)"))
 
     async def release(self, effect: Release) -> None:
         """Say the attachment would be unlocked."""
-        self.steps.append(Step(kind="unlock", text="unlock the attachment"))
+        self.steps.append(Step(kind=kind_of(effect), text="unlock the attachment"))
 
     async def sweep(self, effect: Sweep) -> tuple[int, int]:
         """Say what would be swept; nothing."""
         self.steps.append(
             Step(
-                kind="sweep",
+                kind=kind_of(effect),
                 text="remove temporary files and unheld lock files that crashed writers left for this network",
             )
         )
@@ -255,13 +256,13 @@ class DryRunDriver(Stepper):
     async def probe_netns(self, effect: ProbeNetns) -> str:
         """Say the namespace would be probed; ``unknown``."""
         self.steps.append(
-            Step(kind="probe-netns", text=f"check whether the namespace {effect.path or '(none)'} is alive")
+            Step(kind=kind_of(effect), text=f"check whether the namespace {effect.path or '(none)'} is alive")
         )
         return "unknown"
 
     async def notice(self, effect: Notice) -> None:
         """Keep the note as a step."""
-        self.steps.append(Step(kind="notice", text=f"note: {effect.text}"))
+        self.steps.append(Step(kind=kind_of(effect), text=f"note: {effect.text}"))
 
     def run(self, steps: Plan[T]) -> T:
         """Drive a plan to its end (see :meth:`~libcni_py.drivers.base.Stepper.drive`)."""
