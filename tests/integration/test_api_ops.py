@@ -11,9 +11,11 @@ from support import NO_NETNS, PLUGINS, live_netns, read_calls, write_conf
 
 from libcni_py import (
     CNI,
+    AsyncCNI,
     ConfigError,
     InvalidNameError,
     MultiError,
+    NetnsError,
     PluginError,
     PluginNotFoundError,
     RuntimeConf,
@@ -52,6 +54,25 @@ RT = RuntimeConf(
     args=[("K8S_POD_NAME", "web")],
     capability_args={"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}], "bandwidth": {}},
 )
+
+
+@pytest.mark.parametrize("form", ["sync", "trio"])
+def test_add_into_a_namespace_that_does_not_exist_runs_no_plugin(
+    conf_dir: Path, cache_dir: Path, record_file: Path, tmp_path: Path, form: str
+) -> None:
+    write_conf(conf_dir, "10-rec.conflist", two_recorders())
+    net = load_network(str(conf_dir), "recnet")
+    rt = RT.replace(netns=str(tmp_path / "no-such-netns"))
+    with pytest.raises(NetnsError, match=f"network namespace {tmp_path}/no-such-netns does not exist") as caught:
+        if form == "sync":
+            make_cni(cache_dir, record_file).add(net, rt)
+        else:
+            import trio
+
+            cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), env={"RECORD_FILE": str(record_file)})
+            trio.run(cni.add, net, rt)
+    assert "no plugin was run" in caught.value.one_line()
+    assert read_calls(record_file) == [] and not (cache_dir / "results").exists()
 
 
 def test_add_check_del_cycle(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
