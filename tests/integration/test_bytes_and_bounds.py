@@ -16,9 +16,9 @@ from support import NO_NETNS, PLUGINS, live_netns, live_netns_path, read_calls, 
 
 from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
 from libcni_py.api import MAX_TIMEOUT
-from libcni_py.core.reports import GCReport
 from libcni_py.core.plugin_call import MAX_STDOUT
 from libcni_py.core.record import AttachmentKey
+from libcni_py.core.reports import GCReport
 from libcni_py.edges.recordstore import MAX_RECORD_BYTES, CacheStore
 from libcni_py.errors import ArgsError, CacheError, InvalidNameError
 
