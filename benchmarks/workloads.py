@@ -101,9 +101,9 @@ class _Recorder:
         self.requests: list[ExecRequest] = []
 
     def before(self, effect: Any) -> None:
-        from libcni_py.core import plan
+        from libcni_py.core.effects import Exec
 
-        if isinstance(effect, plan.Exec):
+        if isinstance(effect, Exec):
             self.requests.append(effect.request)
 
     def after(self, effect: Any, outcome: Any, error: BaseException | None) -> None:
