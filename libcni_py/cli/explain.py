@@ -16,8 +16,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..core.inputs import RuntimeConf
     from ..core.netconf import NetworkConfigList
-    from ..core.plan import RuntimeConf
     from ..drivers.dryrun import Step
     from .main import Context
 

@@ -18,7 +18,7 @@ SIGTERM).
 Signals: SIGINT, SIGTERM and SIGHUP -- sent to cnitool or to its process
 group -- all interrupt the same way (:func:`_interrupt` raises
 :class:`Interrupted`, a ``KeyboardInterrupt``).  The plugin that is running
-gets a few seconds to finish by itself (``exec_sync.INTERRUPT_GRACE``; a
+gets a few seconds to finish by itself (``drivers.blocking.INTERRUPT_GRACE``; a
 second signal ends that at once), then it and its whole process tree are
 killed and reaped; no further plugin starts; an ADD's record stays as it
 was written before that plugin (``adding``, k of n: what DEL and GC need);

@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
+    from .inputs import RuntimeConf
+
 __all__ = [
     "CACHE_KIND",
     "AttachmentKey",
@@ -69,8 +71,11 @@ __all__ = [
     "Progress",
     "decode_record",
     "encode_record",
+    "cached_attachments",
+    "key_from_filename",
     "owner",
     "record_netns",
+    "runtime_conf",
     "shares_file",
 ]
 
@@ -410,3 +415,98 @@ def key_or_none(record: CacheRecord) -> AttachmentKey | None:
         return record.key()
     except InvalidNameError:
         return None
+
+
+def runtime_conf(record: CacheRecord, *, netns: str | None = None) -> RuntimeConf:
+    """The :class:`~libcni_py.core.inputs.RuntimeConf` an attachment was added
+    with, from its record: what DEL (and GC's DEL) of it runs with.
+
+    Args:
+        netns: the namespace path to use instead of the recorded one (GC
+            passes "" for a namespace that is no longer one; a pod teardown
+            its own path when the record holds none).
+    """
+    from .inputs import RuntimeConf
+
+    return RuntimeConf(
+        container_id=record.container_id,
+        netns=record.netns if netns is None else netns,
+        ifname=record.ifname,
+        args=record.cni_args,
+        capability_args=record.capability_args,
+    )
+
+
+def key_from_filename(filename: str, *, network: str = "", container_id: str = "") -> AttachmentKey | None:
+    """The attachment a cache file's name stands for, or None.
+
+    The name is ``<network>-<containerID>-<ifname>`` and all three may hold
+    ``-``, so a name alone can be split several ways; what the caller knows
+    (``network``, ``container_id``) pins the split down.  Of the splits that
+    give three valid names, the one taken is: the known parts where given;
+    else the shortest network name (networks rarely hold ``-``) and the
+    longest container ID (cnitool's IDs do; interface names rarely do).
+    Used only for files whose content cannot be trusted (a damaged record):
+    a usable record says whose it is itself.
+    """
+    dashes = [i for i, ch in enumerate(filename) if ch == "-"]
+    firsts = dashes
+    if network:
+        firsts = [len(network)] if filename.startswith(network + "-") else []
+    for first in firsts:
+        if container_id:
+            second = first + 1 + len(container_id)
+            if filename[first + 1 : second] != container_id or filename[second : second + 1] != "-":
+                continue
+            seconds = [second]
+        else:
+            seconds = [i for i in reversed(dashes) if i > first + 1]
+        for second in seconds:
+            try:
+                return AttachmentKey(
+                    network=filename[:first], container_id=filename[first + 1 : second], ifname=filename[second + 1 :]
+                )
+            except InvalidNameError:
+                continue
+    return None
+
+
+def cached_attachments(
+    listing: Iterable[tuple[str, bytes | None, CacheError | None]], container_id: str = ""
+) -> tuple[list[CacheRecord], list[tuple[str, str]]]:
+    """Decode a listing of ``results/`` (Go's ``GetCachedAttachments``).
+
+    Returns:
+        ``(records, damaged)``: the usable ``cniCacheV1`` records (Go's
+        filters: right kind, right container, ``ifName`` and ``networkName``
+        present; and, stricter than Go, names that are valid and match the
+        file's name, since DEL and GC build paths from them) and ``(file
+        name, problem)`` for the files that could not be used.
+    """
+    records: list[CacheRecord] = []
+    damaged: list[tuple[str, str]] = []
+    for name, data, error in listing:
+        if error is not None or data is None:
+            damaged.append((name, error.problem if error else "is unreadable"))
+            continue
+        try:
+            record = decode_record(data, name)
+        except CacheError as exc:
+            damaged.append((name, exc.problem))
+            continue
+        if record.legacy:
+            continue
+        if container_id and record.container_id != container_id:
+            continue
+        if not record.ifname or not record.network:
+            damaged.append((name, "has no ifName or networkName"))
+            continue
+        key = key_or_none(record)
+        if key is None:
+            damaged.append((name, "holds names that are not valid"))
+            continue
+        if key.filename != name:
+            damaged.append((name, f"holds the record of {key.filename}"))
+            continue
+        records.append(record)
+    return records, damaged

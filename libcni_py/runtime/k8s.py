@@ -16,12 +16,12 @@
   that network's :class:`NetworkSelection`.
 
 :func:`runtime_conf` turns a :class:`PodSpec` into the
-:class:`~libcni_py.core.plan.RuntimeConf` of one of the pod's networks.  Pure code.
+:class:`~libcni_py.core.inputs.RuntimeConf` of one of the pod's networks.  Pure code.
 """
 
 from __future__ import annotations
 
-from ..core.plan import RuntimeConf
+from ..core.inputs import RuntimeConf
 from ..core.value import Value
 from ..errors import ArgsError
 
@@ -459,7 +459,7 @@ def runtime_conf(
     ifname: str,
     selection: NetworkSelection | None = None,
 ) -> RuntimeConf:
-    """The :class:`~libcni_py.core.plan.RuntimeConf` of one network of the pod.
+    """The :class:`~libcni_py.core.inputs.RuntimeConf` of one network of the pod.
 
     Raises:
         ArgsError: a value that cannot be passed (see :func:`cni_args`).
