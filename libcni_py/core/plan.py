@@ -175,33 +175,21 @@ class Resolve(Value):
     """Find the binaries of these plugin types -> ``tuple[str, ...]`` of paths.
     Raises :class:`~libcni_py.errors.PluginNotFoundError` for the first missing."""
 
-    __slots__ = ("plugin_types", "plugin_path")
     plugin_types: tuple[str, ...]
     plugin_path: tuple[str, ...]
-
-    def __init__(self, *, plugin_types: Iterable[str], plugin_path: Iterable[str]) -> None:
-        self._set(plugin_types=tuple(plugin_types), plugin_path=tuple(plugin_path))
 
 
 class Exec(Value):
     """Run one plugin -> :class:`~libcni_py.core.plugin_call.ExecOutcome` (never raises
     for a failing plugin; the plan decides what the outcome means)."""
 
-    __slots__ = ("request",)
     request: invoke.ExecRequest
-
-    def __init__(self, *, request: invoke.ExecRequest) -> None:
-        self._set(request=request)
 
 
 class ReadRecord(Value):
     """Read an attachment record -> ``bytes | None``; may raise CacheError."""
 
-    __slots__ = ("key",)
     key: AttachmentKey
-
-    def __init__(self, *, key: AttachmentKey) -> None:
-        self._set(key=key)
 
 
 class WriteRecord(Value):
@@ -212,43 +200,27 @@ class WriteRecord(Value):
     ``fsync`` calls.  Replacing is atomic either way.
     """
 
-    __slots__ = ("key", "data", "durable")
     key: AttachmentKey
     data: bytes
-    durable: bool
-
-    def __init__(self, *, key: AttachmentKey, data: bytes, durable: bool = True) -> None:
-        self._set(key=key, data=data, durable=durable)
+    durable: bool = True
 
 
 class RemoveRecord(Value):
     """Remove an attachment record -> ``bool`` (whether there was one)."""
 
-    __slots__ = ("key",)
     key: AttachmentKey
-
-    def __init__(self, *, key: AttachmentKey) -> None:
-        self._set(key=key)
 
 
 class ListRecords(Value):
     """List ``results/`` -> ``list[tuple[name, bytes | None, CacheError | None]]``."""
 
-    __slots__ = ("container_id",)
-    container_id: str
-
-    def __init__(self, *, container_id: str = "") -> None:
-        self._set(container_id=container_id)
+    container_id: str = ""
 
 
 class Acquire(Value):
     """Take the attachment's cross-process lock -> None (waits)."""
 
-    __slots__ = ("key",)
     key: AttachmentKey
-
-    def __init__(self, *, key: AttachmentKey) -> None:
-        self._set(key=key)
 
 
 class Release(Value):
@@ -256,12 +228,8 @@ class Release(Value):
     file (after a successful DEL).  Drivers release every lock a plan still
     holds when it ends, however it ends."""
 
-    __slots__ = ("key", "forget")
     key: AttachmentKey
-    forget: bool
-
-    def __init__(self, *, key: AttachmentKey, forget: bool = False) -> None:
-        self._set(key=key, forget=forget)
+    forget: bool = False
 
 
 class Sweep(Value):
@@ -270,12 +238,8 @@ class Sweep(Value):
     temporary files older than ``older_than`` seconds, and lock files of
     attachments that have no record and that nobody holds."""
 
-    __slots__ = ("network", "older_than")
     network: str
-    older_than: float
-
-    def __init__(self, *, network: str, older_than: float = 600.0) -> None:
-        self._set(network=network, older_than=older_than)
+    older_than: float = 600.0
 
 
 class ProbeNetns(Value):
@@ -283,22 +247,14 @@ class ProbeNetns(Value):
     :func:`libcni_py.netns.state`'s answers (``alive``, ``gone``, ``stale``,
     ``unknown``).  Never raises; a dry run answers ``unknown``."""
 
-    __slots__ = ("path",)
     path: str
-
-    def __init__(self, *, path: str) -> None:
-        self._set(path=path)
 
 
 class Notice(Value):
     """Something a person should know (a damaged cache file was found, say)
     -> None.  Drivers hand it to the caller's notice callback."""
 
-    __slots__ = ("text",)
     text: str
-
-    def __init__(self, *, text: str) -> None:
-        self._set(text=text)
 
 
 Effect: TypeAlias = (
@@ -454,7 +410,7 @@ def add(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
             in Go, undoing it is the caller's DEL).
     """
     key = _check_names(netlist, rt)
-    paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
+    paths = yield Resolve(plugin_types=tuple([p.type for p in netlist.plugins]), plugin_path=opts.plugin_path)
     yield Acquire(key=key)
     yield from _refuse_existing(key)
     total = len(netlist.plugins)
@@ -555,7 +511,7 @@ def check(netlist: NetworkConfigList, rt: RuntimeConf, opts: Options) -> Plan:
     if netlist.disable_check:
         return None
     key = _check_names(netlist, rt)
-    paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
+    paths = yield Resolve(plugin_types=tuple([p.type for p in netlist.plugins]), plugin_path=opts.plugin_path)
     yield Acquire(key=key)
     where = f"cache record of network {netlist.name!r}, container {rt.container_id!r}, interface {rt.ifname!r}"
     record = yield from _read_record(key, where)
@@ -652,14 +608,14 @@ def _resolve_each(plugins: Sequence[conf.PluginConf], opts: Options) -> Generato
     (the IPAM plugin releasing the address, say) from running."""
     types = [p.type for p in plugins]
     try:
-        paths: tuple[Found, ...] = yield Resolve(plugin_types=types, plugin_path=opts.plugin_path)
+        paths: tuple[Found, ...] = yield Resolve(plugin_types=tuple(types), plugin_path=opts.plugin_path)
         return paths
     except PluginNotFoundError:
         pass
     found: list[Found] = []
     for plugin_type in types:
         try:
-            (path,) = yield Resolve(plugin_types=[plugin_type], plugin_path=opts.plugin_path)
+            (path,) = yield Resolve(plugin_types=(plugin_type,), plugin_path=opts.plugin_path)
             found.append(path)
         except PluginNotFoundError as exc:
             found.append(exc)
@@ -706,7 +662,7 @@ def _config_for_delete(
             )
         return given, (yield from _resolve_each(given.plugins, opts))
     try:
-        paths = yield Resolve(plugin_types=[p.type for p in recorded.plugins], plugin_path=opts.plugin_path)
+        paths = yield Resolve(plugin_types=tuple([p.type for p in recorded.plugins]), plugin_path=opts.plugin_path)
     except PluginNotFoundError as exc:
         yield Notice(
             text=f"{given.source} changed since {key.filename} was added, and the configuration it was added "
@@ -950,32 +906,12 @@ class GCReport(Value):
         skipped: ``disableGC`` was set; nothing was done.
     """
 
-    __slots__ = ("removed", "kept", "kept_reasons", "plugin_gc", "errors", "skipped")
-    removed: tuple[tuple[str, str], ...]
-    kept: tuple[tuple[str, str], ...]
-    kept_reasons: tuple[tuple[str, str, str], ...]
-    plugin_gc: bool
-    errors: tuple[CNIError, ...]
-    skipped: bool
-
-    def __init__(
-        self,
-        *,
-        removed: Iterable[tuple[str, str]] = (),
-        kept: Iterable[tuple[str, str]] = (),
-        plugin_gc: bool = False,
-        errors: Iterable[CNIError] = (),
-        skipped: bool = False,
-        kept_reasons: Iterable[tuple[str, str, str]] = (),
-    ) -> None:
-        self._set(
-            removed=tuple(removed),
-            kept=tuple(kept),
-            kept_reasons=tuple(kept_reasons),
-            plugin_gc=plugin_gc,
-            errors=tuple(errors),
-            skipped=skipped,
-        )
+    removed: tuple[tuple[str, str], ...] = ()
+    kept: tuple[tuple[str, str], ...] = ()
+    kept_reasons: tuple[tuple[str, str, str], ...] = ()
+    plugin_gc: bool = False
+    errors: tuple[CNIError, ...] = ()
+    skipped: bool = False
 
 
 def cached_attachments(
@@ -1174,7 +1110,9 @@ def gc(
     plugin_gc = given is not None and version.gte(given.cni_version or "0.1.0", "1.1.0")
     if given is not None and plugin_gc:
         errors.extend((yield from _plugin_gc(given, valid, opts)))
-    report = GCReport(removed=removed, kept=kept, kept_reasons=why, plugin_gc=plugin_gc, errors=errors)
+    report = GCReport(
+        removed=tuple(removed), kept=tuple(kept), kept_reasons=tuple(why), plugin_gc=plugin_gc, errors=tuple(errors)
+    )
     if errors:
         raise MultiError(f"GC of network {name!r} had {len(errors)} failure(s)", errors, report=report)
     return report
@@ -1230,7 +1168,7 @@ def status(netlist: NetworkConfigList, opts: Options) -> Plan:
     answer (codes 50/51 mean "not ready").  Below 1.1.0 there is nothing to ask."""
     if not version.gte(netlist.cni_version or "0.1.0", "1.1.0"):
         return None
-    paths = yield Resolve(plugin_types=[p.type for p in netlist.plugins], plugin_path=opts.plugin_path)
+    paths = yield Resolve(plugin_types=tuple([p.type for p in netlist.plugins]), plugin_path=opts.plugin_path)
     env = _network_env("STATUS", opts)
     requests = [
         _request(
@@ -1253,7 +1191,7 @@ def version_info(plugin_type: str, opts: Options) -> Plan:
     Returns:
         :class:`~libcni_py.core.version.PluginInfo`.
     """
-    (path,) = yield Resolve(plugin_types=[plugin_type], plugin_path=opts.plugin_path)
+    (path,) = yield Resolve(plugin_types=(plugin_type,), plugin_path=opts.plugin_path)
     req = invoke.ExecRequest(
         plugin_type=plugin_type,
         path=path,

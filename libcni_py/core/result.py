@@ -151,25 +151,12 @@ def is_ipv4(text: str) -> bool:
 class Interface(Value):
     """An interface a plugin created or configured."""
 
-    __slots__ = ("name", "mac", "sandbox", "mtu", "socket_path", "pci_id")
     name: str
-    mac: str
-    sandbox: str
-    mtu: int
-    socket_path: str
-    pci_id: str
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        mac: str = "",
-        sandbox: str = "",
-        mtu: int = 0,
-        socket_path: str = "",
-        pci_id: str = "",
-    ) -> None:
-        self._set(name=name, mac=mac, sandbox=sandbox, mtu=mtu, socket_path=socket_path, pci_id=pci_id)
+    mac: str = ""
+    sandbox: str = ""
+    mtu: int = 0
+    socket_path: str = ""
+    pci_id: str = ""
 
 
 class IPConfig(Value):
@@ -180,72 +167,31 @@ class IPConfig(Value):
     0.3.x/0.4.0 results only and is "" otherwise.
     """
 
-    __slots__ = ("address", "gateway", "interface", "version")
     address: str
-    gateway: str | None
-    interface: int | None
-    version: str
-
-    def __init__(
-        self,
-        *,
-        address: str,
-        gateway: str | None = None,
-        interface: int | None = None,
-        version: str = "",
-    ) -> None:
-        self._set(address=address, gateway=gateway, interface=interface, version=version)
+    gateway: str | None = None
+    interface: int | None = None
+    version: str = ""
 
 
 class Route(Value):
     """A route; the fields after ``gw`` are spec 1.1 additions (0 / None = unset)."""
 
-    __slots__ = ("dst", "gw", "mtu", "advmss", "priority", "table", "scope")
     dst: str
-    gw: str | None
-    mtu: int
-    advmss: int
-    priority: int
-    table: int | None
-    scope: int | None
-
-    def __init__(
-        self,
-        *,
-        dst: str,
-        gw: str | None = None,
-        mtu: int = 0,
-        advmss: int = 0,
-        priority: int = 0,
-        table: int | None = None,
-        scope: int | None = None,
-    ) -> None:
-        self._set(dst=dst, gw=gw, mtu=mtu, advmss=advmss, priority=priority, table=table, scope=scope)
+    gw: str | None = None
+    mtu: int = 0
+    advmss: int = 0
+    priority: int = 0
+    table: int | None = None
+    scope: int | None = None
 
 
 class DNS(Value):
     """Resolver settings."""
 
-    __slots__ = ("nameservers", "domain", "search", "options")
-    nameservers: tuple[str, ...]
-    domain: str
-    search: tuple[str, ...]
-    options: tuple[str, ...]
-
-    def __init__(
-        self,
-        *,
-        nameservers: Iterable[str] = (),
-        domain: str = "",
-        search: Iterable[str] = (),
-        options: Iterable[str] = (),
-    ) -> None:
-        self._set(
-            nameservers=tuple(nameservers),
-            domain=domain,
-            search=tuple(search),
-            options=tuple(options),
-        )
+    nameservers: tuple[str, ...] = ()
+    domain: str = ""
+    search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
 
 class Result(Value):
@@ -279,13 +225,9 @@ class Result(Value):
 class LegacyIPConfig(Value):
     """``ip4``/``ip6`` of a 0.1.0/0.2.0 result."""
 
-    __slots__ = ("ip", "gateway", "routes")
     ip: str
-    gateway: str | None
-    routes: tuple[Route, ...]
-
-    def __init__(self, *, ip: str, gateway: str | None = None, routes: Iterable[Route] = ()) -> None:
-        self._set(ip=ip, gateway=gateway, routes=tuple(routes))
+    gateway: str | None = None
+    routes: tuple[Route, ...] = ()
 
 
 class LegacyResult(Value):

@@ -34,8 +34,6 @@ from ..errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from ..core.netconf import NetworkConfigList
 
 __all__ = [
@@ -63,12 +61,8 @@ Entry = tuple[str, int, int, int, int]
 class InvalidFile(Value):
     """A conf dir file that was skipped, and why (one line a person can act on)."""
 
-    __slots__ = ("path", "reason")
     path: str
     reason: str
-
-    def __init__(self, *, path: str, reason: str) -> None:
-        self._set(path=path, reason=reason)
 
 
 class ConfDirState(Value):
@@ -83,29 +77,11 @@ class ConfDirState(Value):
         max_networks: how many of ``networks`` every pod gets (0: all).
     """
 
-    __slots__ = ("conf_dir", "exists", "networks", "invalid", "max_networks")
     conf_dir: str
     exists: bool
-    networks: tuple[NetworkConfigList, ...]
-    invalid: tuple[InvalidFile, ...]
-    max_networks: int
-
-    def __init__(
-        self,
-        *,
-        conf_dir: str,
-        exists: bool,
-        networks: Iterable[NetworkConfigList] = (),
-        invalid: Iterable[InvalidFile] = (),
-        max_networks: int = DEFAULT_MAX_NETWORKS,
-    ) -> None:
-        self._set(
-            conf_dir=conf_dir,
-            exists=exists,
-            networks=tuple(networks),
-            invalid=tuple(invalid),
-            max_networks=max_networks,
-        )
+    networks: tuple[NetworkConfigList, ...] = ()
+    invalid: tuple[InvalidFile, ...] = ()
+    max_networks: int = DEFAULT_MAX_NETWORKS
 
     @property
     def default(self) -> NetworkConfigList | None:
@@ -159,7 +135,9 @@ def load(conf_dir: str, *, max_networks: int = DEFAULT_MAX_NETWORKS) -> ConfDirS
             continue
         owner[net.name] = path
         networks.append(net)
-    return ConfDirState(conf_dir=conf_dir, exists=exists, networks=networks, invalid=invalid, max_networks=max_networks)
+    return ConfDirState(
+        conf_dir=conf_dir, exists=exists, networks=tuple(networks), invalid=tuple(invalid), max_networks=max_networks
+    )
 
 
 def _stat_entry(path: str, name: str) -> Entry | None:

@@ -36,7 +36,7 @@ from .sandbox import PODS_FOLDER, PodSandbox, decode_sandbox, encode_sandbox, po
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable
+    from collections.abc import Generator
     from typing import Any, TypeAlias
 
     from ..edges.recordstore import CacheStore, LockHandle
@@ -65,12 +65,8 @@ __all__ = [
 class Outcome(Value):
     """How one plan of a :class:`Batch` ended: its value, or its error."""
 
-    __slots__ = ("value", "error")
-    value: Any
-    error: CNIError | None
-
-    def __init__(self, *, value: Any = None, error: CNIError | None = None) -> None:
-        self._set(value=value, error=error)
+    value: Any = None
+    error: CNIError | None = None
 
 
 class Batch(Value):
@@ -80,22 +76,14 @@ class Batch(Value):
     exceptions (bugs, cancellation, Ctrl-C) propagate.
     """
 
-    __slots__ = ("plans", "concurrent")
     plans: tuple[plan.Plan, ...]
-    concurrent: bool
-
-    def __init__(self, *, plans: Iterable[plan.Plan], concurrent: bool = False) -> None:
-        self._set(plans=tuple(plans), concurrent=concurrent)
+    concurrent: bool = False
 
 
 class LockPod(Value):
     """Take the pod's cross-process lock (waits; re-entrant within a plan) -> None."""
 
-    __slots__ = ("container_id",)
     container_id: str
-
-    def __init__(self, *, container_id: str) -> None:
-        self._set(container_id=container_id)
 
 
 class LockGC(Value):
@@ -103,115 +91,70 @@ class LockGC(Value):
     lock): shared for pod operations, exclusive for the GC, so that the GC
     never sees a pod half set up or half torn down (CRI-O's ``gcLock``)."""
 
-    __slots__ = ("exclusive",)
     exclusive: bool
-
-    def __init__(self, *, exclusive: bool) -> None:
-        self._set(exclusive=exclusive)
 
 
 class UnlockPod(Value):
     """Release the pod's lock -> None; ``forget`` also removes its lock file
     (the pod is gone)."""
 
-    __slots__ = ("container_id", "forget")
     container_id: str
-    forget: bool
-
-    def __init__(self, *, container_id: str, forget: bool = False) -> None:
-        self._set(container_id=container_id, forget=forget)
+    forget: bool = False
 
 
 class ListAttachments(Value):
     """The cached attachments -> ``(records, damaged)`` as
     :func:`libcni_py.core.plan.cached_attachments` returns them."""
 
-    __slots__ = ("container_id",)
-    container_id: str
-
-    def __init__(self, *, container_id: str = "") -> None:
-        self._set(container_id=container_id)
+    container_id: str = ""
 
 
 class LoadPod(Value):
     """The pod's record -> ``PodSandbox | None``; a damaged one raises CacheError."""
 
-    __slots__ = ("container_id",)
     container_id: str
-
-    def __init__(self, *, container_id: str) -> None:
-        self._set(container_id=container_id)
 
 
 class SavePod(Value):
     """Write the pod's record atomically -> None."""
 
-    __slots__ = ("sandbox",)
     sandbox: PodSandbox
-
-    def __init__(self, *, sandbox: PodSandbox) -> None:
-        self._set(sandbox=sandbox)
 
 
 class ForgetPod(Value):
     """Remove the pod's record -> bool (whether there was one)."""
 
-    __slots__ = ("container_id",)
     container_id: str
-
-    def __init__(self, *, container_id: str) -> None:
-        self._set(container_id=container_id)
 
 
 class ListPods(Value):
     """Every pod record -> ``(sandboxes, damaged)``, ``damaged`` being
     ``(file name, problem)`` pairs."""
 
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        self._set()
-
 
 class CreateNetns(Value):
     """Create the named namespace ``name`` (under /var/run/netns) -> its path."""
 
-    __slots__ = ("name",)
     name: str
-
-    def __init__(self, *, name: str) -> None:
-        self._set(name=name)
 
 
 class DeleteNetns(Value):
     """Delete the namespace at ``path`` -> bool (whether it existed)."""
 
-    __slots__ = ("path",)
     path: str
-
-    def __init__(self, *, path: str) -> None:
-        self._set(path=path)
 
 
 class PodAlive(Value):
     """Is this recorded pod alive (owner process running, or without owner,
     its namespace existing)? -> bool"""
 
-    __slots__ = ("sandbox",)
     sandbox: PodSandbox
-
-    def __init__(self, *, sandbox: PodSandbox) -> None:
-        self._set(sandbox=sandbox)
 
 
 class Fingerprint(Value):
     """``(device, inode, size, mtime_ns)`` of a file -> tuple, or None if it is gone."""
 
-    __slots__ = ("path",)
     path: str
-
-    def __init__(self, *, path: str) -> None:
-        self._set(path=path)
 
 
 PodEffect = (

@@ -90,38 +90,14 @@ class PodGCReport(Value):
         errors: what failed.
     """
 
-    __slots__ = ("removed", "kept", "kept_reasons", "plugin_gc", "skipped", "pods_removed", "netns_removed", "errors")
-    removed: tuple[tuple[str, str, str], ...]
-    kept: tuple[tuple[str, str, str], ...]
-    kept_reasons: tuple[tuple[str, str, str, str], ...]
-    plugin_gc: tuple[str, ...]
-    skipped: tuple[str, ...]
-    pods_removed: tuple[str, ...]
-    netns_removed: tuple[str, ...]
-    errors: tuple[CNIError, ...]
-
-    def __init__(
-        self,
-        *,
-        removed: Iterable[tuple[str, str, str]] = (),
-        kept: Iterable[tuple[str, str, str]] = (),
-        plugin_gc: Iterable[str] = (),
-        skipped: Iterable[str] = (),
-        pods_removed: Iterable[str] = (),
-        netns_removed: Iterable[str] = (),
-        errors: Iterable[CNIError] = (),
-        kept_reasons: Iterable[tuple[str, str, str, str]] = (),
-    ) -> None:
-        self._set(
-            removed=tuple(removed),
-            kept=tuple(kept),
-            kept_reasons=tuple(kept_reasons),
-            plugin_gc=tuple(plugin_gc),
-            skipped=tuple(skipped),
-            pods_removed=tuple(pods_removed),
-            netns_removed=tuple(netns_removed),
-            errors=tuple(errors),
-        )
+    removed: tuple[tuple[str, str, str], ...] = ()
+    kept: tuple[tuple[str, str, str], ...] = ()
+    kept_reasons: tuple[tuple[str, str, str, str], ...] = ()
+    plugin_gc: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    pods_removed: tuple[str, ...] = ()
+    netns_removed: tuple[str, ...] = ()
+    errors: tuple[CNIError, ...] = ()
 
 
 def _rt(record: CacheRecord) -> plan.RuntimeConf:
@@ -212,7 +188,7 @@ def gc(
         except CacheError as exc:
             errors.append(exc)
             failed.add((record.network, record.container_id, record.ifname))
-    outcomes = yield Batch(plans=[plan.delete(net, _rt(rec), opts) for rec, net in mine], concurrent=concurrent)
+    outcomes = yield Batch(plans=tuple([plan.delete(net, _rt(rec), opts) for rec, net in mine]), concurrent=concurrent)
     for (record, _), outcome in zip(mine, outcomes, strict=True):
         triple = (record.network, record.container_id, record.ifname)
         if outcome.error is None:
@@ -252,7 +228,7 @@ def gc(
             if record.network in valid_of:
                 valid_of[record.network].append((record.container_id, record.ifname))
     outcomes = yield Batch(
-        plans=[plan.gc(net, valid_of[net.name], opts, live_sandboxes=live_sandboxes) for net in networks],
+        plans=tuple([plan.gc(net, valid_of[net.name], opts, live_sandboxes=live_sandboxes) for net in networks]),
         concurrent=concurrent,
     )
     plugin_gc: list[str] = []
@@ -300,14 +276,14 @@ def gc(
             errors.append(exc)
 
     report = PodGCReport(
-        removed=removed,
-        kept=kept,
-        kept_reasons=kept_reasons,
-        plugin_gc=plugin_gc,
-        skipped=skipped,
-        pods_removed=pods_removed,
-        netns_removed=netns_removed,
-        errors=errors,
+        removed=tuple(removed),
+        kept=tuple(kept),
+        kept_reasons=tuple(kept_reasons),
+        plugin_gc=tuple(plugin_gc),
+        skipped=tuple(skipped),
+        pods_removed=tuple(pods_removed),
+        netns_removed=tuple(netns_removed),
+        errors=tuple(errors),
     )
     if errors:
         raise MultiError(f"GC had {len(errors)} failure(s)", errors, report=report)

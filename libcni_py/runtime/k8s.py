@@ -165,15 +165,9 @@ class Bandwidth(Value):
 class DNSConfig(Value):
     """The pod's resolver settings (the ``dns`` capability)."""
 
-    __slots__ = ("servers", "searches", "options")
-    servers: tuple[str, ...]
-    searches: tuple[str, ...]
-    options: tuple[str, ...]
-
-    def __init__(
-        self, *, servers: Iterable[str] = (), searches: Iterable[str] = (), options: Iterable[str] = ()
-    ) -> None:
-        self._set(servers=tuple(servers), searches=tuple(searches), options=tuple(options))
+    servers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, list[str]]:
         """The ``dns`` capability argument."""
@@ -183,14 +177,10 @@ class DNSConfig(Value):
 class IPRange(Value):
     """One range of an ``ipRanges`` set (host-local's ``ranges`` entry)."""
 
-    __slots__ = ("subnet", "range_start", "range_end", "gateway")
     subnet: str
-    range_start: str
-    range_end: str
-    gateway: str
-
-    def __init__(self, *, subnet: str, range_start: str = "", range_end: str = "", gateway: str = "") -> None:
-        self._set(subnet=subnet, range_start=range_start, range_end=range_end, gateway=gateway)
+    range_start: str = ""
+    range_end: str = ""
+    gateway: str = ""
 
     def to_json(self) -> dict[str, str]:
         """The range as CONVENTIONS.md writes it (empty fields left out)."""

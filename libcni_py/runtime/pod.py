@@ -107,12 +107,8 @@ def loopback_network(plugin_type: str = "loopback") -> NetworkConfigList:
 class Attachment(Value):
     """One network of a pod: the network and its runtime configuration."""
 
-    __slots__ = ("network", "rt")
     network: NetworkConfigList
     rt: plan.RuntimeConf
-
-    def __init__(self, *, network: NetworkConfigList, rt: plan.RuntimeConf) -> None:
-        self._set(network=network, rt=rt)
 
     @property
     def loopback(self) -> bool:
@@ -176,13 +172,9 @@ class PodResult(Value):
     """The pod's networks after setup: one :class:`PodInterface` per interface,
     in setup order (``lo`` first)."""
 
-    __slots__ = ("container_id", "netns", "interfaces")
     container_id: str
     netns: str
     interfaces: tuple[PodInterface, ...]
-
-    def __init__(self, *, container_id: str, netns: str, interfaces: Iterable[PodInterface]) -> None:
-        self._set(container_id=container_id, netns=netns, interfaces=tuple(interfaces))
 
     def interface(self, ifname: str) -> PodInterface | None:
         """The interface called ``ifname``, or None."""
@@ -224,21 +216,10 @@ class PodTeardown(Value):
         forgotten: whether the pod's record was removed.
     """
 
-    __slots__ = ("container_id", "removed", "netns_removed", "forgotten")
     container_id: str
-    removed: tuple[tuple[str, str], ...]
-    netns_removed: str
-    forgotten: bool
-
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        removed: Iterable[tuple[str, str]] = (),
-        netns_removed: str = "",
-        forgotten: bool = False,
-    ) -> None:
-        self._set(container_id=container_id, removed=tuple(removed), netns_removed=netns_removed, forgotten=forgotten)
+    removed: tuple[tuple[str, str], ...] = ()
+    netns_removed: str = ""
+    forgotten: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -372,7 +353,7 @@ def merge_results(container_id: str, netns: str, attachments: Sequence[Attachmen
                 result=value,
             )
         )
-    return PodResult(container_id=container_id, netns=netns, interfaces=interfaces)
+    return PodResult(container_id=container_id, netns=netns, interfaces=tuple(interfaces))
 
 
 def _raise_failures(what: str, attachments: Sequence[Attachment], outcomes: Sequence[Outcome]) -> None:
@@ -411,7 +392,7 @@ def setup(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.Opt
     ):
         if not group:
             continue
-        outcomes = yield Batch(plans=[plan.add(a.network, a.rt, opts) for a in group], concurrent=together)
+        outcomes = yield Batch(plans=tuple([plan.add(a.network, a.rt, opts) for a in group]), concurrent=together)
         _raise_failures(f"pod {sandbox.label}: setup", group, outcomes)
         values.extend(o.value for o in outcomes)
         ordered.extend(group)
@@ -536,7 +517,7 @@ def teardown(
     ):
         if not group:
             continue
-        outcomes = yield Batch(plans=[plan.delete(a.network, a.rt, opts) for a in group], concurrent=together)
+        outcomes = yield Batch(plans=tuple([plan.delete(a.network, a.rt, opts) for a in group]), concurrent=together)
         for att, outcome in zip(group, outcomes, strict=True):
             if outcome.error is None:
                 removed.append((att.network.name, att.rt.ifname))
@@ -612,7 +593,7 @@ def check(
             f"pod {container_id} has no cached attachments to check",
             hint="was it set up with this cache dir (--cache-dir)?",
         )
-    outcomes = yield Batch(plans=[plan.check(a.network, a.rt, opts) for a in attachments], concurrent=concurrent)
+    outcomes = yield Batch(plans=tuple([plan.check(a.network, a.rt, opts) for a in attachments]), concurrent=concurrent)
     _raise_failures(f"pod {container_id}: check", attachments, outcomes)
     if errors:
         raise errors[0] if len(errors) == 1 else MultiError(f"pod {container_id}: check", errors)

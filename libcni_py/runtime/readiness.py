@@ -60,17 +60,11 @@ class NetworkStatus(Value):
         default_network: the default network's name ("" if none).
     """
 
-    __slots__ = ("ready", "reason", "message", "hint", "default_network")
     ready: bool
-    reason: str
-    message: str
-    hint: str
-    default_network: str
-
-    def __init__(
-        self, *, ready: bool, reason: str = "", message: str = "", hint: str = "", default_network: str = ""
-    ) -> None:
-        self._set(ready=ready, reason=reason, message=message, hint=hint, default_network=default_network)
+    reason: str = ""
+    message: str = ""
+    hint: str = ""
+    default_network: str = ""
 
     def error(self) -> NetworkNotReadyError:
         """The status as an error (to raise when not ready)."""
@@ -141,7 +135,7 @@ def status(
             if plugin.type in binaries:
                 continue
             try:
-                (path,) = yield plan.Resolve(plugin_types=[plugin.type], plugin_path=opts.plugin_path)
+                (path,) = yield plan.Resolve(plugin_types=(plugin.type,), plugin_path=opts.plugin_path)
             except PluginNotFoundError as exc:
                 return _not_ready(
                     "PluginNotFound",
@@ -154,7 +148,7 @@ def status(
     # every plugin supports its network's version (VERSION, remembered per binary)
     unknown = [t for t, (path, fp) in binaries.items() if (path, fp) not in probes or fp is None]
     if unknown:
-        outcomes = yield Batch(plans=[plan.version_info(t, opts) for t in unknown], concurrent=concurrent)
+        outcomes = yield Batch(plans=tuple([plan.version_info(t, opts) for t in unknown]), concurrent=concurrent)
         for plugin_type, outcome in zip(unknown, outcomes, strict=True):
             if outcome.error is not None:
                 return _not_ready(
@@ -181,7 +175,7 @@ def status(
                 )
 
     # STATUS (spec 1.1.0; a no-op below)
-    outcomes = yield Batch(plans=[plan.status(net, opts) for net in state.defaults], concurrent=concurrent)
+    outcomes = yield Batch(plans=tuple([plan.status(net, opts) for net in state.defaults]), concurrent=concurrent)
     for net, outcome in zip(state.defaults, outcomes, strict=True):
         error = outcome.error
         if error is None:

@@ -79,59 +79,17 @@ class PodSandbox(Value):
             does (0: setup finished).
     """
 
-    __slots__ = (
-        "container_id",
-        "netns",
-        "netns_owned",
-        "namespace",
-        "name",
-        "uid",
-        "owner_pid",
-        "owner_start",
-        "created",
-        "setup_pid",
-        "setup_start",
-    )
     container_id: str
     netns: str
-    netns_owned: bool
-    namespace: str
-    name: str
-    uid: str
-    owner_pid: int
-    owner_start: int
-    created: float
-    setup_pid: int
-    setup_start: int
-
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        netns: str,
-        netns_owned: bool = False,
-        namespace: str = "",
-        name: str = "",
-        uid: str = "",
-        owner_pid: int = 0,
-        owner_start: int = 0,
-        created: float = 0.0,
-        setup_pid: int = 0,
-        setup_start: int = 0,
-    ) -> None:
-        self._set(
-            container_id=container_id,
-            netns=netns,
-            netns_owned=netns_owned,
-            namespace=namespace,
-            name=name,
-            uid=uid,
-            owner_pid=owner_pid,
-            owner_start=owner_start,
-            created=created,
-            setup_pid=setup_pid,
-            setup_start=setup_start,
-        )
+    netns_owned: bool = False
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    owner_pid: int = 0
+    owner_start: int = 0
+    created: float = 0.0
+    setup_pid: int = 0
+    setup_start: int = 0
 
     @property
     def label(self) -> str:

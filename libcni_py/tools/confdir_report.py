@@ -85,25 +85,12 @@ class FileEntry(Value):
             network name that is not one, an unimplemented version), or None.
     """
 
-    __slots__ = ("name", "path", "conflist", "single", "load_error", "unusable")
     name: str
     path: str
-    conflist: NetworkConfigList | None
-    single: PluginConf | None
-    load_error: ConfigError | None
-    unusable: ConfigError | None
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        path: str,
-        conflist: NetworkConfigList | None = None,
-        single: PluginConf | None = None,
-        load_error: ConfigError | None = None,
-        unusable: ConfigError | None = None,
-    ) -> None:
-        self._set(name=name, path=path, conflist=conflist, single=single, load_error=load_error, unusable=unusable)
+    conflist: NetworkConfigList | None = None
+    single: PluginConf | None = None
+    load_error: ConfigError | None = None
+    unusable: ConfigError | None = None
 
     @property
     def is_conflist(self) -> bool:
@@ -127,13 +114,9 @@ class Ignored(Value):
         network: for a plugin folder, the network whose plugins it adds.
     """
 
-    __slots__ = ("name", "reason", "network")
     name: str
     reason: str
-    network: str
-
-    def __init__(self, *, name: str, reason: str, network: str = "") -> None:
-        self._set(name=name, reason=reason, network=network)
+    network: str = ""
 
 
 class Listing(Value):
@@ -146,21 +129,10 @@ class Listing(Value):
         others: ``(name, is_folder)`` of every other entry.
     """
 
-    __slots__ = ("conf_dir", "exists", "files", "others")
     conf_dir: str
-    exists: bool
+    exists: bool = True
     files: tuple[FileEntry, ...]
-    others: tuple[tuple[str, bool], ...]
-
-    def __init__(
-        self,
-        *,
-        conf_dir: str,
-        files: Iterable[FileEntry],
-        others: Iterable[tuple[str, bool]] = (),
-        exists: bool = True,
-    ) -> None:
-        self._set(conf_dir=conf_dir, exists=exists, files=tuple(files), others=tuple(others))
+    others: tuple[tuple[str, bool], ...] = ()
 
 
 class PluginStatus(Value):
@@ -176,35 +148,13 @@ class PluginStatus(Value):
         probed: whether VERSION was asked.
     """
 
-    __slots__ = ("type", "path", "searched", "missing", "info", "probe_error", "probed")
     type: str
-    path: str
+    path: str = ""
     searched: tuple[str, ...]
-    missing: str
-    info: PluginInfo | None
-    probe_error: str
-    probed: bool
-
-    def __init__(
-        self,
-        *,
-        type: str,  # noqa: A002 - the CNI field is called "type"
-        searched: Iterable[str],
-        path: str = "",
-        missing: str = "",
-        info: PluginInfo | None = None,
-        probe_error: str = "",
-        probed: bool = False,
-    ) -> None:
-        self._set(
-            type=type,
-            path=path,
-            searched=tuple(searched),
-            missing=missing,
-            info=info,
-            probe_error=probe_error,
-            probed=probed,
-        )
+    missing: str = ""
+    info: PluginInfo | None = None
+    probe_error: str = ""
+    probed: bool = False
 
     def supports(self, cni_version: str) -> bool | None:
         """Whether it supports ``cni_version``: None when unknown (not probed)."""
@@ -249,32 +199,12 @@ class FileVerdict(Value):
         fault_file: the file of the load fault (a plugin folder file, say).
     """
 
-    __slots__ = ("status", "loads", "validates", "problems", "json_path", "fault_file")
     status: str
     loads: bool
     validates: bool | None
-    problems: tuple[str, ...]
-    json_path: str
-    fault_file: str
-
-    def __init__(
-        self,
-        *,
-        status: str,
-        loads: bool,
-        validates: bool | None,
-        problems: Iterable[str] = (),
-        json_path: str = "",
-        fault_file: str = "",
-    ) -> None:
-        self._set(
-            status=status,
-            loads=loads,
-            validates=validates,
-            problems=tuple(problems),
-            json_path=json_path,
-            fault_file=fault_file,
-        )
+    problems: tuple[str, ...] = ()
+    json_path: str = ""
+    fault_file: str = ""
 
 
 class Consumer(Value):
@@ -290,23 +220,11 @@ class Consumer(Value):
             at ADD, a file skipped...).
     """
 
-    __slots__ = ("name", "rule", "networks", "error", "notes")
     name: str
     rule: str
-    networks: tuple[tuple[str, str, str], ...]
-    error: str
-    notes: tuple[str, ...]
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        rule: str,
-        networks: Iterable[tuple[str, str, str]] = (),
-        error: str = "",
-        notes: Iterable[str] = (),
-    ) -> None:
-        self._set(name=name, rule=rule, networks=tuple(networks), error=error, notes=tuple(notes))
+    networks: tuple[tuple[str, str, str], ...] = ()
+    error: str = ""
+    notes: tuple[str, ...] = ()
 
 
 class Report(Value):
@@ -324,7 +242,6 @@ class Report(Value):
         problems: every problem found, one line each, in a stable order.
     """
 
-    __slots__ = ("listing", "verdicts", "ignored", "plugins", "consumers", "by_name", "problems")
     listing: Listing
     verdicts: tuple[FileVerdict, ...]
     ignored: tuple[Ignored, ...]
@@ -332,27 +249,6 @@ class Report(Value):
     consumers: tuple[Consumer, ...]
     by_name: tuple[tuple[str, str, str, tuple[str, ...]], ...]
     problems: tuple[str, ...]
-
-    def __init__(
-        self,
-        *,
-        listing: Listing,
-        verdicts: Iterable[FileVerdict],
-        ignored: Iterable[Ignored],
-        plugins: Iterable[PluginStatus],
-        consumers: Iterable[Consumer],
-        by_name: Iterable[tuple[str, str, str, tuple[str, ...]]],
-        problems: Iterable[str],
-    ) -> None:
-        self._set(
-            listing=listing,
-            verdicts=tuple(verdicts),
-            ignored=tuple(ignored),
-            plugins=tuple(plugins),
-            consumers=tuple(consumers),
-            by_name=tuple(by_name),
-            problems=tuple(problems),
-        )
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict (``cnitool ls --json``)."""
@@ -399,7 +295,7 @@ def _verdict(entry: FileEntry, plugins: Mapping[str, PluginStatus]) -> FileVerdi
             status="invalid",
             loads=False,
             validates=False,
-            problems=[f"{prefix}{where}{problem}"],
+            problems=(f"{prefix}{where}{problem}",),
             json_path=error.path if error is not None else "",
             fault_file=fault_file,
         )
@@ -432,7 +328,7 @@ def _verdict(entry: FileEntry, plugins: Mapping[str, PluginStatus]) -> FileVerdi
         status_word = "unverified"
     else:
         status_word = "valid"
-    return FileVerdict(status=status_word, loads=True, validates=validates, problems=problems)
+    return FileVerdict(status=status_word, loads=True, validates=validates, problems=tuple(problems))
 
 
 def _ignored(listing: Listing) -> list[Ignored]:
@@ -509,7 +405,7 @@ def _containerd(listing: Listing, verdicts: Sequence[FileVerdict], max_conf_num:
             notes.append(f"{entry.name} is taken although it cannot run: {verdict.problems[0]}; every pod ADD fails")
         if len(networks) == max_conf_num:
             break
-    return Consumer(name="containerd", rule=rule, networks=networks, notes=notes)
+    return Consumer(name="containerd", rule=rule, networks=tuple(networks), notes=tuple(notes))
 
 
 def _skipping_consumer(
@@ -539,7 +435,9 @@ def _skipping_consumer(
         if first_only:
             break
     if not kept:
-        return Consumer(name=name, rule=rule, error="no valid network: 'network plugin is not ready'", notes=notes)
+        return Consumer(
+            name=name, rule=rule, error="no valid network: 'network plugin is not ready'", notes=tuple(notes)
+        )
     if default:
         chosen = [k for k in kept if k[0] == default]
         if not chosen:
@@ -548,12 +446,12 @@ def _skipping_consumer(
                 rule=rule,
                 error=f"the configured default network {default!r} is not among the valid networks "
                 f"({', '.join(k[0] for k in kept)}): pods cannot start",
-                notes=notes,
+                notes=tuple(notes),
             )
         taken = chosen[0]
     else:
         taken = kept[0]
-    return Consumer(name=name, rule=rule, networks=[(taken[0], taken[1], "eth0")], notes=notes)
+    return Consumer(name=name, rule=rule, networks=((taken[0], taken[1], "eth0"),), notes=tuple(notes))
 
 
 def _by_name(listing: Listing) -> list[tuple[str, str, str, tuple[str, ...]]]:
@@ -631,12 +529,12 @@ def analyse(
     }
     return Report(
         listing=listing,
-        verdicts=verdicts,
-        ignored=ignored,
-        plugins=[plugins[t] for t in sorted(plugins) if t in used],
-        consumers=consumers,
-        by_name=by_name,
-        problems=problems,
+        verdicts=tuple(verdicts),
+        ignored=tuple(ignored),
+        plugins=tuple([plugins[t] for t in sorted(plugins) if t in used]),
+        consumers=tuple(consumers),
+        by_name=tuple(by_name),
+        problems=tuple(problems),
     )
 
 
@@ -854,7 +752,7 @@ def scan(conf_dir: str) -> Listing:
             continue
         full = os.path.join(conf_dir, name)
         others.append((name, os.path.isdir(full) and not os.path.islink(full)))
-    return Listing(conf_dir=conf_dir, files=[_load(p) for p in paths], others=others)
+    return Listing(conf_dir=conf_dir, files=tuple([_load(p) for p in paths]), others=tuple(others))
 
 
 def resolve_plugins(types: Iterable[str], plugin_path: Sequence[str]) -> dict[str, PluginStatus]:
@@ -865,9 +763,9 @@ def resolve_plugins(types: Iterable[str], plugin_path: Sequence[str]) -> dict[st
             path = invoke.find_in_path(plugin_type, plugin_path)
         except PluginNotFoundError as exc:
             missing = exc.msg if exc.msg != f'plugin "{plugin_type}" not found in {":".join(plugin_path)}' else ""
-            out[plugin_type] = PluginStatus(type=plugin_type, searched=plugin_path, missing=missing)
+            out[plugin_type] = PluginStatus(type=plugin_type, searched=tuple(plugin_path), missing=missing)
             continue
-        out[plugin_type] = PluginStatus(type=plugin_type, searched=plugin_path, path=path)
+        out[plugin_type] = PluginStatus(type=plugin_type, searched=tuple(plugin_path), path=path)
     return out
 
 

@@ -131,16 +131,12 @@ class ProcEvent(Value):
         ns: when, in nanoseconds of ``CLOCK_MONOTONIC`` (``time.monotonic``).
     """
 
-    __slots__ = ("kind", "pid", "tgid", "parent", "status", "ns")
     kind: str
     pid: int
     tgid: int
-    parent: int
-    status: int
-    ns: int
-
-    def __init__(self, *, kind: str, pid: int, tgid: int, parent: int = 0, status: int = 0, ns: int = 0) -> None:
-        self._set(kind=kind, pid=pid, tgid=tgid, parent=parent, status=status, ns=ns)
+    parent: int = 0
+    status: int = 0
+    ns: int = 0
 
 
 def control_message(op: int, port: int = 0) -> bytes:
@@ -423,18 +419,12 @@ class FileEvent(Value):
         path: in fd mode, the file's path (filled in by the reader).
     """
 
-    __slots__ = ("mask", "pid", "dir_key", "name", "fd", "path")
     mask: int
     pid: int
-    dir_key: HandleKey | None
-    name: str
-    fd: int
-    path: str
-
-    def __init__(
-        self, *, mask: int, pid: int, dir_key: HandleKey | None = None, name: str = "", fd: int = -1, path: str = ""
-    ) -> None:
-        self._set(mask=mask, pid=pid, dir_key=dir_key, name=name, fd=fd, path=path)
+    dir_key: HandleKey | None = None
+    name: str = ""
+    fd: int = -1
+    path: str = ""
 
 
 def fsid_value(val0: int, val1: int) -> int:
@@ -520,16 +510,12 @@ class NetEvent(Value):
         ns: when it was received (``CLOCK_MONOTONIC`` ns).
     """
 
-    __slots__ = ("where", "kind", "change", "key", "pid", "ns")
     where: str
     kind: str
     change: str
     key: str
-    pid: int
-    ns: int
-
-    def __init__(self, *, where: str, kind: str, change: str, key: str, pid: int = 0, ns: int = 0) -> None:
-        self._set(where=where, kind=kind, change=change, key=key, pid=pid, ns=ns)
+    pid: int = 0
+    ns: int = 0
 
 
 def _rtattrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
@@ -661,38 +647,14 @@ class Writer(Value):
             requester is known).
     """
 
-    __slots__ = ("pid", "program", "scope", "run_by", "action", "exe", "cni_command", "basis")
     pid: int
     program: str
     scope: str
-    run_by: tuple[str, ...]
+    run_by: tuple[str, ...] = ()
     action: str
-    exe: str
-    cni_command: str
-    basis: str
-
-    def __init__(
-        self,
-        *,
-        pid: int,
-        program: str,
-        scope: str,
-        action: str,
-        run_by: Iterable[str] = (),
-        exe: str = "",
-        cni_command: str = "",
-        basis: str = "event",
-    ) -> None:
-        self._set(
-            pid=pid,
-            program=program,
-            scope=scope,
-            run_by=tuple(run_by),
-            action=action,
-            exe=exe,
-            cni_command=cni_command,
-            basis=basis,
-        )
+    exe: str = ""
+    cni_command: str = ""
+    basis: str = "event"
 
     def to_json(self) -> dict[str, Any]:
         """As the ``writer`` of a change in ``--trace-json``."""
@@ -766,7 +728,7 @@ def _in_call(proc: Proc, top: Proc, top_name: str, action: str, basis: str) -> W
         program=proc.program,
         scope="call",
         action=action,
-        run_by=[top_name if p is top else p.program for p in above],
+        run_by=tuple([top_name if p is top else p.program for p in above]),
         exe=proc.exe,
         cni_command=proc.cni_env.get("CNI_COMMAND", "") if proc.is_plugin else "",
         basis=basis,

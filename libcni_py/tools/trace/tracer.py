@@ -44,7 +44,7 @@ import time
 
 from ...core import gojson, plan
 from ...core.plugin_input import ENV_VARIABLES
-from ...core.value import Value
+from ...core.value import Value, fresh
 from ...edges import probes
 from ...edges.recordstore import DEFAULT_CACHE_DIR
 from ...errors import CNIError, DecodeError
@@ -82,44 +82,16 @@ class Event(Value):
         error: the error the step raised, or "".
     """
 
-    __slots__ = ("seq", "at", "duration", "actor", "effect", "summary", "data", "changes", "unprobed", "error")
     seq: int
     at: float
     duration: float
     actor: str
     effect: str
     summary: str
-    data: dict[str, Any]
-    changes: tuple[Change, ...]
-    unprobed: tuple[str, ...]
-    error: str
-
-    def __init__(
-        self,
-        *,
-        seq: int,
-        at: float,
-        duration: float,
-        actor: str,
-        effect: str,
-        summary: str,
-        data: dict[str, Any] | None = None,
-        changes: Iterable[Change] = (),
-        unprobed: Iterable[str] = (),
-        error: str = "",
-    ) -> None:
-        self._set(
-            seq=seq,
-            at=at,
-            duration=duration,
-            actor=actor,
-            effect=effect,
-            summary=summary,
-            data=dict(data or {}),
-            changes=tuple(changes),
-            unprobed=tuple(unprobed),
-            error=error,
-        )
+    data: dict[str, Any] = fresh(dict)
+    changes: tuple[Change, ...] = ()
+    unprobed: tuple[str, ...] = ()
+    error: str = ""
 
     @property
     def writer(self) -> str:
@@ -287,8 +259,8 @@ class Tracer:
                 effect=kind,
                 summary=summary,
                 data=data,
-                changes=changes,
-                unprobed=unprobed,
+                changes=tuple(changes),
+                unprobed=tuple(unprobed),
                 error=err,
             )
             self.events.append(event)
