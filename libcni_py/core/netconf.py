@@ -22,11 +22,10 @@ functions that read the disk are at the bottom.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
-from ..errors import ConfigError, DecodeError, NetworkNotFoundError, VersionError
+from ..errors import ConfigError, DecodeError, NetworkNotFoundError, VersionError, os_reason
 from . import gojson, names, schema, version
 from .value import Value
 
@@ -382,7 +381,7 @@ def read_conf_bytes(path: str) -> bytes:
         # non-blocking: opening a FIFO must not wait for a writer
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
-        raise ConfigError(path, "", f"cannot read: {_os_reason(exc)}") from None
+        raise ConfigError(path, "", f"cannot read: {os_reason(exc, 'read')}") from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -405,21 +404,9 @@ def read_conf_bytes(path: str) -> bytes:
             chunks.append(chunk)
         return b"".join(chunks)
     except OSError as exc:
-        raise ConfigError(path, "", f"cannot read: {_os_reason(exc)}") from None
+        raise ConfigError(path, "", f"cannot read: {os_reason(exc, 'read')}") from None
     finally:
         os.close(fd)
-
-
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "symbolic link loop"
-    if exc.errno == errno.EISDIR:
-        return "is a directory"
-    if exc.errno == errno.EACCES:
-        return "permission denied"
-    if exc.errno == errno.ENOENT:
-        return "no such file"
-    return exc.strerror or str(exc)
 
 
 def conf_files(conf_dir: str, extensions: Sequence[str]) -> list[str]:
@@ -437,7 +424,7 @@ def conf_files(conf_dir: str, extensions: Sequence[str]) -> list[str]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise ConfigError(conf_dir, "", f"cannot list: {_os_reason(exc)}") from None
+        raise ConfigError(conf_dir, "", f"cannot list: {os_reason(exc, 'read')}") from None
     found = []
     for entry in entries:
         try:

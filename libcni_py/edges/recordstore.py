@@ -44,7 +44,7 @@ import os
 
 from ..core import names as _names
 from ..core.record import AttachmentKey
-from ..errors import CacheError, LockTimeoutError, LockUnavailableError
+from ..errors import CacheError, LockTimeoutError, LockUnavailableError, os_reason
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -617,17 +617,11 @@ def _is_regular(mode: int) -> bool:
 def _why(exc: OSError, directory: str = "") -> str:
     """What went wrong, for a person: ``directory`` is the one that refused
     (named when it is not the path the message is about)."""
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        owner = ""
-        if directory:
-            try:
-                uid = os.stat(directory).st_uid
-                owner = f" ({directory} belongs to uid {uid}, this process runs as uid {os.geteuid()})"
-            except OSError:
-                pass
-        return f"permission denied{owner} (run as root, or give --cache-dir a directory you own)"
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    if exc.errno == errno.EROFS:
-        return "read-only file system"
-    return exc.strerror or str(exc)
+    owner = ""
+    if directory and exc.errno in (errno.EACCES, errno.EPERM):
+        try:
+            uid = os.stat(directory).st_uid
+            owner = f" ({directory} belongs to uid {uid}, this process runs as uid {os.geteuid()})"
+        except OSError:
+            pass
+    return os_reason(exc, "store", owner)
