@@ -39,6 +39,7 @@ Reading falls back to the oldest format (a bare result) as Go does.
 from __future__ import annotations
 
 import binascii
+import os.path
 
 from ..errors import CacheError, DecodeError, InvalidNameError
 from . import gojson, names, schema
@@ -51,6 +52,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "ATTACHMENT_LOCKS_FOLDER",
+    "GC_LOCK_FOLDER",
+    "PODS_FOLDER",
+    "POD_LOCKS_FOLDER",
+    "RESULTS_FOLDER",
+    "TMP_FOLDER",
+    "cache_path",
     "CACHE_KIND",
     "AttachmentKey",
     "CacheRecord",
@@ -377,3 +385,27 @@ def key_or_none(record: CacheRecord) -> AttachmentKey | None:
         return record.key()
     except InvalidNameError:
         return None
+
+
+# -- The cache dir layout ----------------------------------------------------
+# The one owner of where things live below the cache dir (Go's ``CacheDir``,
+# default /var/lib/cni).  Folders are path parts; the record store opens them
+# part by part (never following a symbolic link), the rest only names them.
+
+#: ``results/<network>-<containerID>-<ifname>``: records (Go's files, Go's names).
+RESULTS_FOLDER = ("results",)
+#: ``libcni_py/tmp/``: where new records are written before the rename.
+TMP_FOLDER = ("libcni_py", "tmp")
+#: ``libcni_py/locks/<network>-<containerID>-<ifname>``: one flock file per attachment.
+ATTACHMENT_LOCKS_FOLDER = ("libcni_py", "locks")
+#: ``libcni_py/pod-locks/<containerID>``: one flock file per pod (the runtime layer).
+POD_LOCKS_FOLDER = ("libcni_py", "pod-locks")
+#: ``libcni_py/gc-lock/lock``: shared by pod operations, exclusive for their GC.
+GC_LOCK_FOLDER = ("libcni_py", "gc-lock")
+#: ``libcni_py/pods/<containerID>``: pod records of the runtime layer.
+PODS_FOLDER = ("libcni_py", "pods")
+
+
+def cache_path(cache_dir: str, folder: tuple[str, ...], name: str = "") -> str:
+    """``<cache_dir>/<folder...>/<name>`` (the folder itself when ``name`` is "")."""
+    return os.path.join(cache_dir, *folder, name) if name else os.path.join(cache_dir, *folder)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 
-from ..core import gojson, names
+from ..core import gojson, names, record
 from ..core.gojson import Struct
 from ..core.value import Value
 from ..errors import CacheError, DecodeError
@@ -59,8 +59,8 @@ __all__ = [
 
 POD_KIND = "libcniPyPodV1"
 
-#: Where pod records live, below the cache dir.
-PODS_FOLDER = ("libcni_py", "pods")
+#: Where pod records live, below the cache dir (:mod:`libcni_py.core.record` owns the layout).
+PODS_FOLDER = record.PODS_FOLDER
 
 
 class PodSandbox(Value):

@@ -44,6 +44,7 @@ import time
 
 from ...core import gojson, plan
 from ...core.plugin_input import ENV_VARIABLES
+from ...core.record import ATTACHMENT_LOCKS_FOLDER, RESULTS_FOLDER, cache_path
 from ...core.value import Value, fresh
 from ...edges import probes
 from ...edges.recordstore import DEFAULT_CACHE_DIR
@@ -368,7 +369,7 @@ class Tracer:
     # -- descriptions ----------------------------------------------------------
 
     def _record_path(self, filename: str) -> str:
-        return os.path.join(self.cache_dir, "results", filename)
+        return cache_path(self.cache_dir, RESULTS_FOLDER, filename)
 
     def _describe(self, effect: plan.Effect, outcome: Any, pending: _Pending) -> tuple[str, str, str, dict[str, Any]]:
         if isinstance(effect, plan.Exec):
@@ -411,10 +412,10 @@ class Tracer:
                 {"record": _record_json(key, self._record_path(key.filename)), "removed": bool(outcome)},
             )
         if isinstance(effect, plan.Acquire):
-            path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
+            path = cache_path(self.cache_dir, ATTACHMENT_LOCKS_FOLDER, effect.key.filename)
             return ("libcni_py", "lock", f"libcni_py locks the attachment ({path})", {"lockFile": path})
         if isinstance(effect, plan.Release):
-            path = os.path.join(self.cache_dir, "libcni_py", "locks", effect.key.filename)
+            path = cache_path(self.cache_dir, ATTACHMENT_LOCKS_FOLDER, effect.key.filename)
             extra = " and removes the lock file" if effect.forget else ""
             return ("libcni_py", "unlock", f"libcni_py unlocks the attachment{extra}", {"lockFile": path})
         if isinstance(effect, plan.Resolve):
