@@ -25,6 +25,7 @@ import os
 
 from .core import plan, result
 from .core import record as cache
+from .core.defaults import DEFAULT_PLUGIN_PATH, DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .drivers.base import stderr_to_terminal
 from .drivers.blocking import SyncDriver
 from .edges.recordstore import DEFAULT_CACHE_DIR, CacheStore
@@ -45,17 +46,6 @@ if TYPE_CHECKING:
     from .drivers.base import Tracer
 
 __all__ = ["DEFAULT_PLUGIN_PATH", "DEFAULT_TIMEOUT", "MAX_TIMEOUT", "AsyncCNI", "CNI", "check_timeout"]
-
-#: Where plugins are looked for when no path is given (Go cnitool's default).
-DEFAULT_PLUGIN_PATH = ("/opt/cni/bin",)
-
-#: Seconds one plugin call may take before it and every process it started are
-#: killed; also the longest wait for a lock another operation holds.
-DEFAULT_TIMEOUT = 300.0
-
-#: The longest per-call deadline accepted (a day): a plugin call that takes
-#: longer is hung.  ``None`` is the way to ask for no deadline at all.
-MAX_TIMEOUT = 86400.0
 
 
 def check_timeout(timeout: float | None) -> float | None:

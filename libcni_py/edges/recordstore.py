@@ -43,6 +43,7 @@ import fcntl
 import os
 
 from ..core import names as _names
+from ..core.defaults import DEFAULT_CACHE_DIR
 from ..core.record import (
     ATTACHMENT_LOCKS_FOLDER,
     GC_LOCK_FOLDER,
@@ -59,8 +60,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = ["DEFAULT_CACHE_DIR", "CacheStore", "LockHandle"]
-
-DEFAULT_CACHE_DIR = "/var/lib/cni"
 
 #: Largest cache record, for the writer and the reader alike: :meth:`CacheStore.write`
 #: refuses a bigger one (nothing is written; the record before it stays), so

@@ -29,6 +29,7 @@ import os
 import time
 
 from ..core import netconf as conf
+from ..core.defaults import DEFAULT_CONF_DIR
 from ..core.value import Value
 from ..errors import ConfigError
 
@@ -45,8 +46,6 @@ __all__ = [
     "load",
     "snapshot",
 ]
-
-DEFAULT_CONF_DIR = "/etc/cni/net.d"
 
 #: containerd's ``max_conf_num`` default: only the default network is attached.
 DEFAULT_MAX_NETWORKS = 1
