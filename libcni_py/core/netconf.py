@@ -27,7 +27,7 @@ import stat
 
 from ..errors import ConfigError, DecodeError, NetworkNotFoundError, VersionError, os_reason
 from . import gojson, names, schema, version
-from .value import Value
+from .value import Value, fresh
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,32 +76,15 @@ class PluginConf(Value):
         source: where it came from, for messages (``file: plugins[1]``).
     """
 
-    __slots__ = ("type", "name", "cni_version", "capabilities", "raw", "source")
     type: str
-    name: str
-    cni_version: str
-    capabilities: Mapping[str, bool]
+    name: str = ""
+    cni_version: str = ""
+    capabilities: Mapping[str, bool] = fresh(dict)
     raw: Mapping[str, Any]
-    source: str
+    source: str = ""
 
-    def __init__(
-        self,
-        *,
-        type: str,  # noqa: A002 - the CNI field is called "type"
-        raw: Mapping[str, Any],
-        name: str = "",
-        cni_version: str = "",
-        capabilities: Mapping[str, bool] | None = None,
-        source: str = "",
-    ) -> None:
-        self._set(
-            type=type,
-            name=name,
-            cni_version=cni_version,
-            capabilities=dict(capabilities or {}),
-            raw=raw,
-            source=source,
-        )
+    def _post_init(self) -> None:
+        self._set(capabilities=dict(self.capabilities or {}))
 
     def enabled_capabilities(self) -> tuple[str, ...]:
         """The capability keys set to true, sorted."""

@@ -56,7 +56,7 @@ from . import netconf as conf
 from . import plugin_call as invoke
 from . import plugin_input as request
 from . import record as cache
-from .value import Value
+from .value import Value, fresh
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -108,29 +108,14 @@ class RuntimeConf(Value):
             declares, as ``runtimeConfig``.
     """
 
-    __slots__ = ("container_id", "netns", "ifname", "args", "capability_args")
     container_id: str
-    netns: str
-    ifname: str
-    args: tuple[tuple[str, str], ...]
-    capability_args: Mapping[str, Any]
+    netns: str = ""
+    ifname: str = "eth0"
+    args: tuple[tuple[str, str], ...] = ()
+    capability_args: Mapping[str, Any] = fresh(dict)
 
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        netns: str = "",
-        ifname: str = "eth0",
-        args: Iterable[tuple[str, str]] = (),
-        capability_args: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._set(
-            container_id=container_id,
-            netns=netns,
-            ifname=ifname,
-            args=tuple((k, v) for k, v in args),
-            capability_args=dict(capability_args or {}),
-        )
+    def _post_init(self) -> None:
+        self._set(args=tuple((k, v) for k, v in self.args), capability_args=dict(self.capability_args or {}))
 
 
 class Options(Value):
@@ -148,23 +133,14 @@ class Options(Value):
             DEL).
     """
 
-    __slots__ = ("plugin_path", "base_env", "trace", "delete_with")
     plugin_path: tuple[str, ...]
     base_env: Mapping[str, str]
-    trace: request.TraceContext | None
-    delete_with: str
+    trace: request.TraceContext | None = None
+    delete_with: str = "recorded"
 
-    def __init__(
-        self,
-        *,
-        plugin_path: Iterable[str],
-        base_env: Mapping[str, str],
-        trace: request.TraceContext | None = None,
-        delete_with: str = "recorded",
-    ) -> None:
-        if delete_with not in ("recorded", "current"):
-            raise ValueError(f"delete_with must be 'recorded' or 'current', not {delete_with!r}")
-        self._set(plugin_path=tuple(plugin_path), base_env=base_env, trace=trace, delete_with=delete_with)
+    def _post_init(self) -> None:
+        if self.delete_with not in ("recorded", "current"):
+            raise ValueError(f"delete_with must be 'recorded' or 'current', not {self.delete_with!r}")
 
 
 # --------------------------------------------------------------------------
@@ -880,7 +856,7 @@ def _keep_what_remains(
         cni_args=rt.args,
         capability_args=rt.capability_args,
         result=record.result if record is not None else None,
-        progress=cache.Progress(state=cache.DELETING, done=total - len(left), plugins=total, remaining=left),
+        progress=cache.Progress(state=cache.DELETING, done=total - len(left), plugins=total, remaining=tuple(left)),
     )
     try:
         yield WriteRecord(key=key, data=data)

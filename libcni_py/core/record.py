@@ -44,11 +44,11 @@ import os.path
 from ..errors import CacheError, DecodeError, InvalidNameError
 from . import gojson, names, schema
 from .gojson import Struct
-from .value import Value
+from .value import Value, fresh
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 __all__ = [
@@ -84,16 +84,14 @@ class AttachmentKey(Value):
     into a path safely.
     """
 
-    __slots__ = ("network", "container_id", "ifname")
     network: str
     container_id: str
     ifname: str
 
-    def __init__(self, *, network: str, container_id: str, ifname: str) -> None:
-        names.check_network_name(network)
-        names.check_container_id(container_id)
-        names.check_ifname(ifname)
-        self._set(network=network, container_id=container_id, ifname=ifname)
+    def _post_init(self) -> None:
+        names.check_network_name(self.network)
+        names.check_container_id(self.container_id)
+        names.check_ifname(self.ifname)
 
     @property
     def filename(self) -> str:
@@ -113,14 +111,13 @@ class Progress(Value):
             not succeeded yet (index into the record's configuration).
     """
 
-    __slots__ = ("state", "done", "plugins", "remaining")
     state: str
     done: int
     plugins: int
-    remaining: tuple[tuple[int, str], ...]
+    remaining: tuple[tuple[int, str], ...] = ()
 
-    def __init__(self, *, state: str, done: int, plugins: int, remaining: Iterable[tuple[int, str]] = ()) -> None:
-        self._set(state=state, done=done, plugins=plugins, remaining=tuple((i, t) for i, t in remaining))
+    def _post_init(self) -> None:
+        self._set(remaining=tuple((i, t) for i, t in self.remaining))
 
     def describe(self) -> str:
         """For a person: ``ADD under way: 1 of 3 plugins done``, or ``DEL
@@ -152,55 +149,19 @@ class CacheRecord(Value):
         legacy: the file held only a bare result (the pre-cniCacheV1 format).
     """
 
-    __slots__ = (
-        "container_id",
-        "ifname",
-        "network",
-        "netns",
-        "config",
-        "cni_args",
-        "capability_args",
-        "result",
-        "progress",
-        "legacy",
-    )
     container_id: str
     ifname: str
     network: str
-    netns: str
-    config: bytes
-    cni_args: tuple[tuple[str, str], ...]
-    capability_args: Mapping[str, Any]
-    result: Mapping[str, Any] | None
-    progress: Progress | None
-    legacy: bool
+    netns: str = ""
+    config: bytes = b""
+    cni_args: tuple[tuple[str, str], ...] = ()
+    capability_args: Mapping[str, Any] = fresh(dict)
+    result: Mapping[str, Any] | None = None
+    progress: Progress | None = None
+    legacy: bool = False
 
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        ifname: str,
-        network: str,
-        config: bytes = b"",
-        netns: str = "",
-        cni_args: Iterable[tuple[str, str]] = (),
-        capability_args: Mapping[str, Any] | None = None,
-        result: Mapping[str, Any] | None = None,
-        progress: Progress | None = None,
-        legacy: bool = False,
-    ) -> None:
-        self._set(
-            container_id=container_id,
-            ifname=ifname,
-            network=network,
-            netns=netns,
-            config=config,
-            cni_args=tuple((k, v) for k, v in cni_args),
-            capability_args=dict(capability_args or {}),
-            result=result,
-            progress=progress,
-            legacy=legacy,
-        )
+    def _post_init(self) -> None:
+        self._set(cni_args=tuple((k, v) for k, v in self.cni_args), capability_args=dict(self.capability_args or {}))
 
     @property
     def complete(self) -> bool:
@@ -320,7 +281,7 @@ def decode_record(data: bytes, path: str) -> CacheRecord:
             state=_str(marker.get("state")) or "adding",
             done=int(marker.get("done") or 0),
             plugins=int(marker.get("plugins") or 0),
-            remaining=[(int(r["index"]), r["type"]) for r in marker.get("remaining") or ()],
+            remaining=tuple([(int(r["index"]), r["type"]) for r in marker.get("remaining") or ()]),
         )
     return CacheRecord(
         container_id=_str(doc.get("containerId")),
@@ -328,7 +289,7 @@ def decode_record(data: bytes, path: str) -> CacheRecord:
         network=_str(doc.get("networkName")),
         netns=_str(doc.get("netns")),
         config=config,
-        cni_args=[(k, v) for k, v in doc.get("cniArgs") or ()],
+        cni_args=tuple([(k, v) for k, v in doc.get("cniArgs") or ()]),
         capability_args=doc.get("capabilityArgs") or {},
         result=doc.get("result") or None,
         progress=progress,

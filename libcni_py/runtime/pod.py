@@ -57,7 +57,7 @@ from .sandbox import netns_name_for, same_pod
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
     from typing import Any
 
     from ..core.netconf import NetworkConfigList
@@ -129,38 +129,17 @@ class PodInterface(Value):
         result: the network's whole result.
     """
 
-    __slots__ = ("ifname", "network", "mac", "sandbox", "ips", "routes", "dns", "result")
     ifname: str
     network: str
-    mac: str
-    sandbox: str
-    ips: tuple[IPConfig, ...]
-    routes: tuple[Route, ...]
-    dns: DNS
+    mac: str = ""
+    sandbox: str = ""
+    ips: tuple[IPConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    dns: DNS = DNS()
     result: AnyResult
 
-    def __init__(
-        self,
-        *,
-        ifname: str,
-        network: str,
-        result: AnyResult,
-        mac: str = "",
-        sandbox: str = "",
-        ips: Iterable[IPConfig] = (),
-        routes: Iterable[Route] = (),
-        dns: DNS | None = None,
-    ) -> None:
-        self._set(
-            ifname=ifname,
-            network=network,
-            mac=mac,
-            sandbox=sandbox,
-            ips=tuple(ips),
-            routes=tuple(routes),
-            dns=dns if dns is not None else DNS(),
-            result=result,
-        )
+    def _post_init(self) -> None:
+        self._set(dns=self.dns if self.dns is not None else DNS())
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -347,7 +326,7 @@ def merge_results(container_id: str, netns: str, attachments: Sequence[Attachmen
                 network=att.network.name,
                 mac=iface.mac if iface else "",
                 sandbox=iface.sandbox if iface else "",
-                ips=[ip for ip in res.ips if ip.interface is None or ip.interface in inside],
+                ips=tuple([ip for ip in res.ips if ip.interface is None or ip.interface in inside]),
                 routes=res.routes,
                 dns=res.dns,
                 result=value,
