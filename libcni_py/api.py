@@ -102,7 +102,7 @@ class _Base:
         tracer: Tracer | None = None,
         on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
         durable: bool = True,
-        delete_with: str = "recorded",
+        delete_with: plan.DeleteWith = "recorded",
     ) -> None:
         self.plugin_path = tuple(plugin_path)
         self.delete_with = delete_with

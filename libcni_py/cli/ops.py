@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..api import CNI
     from ..core.netconf import NetworkConfigList
     from ..core.plan import GCReport, RuntimeConf
+    from ..core.record import ContainerIfname
     from .main import Context
 
 __all__ = ["run", "spec"]
@@ -255,7 +256,7 @@ def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
             f"network {pos[0]!r} (Go's cnitool gc does exactly that); give --valid CONTAINERID/IFNAME for each "
             "attachment in use, or --all if none is"
         )
-    valid: list[tuple[str, str]] = []
+    valid: list[ContainerIfname] = []
     for item in valid_args:
         cid, sep, ifname = str(item).partition("/")
         if not sep:

@@ -61,7 +61,10 @@ from .value import Value, fresh
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
-    from typing import Any, TypeAlias
+    from typing import Any, Literal, TypeAlias
+
+    #: Which configuration a DEL runs (:attr:`Options.delete_with`).
+    DeleteWith: TypeAlias = Literal["recorded", "current"]
 
     from .netconf import NetworkConfigList
     from .record import AttachmentKey, CacheRecord
@@ -136,7 +139,7 @@ class Options(Value):
     plugin_path: tuple[str, ...]
     base_env: Mapping[str, str]
     trace: request.TraceContext | None = None
-    delete_with: str = "recorded"
+    delete_with: DeleteWith = "recorded"
 
     def _post_init(self) -> None:
         if self.delete_with not in ("recorded", "current"):

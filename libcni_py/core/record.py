@@ -49,7 +49,14 @@ from .value import Value, fresh
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Any
+    from typing import Any, TypeAlias
+
+    # -- Pair types: two (str, str) pairs with different meanings -------------
+    #: ``(container ID, ifname)``: an attachment of one known network (GC's
+    #: list of attachments in use, ``--valid CID/IFNAME``).
+    ContainerIfname: TypeAlias = tuple[str, str]
+    #: ``(network, ifname)``: one attachment of a pod (the runtime layer).
+    NetworkIfname: TypeAlias = tuple[str, str]
 
 __all__ = [
     "ATTACHMENT_LOCKS_FOLDER",

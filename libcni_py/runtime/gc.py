@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
 
     from ..core.netconf import NetworkConfigList
-    from ..core.record import CacheRecord
+    from ..core.record import CacheRecord, ContainerIfname
     from .confdir import ConfDirState
     from .sandbox import PodSandbox
 
@@ -208,7 +208,7 @@ def gc(
             except CacheError:
                 continue  # reported in step 2, or kept as foreign below
     networks = [*loaded.values(), *vanished.values()]
-    valid_of: dict[str, list[tuple[str, str]]] = {net.name: [] for net in networks}
+    valid_of: dict[str, list[ContainerIfname]] = {net.name: [] for net in networks}
     kept: list[tuple[str, str, str]] = []
     for record in records:
         triple = (record.network, record.container_id, record.ifname)
