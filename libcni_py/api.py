@@ -26,6 +26,7 @@ import os
 from .core import operations as ops
 from .core import record, result
 from .core import record as cache
+from .core.defaults import DEFAULT_PLUGIN_PATH, DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .core.inputs import Options
 from .drivers.base import stderr_to_terminal
 from .drivers.blocking import SyncDriver
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from .core.effects import Plan
-    from .core.inputs import RuntimeConf
+    from .core.inputs import DeleteWith, RuntimeConf
     from .core.netconf import NetworkConfigList
     from .core.plugin_call import ExecRequest
     from .core.plugin_input import TraceContext
@@ -51,17 +52,6 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 __all__ = ["DEFAULT_PLUGIN_PATH", "DEFAULT_TIMEOUT", "MAX_TIMEOUT", "AsyncCNI", "CNI", "check_timeout"]
-
-#: Where plugins are looked for when no path is given (Go cnitool's default).
-DEFAULT_PLUGIN_PATH = ("/opt/cni/bin",)
-
-#: Seconds one plugin call may take before it and every process it started are
-#: killed; also the longest wait for a lock another operation holds.
-DEFAULT_TIMEOUT = 300.0
-
-#: The longest per-call deadline accepted (a day): a plugin call that takes
-#: longer is hung.  ``None`` is the way to ask for no deadline at all.
-MAX_TIMEOUT = 86400.0
 
 
 def check_timeout(timeout: float | None) -> float | None:
@@ -118,7 +108,7 @@ class _Base:
         tracer: Tracer | None = None,
         on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
         durable: bool = True,
-        delete_with: str = "recorded",
+        delete_with: DeleteWith = "recorded",
     ) -> None:
         self.plugin_path = tuple(plugin_path)
         self.delete_with = delete_with

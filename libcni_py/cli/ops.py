@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..api import CNI
     from ..core.inputs import RuntimeConf
     from ..core.netconf import NetworkConfigList
+    from ..core.record import ContainerIfname
     from ..core.reports import GCReport
     from .main import Context
 
@@ -268,7 +269,7 @@ def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
             f"network {pos[0]!r} (Go's cnitool gc does exactly that); give --valid CONTAINERID/IFNAME for each "
             "attachment in use, or --all if none is"
         )
-    valid: list[tuple[str, str]] = []
+    valid: list[ContainerIfname] = []
     for item in valid_args:
         cid, sep, ifname = str(item).partition("/")
         if not sep:

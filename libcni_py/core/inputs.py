@@ -7,14 +7,17 @@ without importing the operations (:mod:`libcni_py.core.operations`).
 
 from __future__ import annotations
 
-from .value import Value
+from .value import Value, fresh
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
-    from typing import Any
+    from collections.abc import Mapping
+    from typing import Any, Literal, TypeAlias
 
     from .plugin_input import TraceContext
+
+    #: Which configuration a DEL runs (:attr:`Options.delete_with`).
+    DeleteWith: TypeAlias = Literal["recorded", "current"]
 
 __all__ = ["Options", "RuntimeConf"]
 
@@ -31,29 +34,14 @@ class RuntimeConf(Value):
             declares, as ``runtimeConfig``.
     """
 
-    __slots__ = ("container_id", "netns", "ifname", "args", "capability_args")
     container_id: str
-    netns: str
-    ifname: str
-    args: tuple[tuple[str, str], ...]
-    capability_args: Mapping[str, Any]
+    netns: str = ""
+    ifname: str = "eth0"
+    args: tuple[tuple[str, str], ...] = ()
+    capability_args: Mapping[str, Any] = fresh(dict)
 
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        netns: str = "",
-        ifname: str = "eth0",
-        args: Iterable[tuple[str, str]] = (),
-        capability_args: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._set(
-            container_id=container_id,
-            netns=netns,
-            ifname=ifname,
-            args=tuple((k, v) for k, v in args),
-            capability_args=dict(capability_args or {}),
-        )
+    def _post_init(self) -> None:
+        self._set(args=tuple((k, v) for k, v in self.args), capability_args=dict(self.capability_args or {}))
 
 
 class Options(Value):
@@ -71,20 +59,11 @@ class Options(Value):
             DEL).
     """
 
-    __slots__ = ("plugin_path", "base_env", "trace", "delete_with")
     plugin_path: tuple[str, ...]
     base_env: Mapping[str, str]
-    trace: TraceContext | None
-    delete_with: str
+    trace: TraceContext | None = None
+    delete_with: DeleteWith = "recorded"
 
-    def __init__(
-        self,
-        *,
-        plugin_path: Iterable[str],
-        base_env: Mapping[str, str],
-        trace: TraceContext | None = None,
-        delete_with: str = "recorded",
-    ) -> None:
-        if delete_with not in ("recorded", "current"):
-            raise ValueError(f"delete_with must be 'recorded' or 'current', not {delete_with!r}")
-        self._set(plugin_path=tuple(plugin_path), base_env=base_env, trace=trace, delete_with=delete_with)
+    def _post_init(self) -> None:
+        if self.delete_with not in ("recorded", "current"):
+            raise ValueError(f"delete_with must be 'recorded' or 'current', not {self.delete_with!r}")

@@ -770,8 +770,8 @@ def _keep_leftover(
             state=cache.DELETING,
             done=total - len(order),
             plugins=total,
-            remaining=sorted((i, chosen.plugins[i].type) for i in order),
-            leftover=left,
+            remaining=tuple(sorted((i, chosen.plugins[i].type) for i in order)),
+            leftover=tuple(left),
         ),
     )
     try:
@@ -810,7 +810,7 @@ def _keep_what_remains(
         cni_args=rt.args,
         capability_args=rt.capability_args,
         result=record.result if record is not None else None,
-        progress=cache.Progress(state=cache.DELETING, done=total - len(left), plugins=total, remaining=left),
+        progress=cache.Progress(state=cache.DELETING, done=total - len(left), plugins=total, remaining=tuple(left)),
     )
     try:
         yield from WriteRecord(key=key, data=data)
@@ -957,7 +957,9 @@ def gc(
     plugin_gc = given is not None and version.gte(given.cni_version or "0.1.0", "1.1.0")
     if given is not None and plugin_gc:
         errors.extend((yield from _plugin_gc(given, valid, opts)))
-    report = GCReport(removed=removed, kept=kept, kept_reasons=why, plugin_gc=plugin_gc, errors=errors)
+    report = GCReport(
+        removed=tuple(removed), kept=tuple(kept), kept_reasons=tuple(why), plugin_gc=plugin_gc, errors=tuple(errors)
+    )
     if errors:
         raise MultiError(f"GC of network {name!r} had {len(errors)} failure(s)", errors, report=report)
     return report

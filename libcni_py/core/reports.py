@@ -11,8 +11,6 @@ from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from ..errors import CNIError
 
 __all__ = ["GCReport"]
@@ -31,29 +29,9 @@ class GCReport(Value):
         skipped: ``disableGC`` was set; nothing was done.
     """
 
-    __slots__ = ("removed", "kept", "kept_reasons", "plugin_gc", "errors", "skipped")
-    removed: tuple[tuple[str, str], ...]
-    kept: tuple[tuple[str, str], ...]
-    kept_reasons: tuple[tuple[str, str, str], ...]
-    plugin_gc: bool
-    errors: tuple[CNIError, ...]
-    skipped: bool
-
-    def __init__(
-        self,
-        *,
-        removed: Iterable[tuple[str, str]] = (),
-        kept: Iterable[tuple[str, str]] = (),
-        plugin_gc: bool = False,
-        errors: Iterable[CNIError] = (),
-        skipped: bool = False,
-        kept_reasons: Iterable[tuple[str, str, str]] = (),
-    ) -> None:
-        self._set(
-            removed=tuple(removed),
-            kept=tuple(kept),
-            kept_reasons=tuple(kept_reasons),
-            plugin_gc=plugin_gc,
-            errors=tuple(errors),
-            skipped=skipped,
-        )
+    removed: tuple[tuple[str, str], ...] = ()
+    kept: tuple[tuple[str, str], ...] = ()
+    kept_reasons: tuple[tuple[str, str, str], ...] = ()
+    plugin_gc: bool = False
+    errors: tuple[CNIError, ...] = ()
+    skipped: bool = False

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import os
-
 from ..core import gojson
 from ..core.effects import (
     Acquire,
@@ -24,6 +22,7 @@ from ..core.effects import (
     WriteRecord,
 )
 from ..core.plugin_input import ENV_VARIABLES
+from ..core.record import ATTACHMENT_LOCKS_FOLDER, GC_LOCK_FOLDER, RESULTS_FOLDER, cache_path
 from ..edges import probes
 from ..errors import CNIError, DecodeError
 
@@ -52,7 +51,7 @@ _KINDS: dict[type, str] = {Exec: "exec", Acquire: "lock", AcquireGC: "lock-gc", 
 
 
 def _record_path(cache_dir: str, filename: str) -> str:
-    return os.path.join(cache_dir, "results", filename)
+    return cache_path(cache_dir, RESULTS_FOLDER, filename)
 
 
 def describe(
@@ -113,10 +112,10 @@ def describe(
             {"record": _record_json(key, _record_path(cache_dir, key.filename)), "removed": bool(outcome)},
         )
     if isinstance(effect, Acquire):
-        path = os.path.join(cache_dir, "libcni_py", "locks", effect.key.filename)
+        path = cache_path(cache_dir, ATTACHMENT_LOCKS_FOLDER, effect.key.filename)
         return ("libcni_py", "lock", f"libcni_py locks the attachment ({path})", {"lockFile": path})
     if isinstance(effect, AcquireGC):
-        path = os.path.join(cache_dir, "libcni_py", "gc-lock", "lock")
+        path = cache_path(cache_dir, GC_LOCK_FOLDER, "lock")
         return (
             "libcni_py",
             "lock-gc",
@@ -124,7 +123,7 @@ def describe(
             {"lockFile": path},
         )
     if isinstance(effect, Release):
-        path = os.path.join(cache_dir, "libcni_py", "locks", effect.key.filename)
+        path = cache_path(cache_dir, ATTACHMENT_LOCKS_FOLDER, effect.key.filename)
         extra = " and removes the lock file" if effect.forget else ""
         return ("libcni_py", "unlock", f"libcni_py unlocks the attachment{extra}", {"lockFile": path})
     if isinstance(effect, Resolve):

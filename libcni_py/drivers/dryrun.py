@@ -23,7 +23,7 @@ from ..core import operations as ops
 from ..core import plugin_call as invoke
 from ..core import plugin_input as request
 from ..core import record as cache
-from ..core.value import Value
+from ..core.value import Value, fresh
 from ..errors import DecodeError, PluginNotFoundError
 from .base import Stepper, complete
 from .describe import kind_of
@@ -86,35 +86,13 @@ class Step(Value):
         missing: for ``exec``, why the binary would not be found ("" when it is).
     """
 
-    __slots__ = ("kind", "text", "request", "prev_result", "passed", "dropped", "missing")
     kind: str
     text: str
-    request: invoke.ExecRequest | None
-    prev_result: str
-    passed: dict[str, Any]
-    dropped: tuple[str, ...]
-    missing: str
-
-    def __init__(
-        self,
-        *,
-        kind: str,
-        text: str,
-        request: invoke.ExecRequest | None = None,
-        prev_result: str = "",
-        passed: dict[str, Any] | None = None,
-        dropped: Sequence[str] = (),
-        missing: str = "",
-    ) -> None:
-        self._set(
-            kind=kind,
-            text=text,
-            request=request,
-            prev_result=prev_result,
-            passed=dict(passed or {}),
-            dropped=tuple(dropped),
-            missing=missing,
-        )
+    request: invoke.ExecRequest | None = None
+    prev_result: str = ""
+    passed: dict[str, Any] = fresh(dict)
+    dropped: tuple[str, ...] = ()
+    missing: str = ""
 
     def stdin_shown(self) -> str:
         """The stdin as it would be sent (compact, exact), with the placeholder
@@ -312,7 +290,7 @@ class DryRunDriver(Stepper):
                 request=req,
                 prev_result=prev,
                 passed=passed,
-                dropped=dropped,
+                dropped=tuple(dropped),
                 missing=missing,
             )
         )

@@ -86,12 +86,8 @@ __all__ = [
 class Outcome(Value):
     """How one plan of a :class:`Batch` ended: its value, or its error."""
 
-    __slots__ = ("value", "error")
-    value: Any
-    error: CNIError | None
-
-    def __init__(self, *, value: Any = None, error: CNIError | None = None) -> None:
-        self._set(value=value, error=error)
+    value: Any = None
+    error: CNIError | None = None
 
 
 @handled_by("batch")

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from ..core.effects import Plan
     from ..core.inputs import Options
     from ..core.netconf import NetworkConfigList
+    from ..core.record import ContainerIfname
     from .confdir import ConfDirState
     from .sandbox import PodSandbox
 
@@ -92,38 +93,14 @@ class PodGCReport(Value):
         errors: what failed.
     """
 
-    __slots__ = ("removed", "kept", "kept_reasons", "plugin_gc", "skipped", "pods_removed", "netns_removed", "errors")
-    removed: tuple[tuple[str, str, str], ...]
-    kept: tuple[tuple[str, str, str], ...]
-    kept_reasons: tuple[tuple[str, str, str, str], ...]
-    plugin_gc: tuple[str, ...]
-    skipped: tuple[str, ...]
-    pods_removed: tuple[str, ...]
-    netns_removed: tuple[str, ...]
-    errors: tuple[CNIError, ...]
-
-    def __init__(
-        self,
-        *,
-        removed: Iterable[tuple[str, str, str]] = (),
-        kept: Iterable[tuple[str, str, str]] = (),
-        plugin_gc: Iterable[str] = (),
-        skipped: Iterable[str] = (),
-        pods_removed: Iterable[str] = (),
-        netns_removed: Iterable[str] = (),
-        errors: Iterable[CNIError] = (),
-        kept_reasons: Iterable[tuple[str, str, str, str]] = (),
-    ) -> None:
-        self._set(
-            removed=tuple(removed),
-            kept=tuple(kept),
-            kept_reasons=tuple(kept_reasons),
-            plugin_gc=tuple(plugin_gc),
-            skipped=tuple(skipped),
-            pods_removed=tuple(pods_removed),
-            netns_removed=tuple(netns_removed),
-            errors=tuple(errors),
-        )
+    removed: tuple[tuple[str, str, str], ...] = ()
+    kept: tuple[tuple[str, str, str], ...] = ()
+    kept_reasons: tuple[tuple[str, str, str, str], ...] = ()
+    plugin_gc: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    pods_removed: tuple[str, ...] = ()
+    netns_removed: tuple[str, ...] = ()
+    errors: tuple[CNIError, ...] = ()
 
 
 def gc(
@@ -226,7 +203,7 @@ def gc(
             except CacheError:
                 continue  # reported in step 2, or kept as foreign below
     networks = [*loaded.values(), *vanished.values()]
-    valid_of: dict[str, list[tuple[str, str]]] = {net.name: [] for net in networks}
+    valid_of: dict[str, list[ContainerIfname]] = {net.name: [] for net in networks}
     kept: list[tuple[str, str, str]] = []
     for record in records:
         triple = (record.network, record.container_id, record.ifname)
@@ -294,14 +271,14 @@ def gc(
             errors.append(exc)
 
     report = PodGCReport(
-        removed=removed,
-        kept=kept,
-        kept_reasons=kept_reasons,
-        plugin_gc=plugin_gc,
-        skipped=skipped,
-        pods_removed=pods_removed,
-        netns_removed=netns_removed,
-        errors=errors,
+        removed=tuple(removed),
+        kept=tuple(kept),
+        kept_reasons=tuple(kept_reasons),
+        plugin_gc=tuple(plugin_gc),
+        skipped=tuple(skipped),
+        pods_removed=tuple(pods_removed),
+        netns_removed=tuple(netns_removed),
+        errors=tuple(errors),
     )
     if errors:
         raise MultiError(f"GC had {len(errors)} failure(s)", errors, report=report)

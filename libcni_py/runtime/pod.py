@@ -59,7 +59,7 @@ from .sandbox import netns_name_for, same_pod
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
     from typing import Any
 
     from ..core.effects import Plan
@@ -110,12 +110,8 @@ def loopback_network(plugin_type: str = "loopback") -> NetworkConfigList:
 class Attachment(Value):
     """One network of a pod: the network and its runtime configuration."""
 
-    __slots__ = ("network", "rt")
     network: NetworkConfigList
     rt: RuntimeConf
-
-    def __init__(self, *, network: NetworkConfigList, rt: RuntimeConf) -> None:
-        self._set(network=network, rt=rt)
 
     @property
     def loopback(self) -> bool:
@@ -138,44 +134,19 @@ class PodInterface(Value):
         result: the network's whole result.
     """
 
-    __slots__ = ("ifname", "network", "mac", "sandbox", "ips", "routes", "dns", "result", "pci_id", "socket_path")
     ifname: str
     network: str
-    mac: str
-    sandbox: str
-    ips: tuple[IPConfig, ...]
-    routes: tuple[Route, ...]
-    dns: DNS
+    mac: str = ""
+    sandbox: str = ""
+    ips: tuple[IPConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    dns: DNS = DNS()
     result: AnyResult
-    pci_id: str
-    socket_path: str
+    pci_id: str = ""
+    socket_path: str = ""
 
-    def __init__(
-        self,
-        *,
-        ifname: str,
-        network: str,
-        result: AnyResult,
-        mac: str = "",
-        sandbox: str = "",
-        ips: Iterable[IPConfig] = (),
-        routes: Iterable[Route] = (),
-        dns: DNS | None = None,
-        pci_id: str = "",
-        socket_path: str = "",
-    ) -> None:
-        self._set(
-            ifname=ifname,
-            network=network,
-            mac=mac,
-            sandbox=sandbox,
-            ips=tuple(ips),
-            routes=tuple(routes),
-            dns=dns if dns is not None else DNS(),
-            result=result,
-            pci_id=pci_id,
-            socket_path=socket_path,
-        )
+    def _post_init(self) -> None:
+        self._set(dns=self.dns if self.dns is not None else DNS())
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -187,13 +158,9 @@ class PodResult(Value):
     """The pod's networks after setup: one :class:`PodInterface` per interface,
     in setup order (``lo`` first)."""
 
-    __slots__ = ("container_id", "netns", "interfaces")
     container_id: str
     netns: str
     interfaces: tuple[PodInterface, ...]
-
-    def __init__(self, *, container_id: str, netns: str, interfaces: Iterable[PodInterface]) -> None:
-        self._set(container_id=container_id, netns=netns, interfaces=tuple(interfaces))
 
     def interface(self, ifname: str) -> PodInterface | None:
         """The interface called ``ifname``, or None."""
@@ -239,21 +206,10 @@ class PodTeardown(Value):
         forgotten: whether the pod's record was removed.
     """
 
-    __slots__ = ("container_id", "removed", "netns_removed", "forgotten")
     container_id: str
-    removed: tuple[tuple[str, str], ...]
-    netns_removed: str
-    forgotten: bool
-
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        removed: Iterable[tuple[str, str]] = (),
-        netns_removed: str = "",
-        forgotten: bool = False,
-    ) -> None:
-        self._set(container_id=container_id, removed=tuple(removed), netns_removed=netns_removed, forgotten=forgotten)
+    removed: tuple[tuple[str, str], ...] = ()
+    netns_removed: str = ""
+    forgotten: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -372,7 +328,7 @@ def merge_results(container_id: str, netns: str, attachments: Sequence[Attachmen
                 network=att.network.name,
                 mac=iface.mac if iface else "",
                 sandbox=iface.sandbox if iface else "",
-                ips=[ip for ip in res.ips if ip.interface is None or ip.interface in inside],
+                ips=tuple([ip for ip in res.ips if ip.interface is None or ip.interface in inside]),
                 routes=res.routes,
                 dns=res.dns,
                 result=value,
@@ -380,7 +336,7 @@ def merge_results(container_id: str, netns: str, attachments: Sequence[Attachmen
                 socket_path=iface.socket_path if iface else "",
             )
         )
-    return PodResult(container_id=container_id, netns=netns, interfaces=interfaces)
+    return PodResult(container_id=container_id, netns=netns, interfaces=tuple(interfaces))
 
 
 def _raise_failures(what: str, attachments: Sequence[Attachment], outcomes: Sequence[Outcome]) -> None:

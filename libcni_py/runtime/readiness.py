@@ -67,17 +67,11 @@ class NetworkStatus(Value):
         default_network: the default network's name ("" if none).
     """
 
-    __slots__ = ("ready", "reason", "message", "hint", "default_network")
     ready: bool
-    reason: str
-    message: str
-    hint: str
-    default_network: str
-
-    def __init__(
-        self, *, ready: bool, reason: str = "", message: str = "", hint: str = "", default_network: str = ""
-    ) -> None:
-        self._set(ready=ready, reason=reason, message=message, hint=hint, default_network=default_network)
+    reason: str = ""
+    message: str = ""
+    hint: str = ""
+    default_network: str = ""
 
     def error(self) -> NetworkNotReadyError:
         """The status as an error (to raise when not ready)."""

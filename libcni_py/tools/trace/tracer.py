@@ -51,7 +51,8 @@ from ...core.effects import (
     Sweep,
     WriteRecord,
 )
-from ...core.value import Value
+from ...core.record import RESULTS_FOLDER, cache_path
+from ...core.value import Value, fresh
 from ...drivers.describe import delegates, describe
 from ...edges import probes
 from ...edges.recordstore import DEFAULT_CACHE_DIR
@@ -92,44 +93,16 @@ class Event(Value):
         error: the error the step raised, or "".
     """
 
-    __slots__ = ("seq", "at", "duration", "actor", "effect", "summary", "data", "changes", "unprobed", "error")
     seq: int
     at: float
     duration: float
     actor: str
     effect: str
     summary: str
-    data: dict[str, Any]
-    changes: tuple[Change, ...]
-    unprobed: tuple[str, ...]
-    error: str
-
-    def __init__(
-        self,
-        *,
-        seq: int,
-        at: float,
-        duration: float,
-        actor: str,
-        effect: str,
-        summary: str,
-        data: dict[str, Any] | None = None,
-        changes: Iterable[Change] = (),
-        unprobed: Iterable[str] = (),
-        error: str = "",
-    ) -> None:
-        self._set(
-            seq=seq,
-            at=at,
-            duration=duration,
-            actor=actor,
-            effect=effect,
-            summary=summary,
-            data=dict(data or {}),
-            changes=tuple(changes),
-            unprobed=tuple(unprobed),
-            error=error,
-        )
+    data: dict[str, Any] = fresh(dict)
+    changes: tuple[Change, ...] = ()
+    unprobed: tuple[str, ...] = ()
+    error: str = ""
 
     @property
     def writer(self) -> str:
@@ -277,8 +250,8 @@ class Tracer:
                 effect=kind,
                 summary=summary,
                 data=data,
-                changes=changes,
-                unprobed=unprobed,
+                changes=tuple(changes),
+                unprobed=tuple(unprobed),
                 error=err,
             )
             self.events.append(event)
@@ -386,7 +359,7 @@ class Tracer:
     # -- descriptions ----------------------------------------------------------
 
     def _record_path(self, filename: str) -> str:
-        return os.path.join(self.cache_dir, "results", filename)
+        return cache_path(self.cache_dir, RESULTS_FOLDER, filename)
 
     # -- output ----------------------------------------------------------------
 
