@@ -11,9 +11,11 @@ import pytest
 from libcni_py.core import operations as ops
 from libcni_py.core import record as cache
 from libcni_py.core.effects import (
+    AcquireGC,
     Exec,
     ListRecords,
     Notice,
+    ProbeLinks,
     ProbeNetns,
     ReadRecord,
     Release,
@@ -27,7 +29,15 @@ from libcni_py.core.netconf import parse_conflist
 from libcni_py.core.plugin_call import ExecOutcome
 from libcni_py.core.reports import GCReport
 from libcni_py.drivers.scripted import NotScripted, ScriptedDriver, in_turn
-from libcni_py.errors import CNIError, NetnsError, PluginError
+from libcni_py.errors import (
+    CODE_UNKNOWN_CONTAINER,
+    ArgsError,
+    CNIError,
+    LeftoverError,
+    LockUnavailableError,
+    NetnsError,
+    PluginError,
+)
 from libcni_py.runtime import pod
 from libcni_py.runtime.effects import Batch, ForgetPod, ListAttachments, LoadPod, LockGC, LockPod, UnlockPod
 from libcni_py.runtime.sandbox import PodSandbox
@@ -44,7 +54,19 @@ def _net(*types: str, version: str = "1.0.0", name: str = "net") -> object:
 
 BY_NAME: dict[str, type] = {
     cls.__name__: cls
-    for cls in (Exec, ForgetPod, ListAttachments, ListRecords, LoadPod, ProbeNetns, ReadRecord, RemoveRecord, Sweep)
+    for cls in (
+        AcquireGC,
+        Exec,
+        ForgetPod,
+        ListAttachments,
+        ListRecords,
+        LoadPod,
+        ProbeLinks,
+        ProbeNetns,
+        ReadRecord,
+        RemoveRecord,
+        Sweep,
+    )
 }
 
 
@@ -129,8 +151,9 @@ def test_a_failed_add_records_how_far_it_got() -> None:
 
 def test_check_without_a_record_fails_and_forgets_its_lock() -> None:
     driver = ScriptedDriver(_script())
-    with pytest.raises(CNIError, match="nothing to check"):
+    with pytest.raises(ArgsError, match="nothing to check") as info:
         driver.run(ops.check(_net("a"), RT, OPTS))  # type: ignore[arg-type]
+    assert info.value.code == CODE_UNKNOWN_CONTAINER
     assert driver.of(Release)[-1].forget and driver.of(Exec) == []
 
 
@@ -168,6 +191,56 @@ def test_a_failing_del_keeps_what_remains_on_record() -> None:
     kept = cache.decode_record(driver.of(WriteRecord)[-1].data, "x")
     assert kept.progress is not None and kept.progress.remaining == ((1, "b"),)
     assert driver.of(RemoveRecord) == []
+
+
+def _deleting_record(netlist: object, leftover: tuple[str, ...] = ()) -> bytes:
+    """The record of an attachment whose earlier DEL did not finish; its
+    result puts ``eth0`` in the pod's namespace."""
+    return cache.encode_record(
+        container_id=RT.container_id,
+        ifname=RT.ifname,
+        network=netlist.name,  # type: ignore[attr-defined]
+        config=netlist.config_bytes,  # type: ignore[attr-defined]
+        netns=RT.netns,
+        cni_args=(),
+        capability_args=None,
+        result={"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": RT.netns}], "ips": []},
+        progress=cache.Progress(state=cache.DELETING, done=0, plugins=1, remaining=((0, "a"),), leftover=leftover),
+    )
+
+
+def test_a_retried_del_that_leaves_the_interface_behind_keeps_the_record() -> None:
+    net = _net("a")
+    driver = ScriptedDriver(_script(ReadRecord=_deleting_record(net), ProbeLinks=("eth0",)))
+    with pytest.raises(LeftoverError, match="eth0 is still in /run/netns/blue"):
+        driver.run(ops.delete(net, RT, OPTS))  # type: ignore[arg-type]
+    assert [(e.path, e.names) for e in driver.of(ProbeLinks)] == [(RT.netns, ("eth0",))]
+    kept = cache.decode_record(driver.of(WriteRecord)[-1].data, "x")
+    assert kept.progress is not None and (kept.progress.state, kept.progress.leftover) == (cache.DELETING, ("eth0",))
+    assert driver.of(RemoveRecord) == []
+
+
+@pytest.mark.parametrize("present", [(), None])
+def test_a_retried_del_whose_interface_is_gone_or_cannot_be_told_removes_the_record(
+    present: tuple[str, ...] | None,
+) -> None:
+    net = _net("a")
+    driver = ScriptedDriver(_script(ReadRecord=_deleting_record(net), ProbeLinks=present, RemoveRecord=True))
+    driver.run(ops.delete(net, RT, OPTS))  # type: ignore[arg-type]
+    assert len(driver.of(ProbeLinks)) == 1 and len(driver.of(RemoveRecord)) == 1
+
+
+def test_gc_takes_the_gc_lock_before_listing_and_goes_on_without_it_when_it_cannot() -> None:
+    net = _net("a")
+    driver = ScriptedDriver(_script(ListRecords=[], Sweep=(0, 0)))
+    driver.run(ops.gc(net, [], OPTS))  # type: ignore[arg-type]
+    kinds = [type(e) for e in driver.asked]
+    assert kinds.index(AcquireGC) < kinds.index(ListRecords)
+    readonly = LockUnavailableError("/ro/libcni_py/gc-lock/lock", "cannot be created (read-only file system)")
+    driver = ScriptedDriver(_script(AcquireGC=readonly, ListRecords=[], Sweep=(0, 0)))
+    driver.run(ops.gc(net, [], OPTS))  # type: ignore[arg-type]
+    assert any("collecting without the GC lock" in n.text for n in driver.of(Notice))
+    assert len(driver.of(ListRecords)) == 1
 
 
 def test_gc_deletes_the_dead_keeps_the_alive_and_sends_plugins_gc() -> None:
