@@ -101,9 +101,9 @@ class _Recorder:
         self.requests: list[ExecRequest] = []
 
     def before(self, effect: Any) -> None:
-        from libcni_py.core import plan
+        from libcni_py.core.effects import Exec
 
-        if isinstance(effect, plan.Exec):
+        if isinstance(effect, Exec):
             self.requests.append(effect.request)
 
     def after(self, effect: Any, outcome: Any, error: BaseException | None) -> None:
@@ -155,7 +155,8 @@ def invoker(params: dict[str, Any]) -> tuple[Samples, dict[str, Any]]:
 
     netlist = load_network(params["conf_dir"], params["network"])
     reps: int = params["reps"]
-    rt = RuntimeConf(container_id="bench-invoker", netns="/var/run/netns/bench-invoker-none", ifname="eth0")
+    # a path that exists (ADD refuses one that does not) and is no namespace: the noop plugin never enters it
+    rt = RuntimeConf(container_id="bench-invoker", netns="/dev/null", ifname="eth0")
     common = {"plugin_path": params["plugin_path"], "env": params["env"], "on_stderr": None}
     samples: Samples = {}
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .api import CNI, AsyncCNI
+    from .core.inputs import RuntimeConf
     from .core.netconf import NetworkConfigList, PluginConf, load_any_file, load_network, parse_conflist
-    from .core.plan import GCReport, RuntimeConf
     from .core.plugin_input import TraceContext
     from .core.record import AttachmentKey, CacheRecord
+    from .core.reports import GCReport
     from .core.result import DNS, Interface, IPConfig, LegacyResult, Result, Route
     from .core.version import PluginInfo
     from .errors import (
@@ -76,8 +77,8 @@ _EXPORTS = {
     "PluginTimeoutError": "errors",
     "UnsupportedOperationError": "errors",
     "VersionError": "errors",
-    "GCReport": "core.plan",
-    "RuntimeConf": "core.plan",
+    "GCReport": "core.reports",
+    "RuntimeConf": "core.inputs",
     "TraceContext": "core.plugin_input",
     "DNS": "core.result",
     "Interface": "core.result",

@@ -3,7 +3,7 @@
 * :class:`CNI` -- blocking, for callers without an event loop (and the CLI);
 * :class:`AsyncCNI` -- the same methods as ``async`` functions, for trio.
 
-Both run the same plans (:mod:`libcni_py.core.plan`); only the driver differs.
+Both run the same plans (:mod:`libcni_py.core.operations`); only the driver differs.
 Importing this module imports neither trio nor pyroute2; :class:`AsyncCNI`
 imports trio when first used.
 
@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import os
 
-from .core import plan, result
+from .core import operations as ops
+from .core import record, result
 from .core import record as cache
+from .core.defaults import DEFAULT_PLUGIN_PATH, DEFAULT_TIMEOUT, MAX_TIMEOUT
+from .core.inputs import Options
 from .drivers.base import stderr_to_terminal
 from .drivers.blocking import SyncDriver
 from .edges.recordstore import DEFAULT_CACHE_DIR, CacheStore
@@ -33,29 +36,22 @@ from .errors import CacheError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-    from typing import Any
+    from typing import Any, TypeVar
 
+    from .core.effects import Plan
+    from .core.inputs import DeleteWith, RuntimeConf
     from .core.netconf import NetworkConfigList
-    from .core.plan import GCReport, RuntimeConf
     from .core.plugin_call import ExecRequest
     from .core.plugin_input import TraceContext
     from .core.record import CacheRecord
+    from .core.reports import GCReport
     from .core.result import AnyResult
     from .core.version import PluginInfo
     from .drivers.base import Tracer
 
+    T = TypeVar("T")
+
 __all__ = ["DEFAULT_PLUGIN_PATH", "DEFAULT_TIMEOUT", "MAX_TIMEOUT", "AsyncCNI", "CNI", "check_timeout"]
-
-#: Where plugins are looked for when no path is given (Go cnitool's default).
-DEFAULT_PLUGIN_PATH = ("/opt/cni/bin",)
-
-#: Seconds one plugin call may take before it and every process it started are
-#: killed; also the longest wait for a lock another operation holds.
-DEFAULT_TIMEOUT = 300.0
-
-#: The longest per-call deadline accepted (a day): a plugin call that takes
-#: longer is hung.  ``None`` is the way to ask for no deadline at all.
-MAX_TIMEOUT = 86400.0
 
 
 def check_timeout(timeout: float | None) -> float | None:
@@ -112,7 +108,7 @@ class _Base:
         tracer: Tracer | None = None,
         on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
         durable: bool = True,
-        delete_with: str = "recorded",
+        delete_with: DeleteWith = "recorded",
     ) -> None:
         self.plugin_path = tuple(plugin_path)
         self.delete_with = delete_with
@@ -129,9 +125,9 @@ class _Base:
         """The cache directory."""
         return self.store.cache_dir
 
-    def options(self) -> plan.Options:
-        """The :class:`~libcni_py.core.plan.Options` plans run with."""
-        return plan.Options(
+    def options(self) -> Options:
+        """The :class:`~libcni_py.core.inputs.Options` plans run with."""
+        return Options(
             plugin_path=self.plugin_path, base_env=self.env, trace=self.trace_context, delete_with=self.delete_with
         )
 
@@ -179,7 +175,7 @@ class _Base:
     def cached_attachments(self, container_id: str = "") -> list[CacheRecord]:
         """Every usable cached attachment, optionally of one container (Go's
         ``GetCachedAttachments``: sorted by file, unusable files skipped)."""
-        records, _ = plan.cached_attachments(self.store.iter_files(container_id), container_id)
+        records, _ = record.cached_attachments(self.store.iter_files(container_id), container_id)
         return records
 
 
@@ -195,7 +191,7 @@ class CNI(_Base):
     default as it is process-wide; docs/reliability.md section 7).
     """
 
-    def _run(self, steps: plan.Plan) -> Any:
+    def _run(self, steps: Plan[T]) -> T:
         return SyncDriver(self.store, **self._driver_kwargs()).run(steps)
 
     def add(self, netlist: NetworkConfigList, rt: RuntimeConf) -> AnyResult:
@@ -209,12 +205,11 @@ class CNI(_Base):
             PluginError: the plugin that failed; the attachment's record is
                 kept (marked failed) so that DEL or GC can undo what was made.
         """
-        value: AnyResult = self._run(plan.add(netlist, rt, self.options()))
-        return value
+        return self._run(ops.add(netlist, rt, self.options()))
 
     def check(self, netlist: NetworkConfigList, rt: RuntimeConf) -> None:
         """CHECK the attachment against its cached result (spec >= 0.4.0)."""
-        self._run(plan.check(netlist, rt, self.options()))
+        self._run(ops.check(netlist, rt, self.options()))
 
     def delete(self, netlist: NetworkConfigList | str, rt: RuntimeConf) -> None:
         """DEL the attachment: plugins in reverse order, then the record.
@@ -236,7 +231,7 @@ class CNI(_Base):
             MultiError: several of these.
             CNIError: only a name was given and no configuration is cached.
         """
-        self._run(plan.delete(netlist, rt, self.options()))
+        self._run(ops.delete(netlist, rt, self.options()))
 
     def gc(
         self,
@@ -268,24 +263,21 @@ class CNI(_Base):
             MultiError: some deletions or plugin GCs failed; ``.report`` says
                 what was done.
         """
-        steps = plan.gc(netlist, valid_attachments, self.options(), force=force, live_sandboxes=live_sandboxes)
-        report: GCReport = self._run(steps)
-        return report
+        steps = ops.gc(netlist, valid_attachments, self.options(), force=force, live_sandboxes=live_sandboxes)
+        return self._run(steps)
 
     def status(self, netlist: NetworkConfigList) -> None:
         """STATUS (spec >= 1.1.0); raises the first plugin's error."""
-        self._run(plan.status(netlist, self.options()))
+        self._run(ops.status(netlist, self.options()))
 
     def validate(self, netlist: NetworkConfigList) -> tuple[str, ...]:
         """Check every plugin exists and supports the version; returns the
         union of capabilities."""
-        caps: tuple[str, ...] = self._run(plan.validate(netlist, self.options()))
-        return caps
+        return self._run(ops.validate(netlist, self.options()))
 
     def version_info(self, plugin_type: str) -> PluginInfo:
         """Ask a plugin which spec versions it supports (VERSION)."""
-        info: PluginInfo = self._run(plan.version_info(plugin_type, self.options()))
-        return info
+        return self._run(ops.version_info(plugin_type, self.options()))
 
 
 class AsyncCNI(_Base):
@@ -297,23 +289,22 @@ class AsyncCNI(_Base):
     process group is killed and reaped before the cancellation propagates.
     """
 
-    async def _run(self, steps: plan.Plan) -> Any:
+    async def _run(self, steps: Plan[T]) -> T:
         from .drivers.async_trio import TrioDriver
 
         return await TrioDriver(self.store, **self._driver_kwargs()).run(steps)
 
     async def add(self, netlist: NetworkConfigList, rt: RuntimeConf) -> AnyResult:
         """See :meth:`CNI.add`."""
-        value: AnyResult = await self._run(plan.add(netlist, rt, self.options()))
-        return value
+        return await self._run(ops.add(netlist, rt, self.options()))
 
     async def check(self, netlist: NetworkConfigList, rt: RuntimeConf) -> None:
         """See :meth:`CNI.check`."""
-        await self._run(plan.check(netlist, rt, self.options()))
+        await self._run(ops.check(netlist, rt, self.options()))
 
     async def delete(self, netlist: NetworkConfigList | str, rt: RuntimeConf) -> None:
         """See :meth:`CNI.delete`."""
-        await self._run(plan.delete(netlist, rt, self.options()))
+        await self._run(ops.delete(netlist, rt, self.options()))
 
     async def gc(
         self,
@@ -324,20 +315,17 @@ class AsyncCNI(_Base):
         live_sandboxes: Collection[str] | None = None,
     ) -> GCReport:
         """See :meth:`CNI.gc`."""
-        steps = plan.gc(netlist, valid_attachments, self.options(), force=force, live_sandboxes=live_sandboxes)
-        report: GCReport = await self._run(steps)
-        return report
+        steps = ops.gc(netlist, valid_attachments, self.options(), force=force, live_sandboxes=live_sandboxes)
+        return await self._run(steps)
 
     async def status(self, netlist: NetworkConfigList) -> None:
         """See :meth:`CNI.status`."""
-        await self._run(plan.status(netlist, self.options()))
+        await self._run(ops.status(netlist, self.options()))
 
     async def validate(self, netlist: NetworkConfigList) -> tuple[str, ...]:
         """See :meth:`CNI.validate`."""
-        caps: tuple[str, ...] = await self._run(plan.validate(netlist, self.options()))
-        return caps
+        return await self._run(ops.validate(netlist, self.options()))
 
     async def version_info(self, plugin_type: str) -> PluginInfo:
         """See :meth:`CNI.version_info`."""
-        info: PluginInfo = await self._run(plan.version_info(plugin_type, self.options()))
-        return info
+        return await self._run(ops.version_info(plugin_type, self.options()))

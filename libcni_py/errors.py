@@ -16,9 +16,14 @@ to do about it.
 
 from __future__ import annotations
 
+import errno
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Literal
+
+    OsUse = Literal["read", "start", "store"]
 
 # Well-known error codes (SPEC.md, "Error" section).
 CODE_INCOMPATIBLE_VERSION = 1
@@ -43,6 +48,7 @@ __all__ = [
     "CODE_TRY_AGAIN_LATER",
     "CODE_UNKNOWN_CONTAINER",
     "CODE_UNSUPPORTED_FIELD",
+    "os_reason",
     "ArgsError",
     "CNIError",
     "CacheError",
@@ -373,3 +379,49 @@ class MultiError(CNIError):
         self.report = report
         parts = "; ".join(e.one_line() for e in self.errors)
         super().__init__(f"{msg}: {parts}" if parts else msg)
+
+
+# -- errno -> words, once ------------------------------------------------------
+# What a failed system call means, for a person; each use names the errnos it
+# explains (others keep the system's own words) and adds what to do.
+_OS_WORDS = {
+    errno.ELOOP: "symbolic link loop",
+    errno.EISDIR: "is a directory",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOENT: "no such file",
+    errno.ENOEXEC: "not an executable this machine can run",
+    errno.ETXTBSY: "the binary is being written (text file busy)",
+    errno.ENOSPC: "no space left on device",
+    errno.EROFS: "read-only file system",
+}
+_STORE_ACCESS = " (run as root, or give --cache-dir a directory you own)"
+_OS_HINTS: dict[str, dict[int, str]] = {
+    # reading a conf file or listing the conf dir
+    "read": {errno.ELOOP: "", errno.EISDIR: "", errno.EACCES: "", errno.ENOENT: ""},
+    # starting a plugin
+    "start": {
+        errno.EACCES: " (is the file executable? chmod +x it)",
+        errno.ENOEXEC: " (wrong architecture, or a script without #!)",
+        errno.ENOENT: " (or its #! interpreter is missing)",
+        errno.ETXTBSY: "; gave up after retrying",
+    },
+    # the record store (cache dir)
+    "store": {errno.EACCES: _STORE_ACCESS, errno.EPERM: _STORE_ACCESS, errno.ENOSPC: "", errno.EROFS: ""},
+}
+
+
+def os_reason(exc: OSError, use: OsUse, detail: str = "") -> str:
+    """Why a system call failed, in words, for ``use``.
+
+    Args:
+        exc: the error.
+        use: what was being done: ``"read"`` (a conf file), ``"start"`` (a
+            plugin), ``"store"`` (the cache dir).
+        detail: put after the words, before the hint (who owns the directory
+            that refused, say).
+    """
+    hints = _OS_HINTS[use]
+    if exc.errno in hints:
+        return _OS_WORDS[exc.errno] + detail + hints[exc.errno]
+    return exc.strerror or str(exc)

@@ -99,18 +99,6 @@ class CmdArgs(Value):
         prev_result: the parsed ``prevResult``, or None.
     """
 
-    __slots__ = (
-        "command",
-        "container_id",
-        "netns",
-        "ifname",
-        "args",
-        "path",
-        "stdin",
-        "conf",
-        "cni_version",
-        "prev_result",
-    )
     command: str
     container_id: str
     netns: str
@@ -121,33 +109,6 @@ class CmdArgs(Value):
     conf: Mapping[str, Any]
     cni_version: str
     prev_result: result.AnyResult | None
-
-    def __init__(
-        self,
-        *,
-        command: str,
-        container_id: str,
-        netns: str,
-        ifname: str,
-        args: Iterable[tuple[str, str]],
-        path: Iterable[str],
-        stdin: bytes,
-        conf: Mapping[str, Any],
-        cni_version: str,
-        prev_result: result.AnyResult | None,
-    ) -> None:
-        self._set(
-            command=command,
-            container_id=container_id,
-            netns=netns,
-            ifname=ifname,
-            args=tuple(args),
-            path=tuple(path),
-            stdin=stdin,
-            conf=conf,
-            cni_version=cni_version,
-            prev_result=prev_result,
-        )
 
 
 def _emit_error(cni_version: str, code: int, msg: str, details: str = "") -> NoReturn:
@@ -418,7 +379,7 @@ def _command_args(command: str, env: Mapping[str, str], data: bytes, conf: Any, 
         netns=env.get("CNI_NETNS", ""),
         ifname=env.get("CNI_IFNAME", ""),
         args=cni_args,
-        path=[p for p in env.get("CNI_PATH", "").split(":") if p],
+        path=tuple([p for p in env.get("CNI_PATH", "").split(":") if p]),
         stdin=data,
         conf=conf,
         cni_version=cni_version,

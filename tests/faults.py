@@ -45,6 +45,7 @@ PLUGINS = ("bridge", "tuning", "portmap")
 #: Labels of the effects of an ADD of :data:`PLUGINS`, in order; killing
 #: "before" index N for N in range(len(...) + 1) covers every boundary.
 ADD_EFFECTS = (
+    "check the namespace",
     "resolve plugins",
     "take the lock",
     "look for a record",
@@ -63,6 +64,8 @@ AFTER_ADD = "after ADD returned"
 def label(effect: Any) -> str:
     """A person's name for an effect of a plan."""
     kind = type(effect).__name__
+    if kind == "ProbeNetns":
+        return "check the namespace"
     if kind == "Resolve":
         return "resolve plugins"
     if kind == "Acquire":

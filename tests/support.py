@@ -42,6 +42,12 @@ def wait_gone(pid: int, seconds: float = 5.0) -> bool:
     return False
 
 
+#: A netns path for tests whose plugins never enter the namespace: it exists
+#: (ADD refuses a path that does not) and is no namespace, so DEL treats it
+#: as stale and runs with ``CNI_NETNS`` unset, as for one that is gone.
+NO_NETNS = "/dev/null"
+
+
 def live_netns_path() -> str:
     """A live network namespace that is not the one the test plugins run in.
 

@@ -85,7 +85,7 @@ def _whose(store: Any, records: list[CacheRecord]) -> dict[tuple[str, str, str],
 
 
 def _ls(ctx: Context, values: dict[str, object]) -> int:
-    from ..core import plan
+    from ..core.record import cached_attachments
     from ..edges.recordstore import CacheStore
     from ..netns import state
     from ._out import print_json
@@ -94,7 +94,7 @@ def _ls(ctx: Context, values: dict[str, object]) -> int:
     container = str(values.get("container") or "")
     network = str(values.get("network") or "")
     listing = list(store.iter_files(container))
-    records, damaged = plan.cached_attachments(listing, container)
+    records, damaged = cached_attachments(listing, container)
     if network:
         records = [r for r in records if r.network == network]
         damaged = [(n, p) for n, p in damaged if n.startswith(network + "-")]

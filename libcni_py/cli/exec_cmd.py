@@ -34,8 +34,8 @@ from .ops import ATTACH_OPTIONS, runtime_conf
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..api import CNI
+    from ..core.inputs import RuntimeConf
     from ..core.netconf import NetworkConfigList
-    from ..core.plan import RuntimeConf
     from ..errors import CNIError
     from .main import Context
 

@@ -16,8 +16,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..core.inputs import RuntimeConf
     from ..core.netconf import NetworkConfigList
-    from ..core.plan import RuntimeConf
+    from ..core.record import ContainerIfname
     from ..drivers.dryrun import Step
     from .main import Context
 
@@ -70,7 +71,7 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     operation = str(values.get("command") or "ADD").upper()
     if operation not in explain.COMMANDS:
         raise UsageError(f"--command: {values['command']!r} is not one of {', '.join(explain.COMMANDS)}")
-    valid: list[tuple[str, str]] = []
+    valid: list[ContainerIfname] = []
     for item in values.get("valid") or []:  # type: ignore[attr-defined]
         cid, sep, ifname = str(item).partition("/")
         if not sep:
@@ -158,7 +159,7 @@ def _json(
     steps: list[Step],
     *,
     full_env: bool,
-    valid: list[tuple[str, str]],
+    valid: list[ContainerIfname],
 ) -> dict[str, Any]:
     out_steps: list[dict[str, Any]] = []
     for step in steps:

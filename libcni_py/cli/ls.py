@@ -67,14 +67,17 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     max_conf_num = 1
     if "max_conf_num" in values:
         max_conf_num = bounded_int(values["max_conf_num"], option="--max-conf-num", low=0, high=MAX_CONF_NUM)
-    listing = confdir_report.scan(ctx.conf_dir)
-    statuses = confdir_report.resolve_plugins(confdir_report.chain_types(listing), ctx.plugin_path)
+    version_info = None
     if not values.get("no_probe"):
         cni = ctx.cni(tracer=None)
         cni.timeout = PROBE_TIMEOUT if cni.timeout is None else min(cni.timeout, PROBE_TIMEOUT)
-        statuses = confdir_report.probe_versions(statuses, cni.version_info)
-    report = confdir_report.analyse(
-        listing, statuses, max_conf_num=max_conf_num, crio_default=str(values.get("crio_default") or "")
+        version_info = cni.version_info
+    report = confdir_report.build_report(
+        ctx.conf_dir,
+        ctx.plugin_path,
+        version_info,
+        max_conf_num=max_conf_num,
+        crio_default=str(values.get("crio_default") or ""),
     )
     if values.get("json"):
         print_json(report.to_json())

@@ -18,7 +18,7 @@ SIGTERM).
 Signals: SIGINT, SIGTERM and SIGHUP -- sent to cnitool or to its process
 group -- all interrupt the same way (:func:`_interrupt` raises
 :class:`Interrupted`, a ``KeyboardInterrupt``).  The plugin that is running
-gets a few seconds to finish by itself (``exec_sync.INTERRUPT_GRACE``; a
+gets a few seconds to finish by itself (``drivers.blocking.INTERRUPT_GRACE``; a
 second signal ends that at once), then it and its whole process tree are
 killed and reaped; no further plugin starts; an ADD's record stays as it
 was written before that plugin (``adding``, k of n: what DEL and GC need);
@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..core.defaults import DEFAULT_CACHE_DIR, DEFAULT_CONF_DIR, DEFAULT_PLUGIN_PATH, DEFAULT_TIMEOUT, MAX_TIMEOUT
 from ._argv import Opt, UsageError, bounded_seconds, format_opt, parse
 
 TYPE_CHECKING = False
@@ -62,23 +63,27 @@ GLOBAL_OPTIONS = (
         dest="conf_dir",
         metavar="DIR",
         env="NETCONFPATH",
-        help="network configuration directory (default /etc/cni/net.d)",
+        help=f"network configuration directory (default {DEFAULT_CONF_DIR})",
     ),
     Opt(
         "--plugin-path",
         dest="plugin_path",
         metavar="DIRS",
         env="CNI_PATH",
-        help="plugin directories, ':'-separated (default /opt/cni/bin)",
+        help=f"plugin directories, ':'-separated (default {':'.join(DEFAULT_PLUGIN_PATH)})",
     ),
     Opt(
-        "--cache-dir", dest="cache_dir", metavar="DIR", env="CNI_CACHE_DIR", help="result cache (default /var/lib/cni)"
+        "--cache-dir",
+        dest="cache_dir",
+        metavar="DIR",
+        env="CNI_CACHE_DIR",
+        help=f"result cache (default {DEFAULT_CACHE_DIR})",
     ),
     Opt(
         "--timeout",
         dest="timeout",
         metavar="SECONDS",
-        help="limit for each plugin call (default 300; at most 86400; 0: none)",
+        help=f"limit for each plugin call (default {DEFAULT_TIMEOUT:g}; at most {MAX_TIMEOUT:g}; 0: none)",
     ),
     Opt("--debug", dest="debug", help="show tracebacks of errors"),
     Opt("--trace", dest="trace", help="print every plugin call and what it changed on stderr"),
@@ -128,15 +133,13 @@ class Context:
     def __init__(self, values: dict[str, object], env: dict[str, str]) -> None:
         self.env = env
         self.debug = bool(values.get("debug"))
-        self.conf_dir = str(values.get("conf_dir") or env.get("NETCONFPATH") or "/etc/cni/net.d")
-        path = str(values.get("plugin_path") or env.get("CNI_PATH") or "/opt/cni/bin")
+        self.conf_dir = str(values.get("conf_dir") or env.get("NETCONFPATH") or DEFAULT_CONF_DIR)
+        path = str(values.get("plugin_path") or env.get("CNI_PATH") or ":".join(DEFAULT_PLUGIN_PATH))
         self.plugin_path = [p for p in path.split(":") if p]
-        self.cache_dir = str(values.get("cache_dir") or env.get("CNI_CACHE_DIR") or "/var/lib/cni")
+        self.cache_dir = str(values.get("cache_dir") or env.get("CNI_CACHE_DIR") or DEFAULT_CACHE_DIR)
         timeout = values.get("timeout")
-        self.timeout: float | None = 300.0
+        self.timeout: float | None = DEFAULT_TIMEOUT
         if timeout is not None:
-            from ..api import MAX_TIMEOUT
-
             seconds = bounded_seconds(timeout, option="--timeout", high=MAX_TIMEOUT)
             self.timeout = seconds if seconds > 0 else None
         self.values = values

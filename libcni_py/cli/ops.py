@@ -19,8 +19,10 @@ from ._argv import Command, Opt, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..api import CNI
+    from ..core.inputs import RuntimeConf
     from ..core.netconf import NetworkConfigList
-    from ..core.plan import GCReport, RuntimeConf
+    from ..core.record import ContainerIfname
+    from ..core.reports import GCReport
     from .main import Context
 
 __all__ = ["run", "spec"]
@@ -123,9 +125,9 @@ def resolve_netns(netns: str) -> str:
 
 
 def runtime_conf(ctx: Context, values: dict[str, object], netns_arg: str, *, must_exist: bool) -> RuntimeConf:
-    """The :class:`~libcni_py.core.plan.RuntimeConf` of an add/check/del."""
+    """The :class:`~libcni_py.core.inputs.RuntimeConf` of an add/check/del."""
     from ..core import args
-    from ..core.plan import RuntimeConf
+    from ..core.inputs import RuntimeConf
     from ..errors import NetnsError
 
     netns = resolve_netns(netns_arg)
@@ -267,7 +269,7 @@ def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
             f"network {pos[0]!r} (Go's cnitool gc does exactly that); give --valid CONTAINERID/IFNAME for each "
             "attachment in use, or --all if none is"
         )
-    valid: list[tuple[str, str]] = []
+    valid: list[ContainerIfname] = []
     for item in valid_args:
         cid, sep, ifname = str(item).partition("/")
         if not sep:
@@ -283,7 +285,7 @@ def _gc(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
     try:
         report = cni.gc(netlist, valid, force=bool(values.get("force")), live_sandboxes=sandboxes)
     except MultiError as exc:
-        from ..core.plan import GCReport
+        from ..core.reports import GCReport
 
         if isinstance(exc.report, GCReport):
             _print_gc(exc.report, loaded=not isinstance(netlist, str))

@@ -212,8 +212,8 @@ def _pod_spec(values: dict[str, object]) -> PodSpec:
         namespace=str(values.get("namespace") or "default"),
         name=name,
         uid=str(values.get("uid") or ""),
-        networks=[NetworkSelection.parse(item) for item in _list(values, "network")],
-        port_mappings=[PortMapping.parse(item) for item in _list(values, "port")],
+        networks=tuple([NetworkSelection.parse(item) for item in _list(values, "network")]),
+        port_mappings=tuple([PortMapping.parse(item) for item in _list(values, "port")]),
         bandwidth=Bandwidth.parse(str(bandwidth)) if bandwidth else None,
         annotations=annotations,
     )

@@ -22,13 +22,12 @@ functions that read the disk are at the bottom.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
-from ..errors import ConfigError, DecodeError, NetworkNotFoundError, VersionError
+from ..errors import ConfigError, DecodeError, NetworkNotFoundError, VersionError, os_reason
 from . import gojson, names, schema, version
-from .value import Value
+from .value import Value, fresh
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,32 +76,15 @@ class PluginConf(Value):
         source: where it came from, for messages (``file: plugins[1]``).
     """
 
-    __slots__ = ("type", "name", "cni_version", "capabilities", "raw", "source")
     type: str
-    name: str
-    cni_version: str
-    capabilities: Mapping[str, bool]
+    name: str = ""
+    cni_version: str = ""
+    capabilities: Mapping[str, bool] = fresh(dict)
     raw: Mapping[str, Any]
-    source: str
+    source: str = ""
 
-    def __init__(
-        self,
-        *,
-        type: str,  # noqa: A002 - the CNI field is called "type"
-        raw: Mapping[str, Any],
-        name: str = "",
-        cni_version: str = "",
-        capabilities: Mapping[str, bool] | None = None,
-        source: str = "",
-    ) -> None:
-        self._set(
-            type=type,
-            name=name,
-            cni_version=cni_version,
-            capabilities=dict(capabilities or {}),
-            raw=raw,
-            source=source,
-        )
+    def _post_init(self) -> None:
+        self._set(capabilities=dict(self.capabilities or {}))
 
     def enabled_capabilities(self) -> tuple[str, ...]:
         """The capability keys set to true, sorted."""
@@ -382,7 +364,7 @@ def read_conf_bytes(path: str) -> bytes:
         # non-blocking: opening a FIFO must not wait for a writer
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
-        raise ConfigError(path, "", f"cannot read: {_os_reason(exc)}") from None
+        raise ConfigError(path, "", f"cannot read: {os_reason(exc, 'read')}") from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -405,21 +387,9 @@ def read_conf_bytes(path: str) -> bytes:
             chunks.append(chunk)
         return b"".join(chunks)
     except OSError as exc:
-        raise ConfigError(path, "", f"cannot read: {_os_reason(exc)}") from None
+        raise ConfigError(path, "", f"cannot read: {os_reason(exc, 'read')}") from None
     finally:
         os.close(fd)
-
-
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "symbolic link loop"
-    if exc.errno == errno.EISDIR:
-        return "is a directory"
-    if exc.errno == errno.EACCES:
-        return "permission denied"
-    if exc.errno == errno.ENOENT:
-        return "no such file"
-    return exc.strerror or str(exc)
 
 
 def conf_files(conf_dir: str, extensions: Sequence[str]) -> list[str]:
@@ -437,7 +407,7 @@ def conf_files(conf_dir: str, extensions: Sequence[str]) -> list[str]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise ConfigError(conf_dir, "", f"cannot list: {_os_reason(exc)}") from None
+        raise ConfigError(conf_dir, "", f"cannot list: {os_reason(exc, 'read')}") from None
     found = []
     for entry in entries:
         try:

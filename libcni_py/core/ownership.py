@@ -80,12 +80,8 @@ def _is_uuid(text: str) -> bool:
 class Owner(Value):
     """Whose an attachment is (one of this module's names) and why we think so."""
 
-    __slots__ = ("name", "evidence")
     name: str
-    evidence: str
-
-    def __init__(self, *, name: str, evidence: str = "") -> None:
-        self._set(name=name, evidence=evidence)
+    evidence: str = ""
 
 
 def owner_of(container_id: str, netns: str, cni_args: Iterable[tuple[str, str]], pods: Container[str] = ()) -> Owner:
@@ -115,12 +111,8 @@ def owner_of(container_id: str, netns: str, cni_args: Iterable[tuple[str, str]],
 class Verdict(Value):
     """What GC may do with an attachment: ``dead`` (delete it) or not, and why."""
 
-    __slots__ = ("dead", "reason")
     dead: bool
     reason: str
-
-    def __init__(self, *, dead: bool, reason: str) -> None:
-        self._set(dead=dead, reason=reason)
 
 
 def judge(

@@ -66,55 +66,16 @@ class ExecRequest(Value):
             and a plugin may echo its stdin).
     """
 
-    __slots__ = (
-        "plugin_type",
-        "plugin_name",
-        "path",
-        "command",
-        "stdin",
-        "env",
-        "network",
-        "index",
-        "result_version",
-        "redact",
-    )
     plugin_type: str
-    plugin_name: str
+    plugin_name: str = ""
     path: str
     command: str
     stdin: bytes
     env: Mapping[str, str]
-    network: str
-    index: int
-    result_version: str
-    redact: tuple[str, ...]
-
-    def __init__(
-        self,
-        *,
-        plugin_type: str,
-        path: str,
-        command: str,
-        stdin: bytes,
-        env: Mapping[str, str],
-        plugin_name: str = "",
-        network: str = "",
-        index: int = -1,
-        result_version: str = "",
-        redact: Sequence[str] = (),
-    ) -> None:
-        self._set(
-            plugin_type=plugin_type,
-            plugin_name=plugin_name,
-            path=path,
-            command=command,
-            stdin=stdin,
-            env=env,
-            network=network,
-            index=index,
-            result_version=result_version,
-            redact=tuple(redact),
-        )
+    network: str = ""
+    index: int = -1
+    result_version: str = ""
+    redact: tuple[str, ...] = ()
 
 
 class ExecOutcome(Value):
@@ -135,59 +96,17 @@ class ExecOutcome(Value):
             deadline (each "PID (command line)").
     """
 
-    __slots__ = (
-        "returncode",
-        "stdout",
-        "stderr",
-        "stderr_dropped",
-        "duration",
-        "timed_out",
-        "overflow",
-        "started",
-        "error",
-        "pid",
-        "killed",
-    )
     returncode: int
-    stdout: bytes
-    stderr: bytes
-    stderr_dropped: int
-    duration: float
-    timed_out: bool
-    overflow: bool
-    started: bool
-    error: str
-    pid: int
-    killed: tuple[str, ...]
-
-    def __init__(
-        self,
-        *,
-        returncode: int,
-        stdout: bytes = b"",
-        stderr: bytes = b"",
-        stderr_dropped: int = 0,
-        duration: float = 0.0,
-        timed_out: bool = False,
-        overflow: bool = False,
-        started: bool = True,
-        error: str = "",
-        pid: int = 0,
-        killed: tuple[str, ...] = (),
-    ) -> None:
-        self._set(
-            returncode=returncode,
-            stdout=stdout,
-            stderr=stderr,
-            stderr_dropped=stderr_dropped,
-            duration=duration,
-            timed_out=timed_out,
-            overflow=overflow,
-            started=started,
-            error=error,
-            pid=pid,
-            killed=killed,
-        )
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stderr_dropped: int = 0
+    duration: float = 0.0
+    timed_out: bool = False
+    overflow: bool = False
+    started: bool = True
+    error: str = ""
+    pid: int = 0
+    killed: tuple[str, ...] = ()
 
 
 def check_plugin_path(dirs: Sequence[str]) -> None:
@@ -466,4 +385,4 @@ def decode_version_info(request: ExecRequest, outcome: ExecOutcome) -> version.P
             listed = ["0.1.0", "0.2.0"]
         else:
             raise _error(InvalidResultError, request, outcome, "decoding version info: missing field supportedVersions")
-    return version.PluginInfo(cni_version=doc["cniVersion"], supported_versions=listed)
+    return version.PluginInfo(cni_version=doc["cniVersion"], supported_versions=tuple(listed))

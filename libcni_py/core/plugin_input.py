@@ -65,13 +65,9 @@ class TraceContext(Value):
     the main branch since November 2025, in no release yet: 1.3.0 passes
     none of them)."""
 
-    __slots__ = ("traceparent", "tracestate", "baggage")
     traceparent: str
-    tracestate: str
-    baggage: str
-
-    def __init__(self, *, traceparent: str, tracestate: str = "", baggage: str = "") -> None:
-        self._set(traceparent=traceparent, tracestate=tracestate, baggage=baggage)
+    tracestate: str = ""
+    baggage: str = ""
 
 
 _HEX = frozenset("0123456789abcdef")

@@ -50,18 +50,35 @@ Reading falls back to the oldest format (a bare result) as Go does.
 from __future__ import annotations
 
 import binascii
+import os.path
 
 from ..errors import CacheError, DecodeError, InvalidNameError
 from . import gojson, names, schema
 from .gojson import Struct
-from .value import Value
+from .value import Value, fresh
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-    from typing import Any
+    from typing import Any, TypeAlias
+
+    # -- Pair types: two (str, str) pairs with different meanings -------------
+    #: ``(container ID, ifname)``: an attachment of one known network (GC's
+    #: list of attachments in use, ``--valid CID/IFNAME``).
+    ContainerIfname: TypeAlias = tuple[str, str]
+    #: ``(network, ifname)``: one attachment of a pod (the runtime layer).
+    NetworkIfname: TypeAlias = tuple[str, str]
+
+    from .inputs import RuntimeConf
 
 __all__ = [
+    "ATTACHMENT_LOCKS_FOLDER",
+    "GC_LOCK_FOLDER",
+    "PODS_FOLDER",
+    "POD_LOCKS_FOLDER",
+    "RESULTS_FOLDER",
+    "TMP_FOLDER",
+    "cache_path",
     "CACHE_KIND",
     "AttachmentKey",
     "CacheRecord",
@@ -69,8 +86,11 @@ __all__ = [
     "Progress",
     "decode_record",
     "encode_record",
+    "cached_attachments",
+    "key_from_filename",
     "owner",
     "record_netns",
+    "runtime_conf",
     "shares_file",
 ]
 
@@ -87,16 +107,14 @@ class AttachmentKey(Value):
     into a path safely.
     """
 
-    __slots__ = ("network", "container_id", "ifname")
     network: str
     container_id: str
     ifname: str
 
-    def __init__(self, *, network: str, container_id: str, ifname: str) -> None:
-        names.check_network_name(network)
-        names.check_container_id(container_id)
-        names.check_ifname(ifname)
-        self._set(network=network, container_id=container_id, ifname=ifname)
+    def _post_init(self) -> None:
+        names.check_network_name(self.network)
+        names.check_container_id(self.container_id)
+        names.check_ifname(self.ifname)
 
     @property
     def filename(self) -> str:
@@ -118,29 +136,14 @@ class Progress(Value):
             still there after every plugin's DEL had succeeded.
     """
 
-    __slots__ = ("state", "done", "plugins", "remaining", "leftover")
     state: str
     done: int
     plugins: int
-    remaining: tuple[tuple[int, str], ...]
-    leftover: tuple[str, ...]
+    remaining: tuple[tuple[int, str], ...] = ()
+    leftover: tuple[str, ...] = ()
 
-    def __init__(
-        self,
-        *,
-        state: str,
-        done: int,
-        plugins: int,
-        remaining: Iterable[tuple[int, str]] = (),
-        leftover: Iterable[str] = (),
-    ) -> None:
-        self._set(
-            state=state,
-            done=done,
-            plugins=plugins,
-            remaining=tuple((i, t) for i, t in remaining),
-            leftover=tuple(leftover),
-        )
+    def _post_init(self) -> None:
+        self._set(remaining=tuple((i, t) for i, t in self.remaining))
 
     def describe(self) -> str:
         """For a person: ``ADD under way: 1 of 3 plugins done``, or ``DEL
@@ -176,55 +179,19 @@ class CacheRecord(Value):
         legacy: the file held only a bare result (the pre-cniCacheV1 format).
     """
 
-    __slots__ = (
-        "container_id",
-        "ifname",
-        "network",
-        "netns",
-        "config",
-        "cni_args",
-        "capability_args",
-        "result",
-        "progress",
-        "legacy",
-    )
     container_id: str
     ifname: str
     network: str
-    netns: str
-    config: bytes
-    cni_args: tuple[tuple[str, str], ...]
-    capability_args: Mapping[str, Any]
-    result: Mapping[str, Any] | None
-    progress: Progress | None
-    legacy: bool
+    netns: str = ""
+    config: bytes = b""
+    cni_args: tuple[tuple[str, str], ...] = ()
+    capability_args: Mapping[str, Any] = fresh(dict)
+    result: Mapping[str, Any] | None = None
+    progress: Progress | None = None
+    legacy: bool = False
 
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        ifname: str,
-        network: str,
-        config: bytes = b"",
-        netns: str = "",
-        cni_args: Iterable[tuple[str, str]] = (),
-        capability_args: Mapping[str, Any] | None = None,
-        result: Mapping[str, Any] | None = None,
-        progress: Progress | None = None,
-        legacy: bool = False,
-    ) -> None:
-        self._set(
-            container_id=container_id,
-            ifname=ifname,
-            network=network,
-            netns=netns,
-            config=config,
-            cni_args=tuple((k, v) for k, v in cni_args),
-            capability_args=dict(capability_args or {}),
-            result=result,
-            progress=progress,
-            legacy=legacy,
-        )
+    def _post_init(self) -> None:
+        self._set(cni_args=tuple((k, v) for k, v in self.cni_args), capability_args=dict(self.capability_args or {}))
 
     @property
     def complete(self) -> bool:
@@ -344,8 +311,8 @@ def decode_record(data: bytes, path: str) -> CacheRecord:
             state=_str(marker.get("state")) or "adding",
             done=int(marker.get("done") or 0),
             plugins=int(marker.get("plugins") or 0),
-            remaining=[(int(r["index"]), r["type"]) for r in marker.get("remaining") or ()],
-            leftover=[str(n) for n in marker.get("leftover") or () if isinstance(n, str)],
+            remaining=tuple([(int(r["index"]), r["type"]) for r in marker.get("remaining") or ()]),
+            leftover=tuple([str(n) for n in marker.get("leftover") or () if isinstance(n, str)]),
         )
     return CacheRecord(
         container_id=_str(doc.get("containerId")),
@@ -353,7 +320,7 @@ def decode_record(data: bytes, path: str) -> CacheRecord:
         network=_str(doc.get("networkName")),
         netns=_str(doc.get("netns")),
         config=config,
-        cni_args=[(k, v) for k, v in doc.get("cniArgs") or ()],
+        cni_args=tuple([(k, v) for k, v in doc.get("cniArgs") or ()]),
         capability_args=doc.get("capabilityArgs") or {},
         result=doc.get("result") or None,
         progress=progress,
@@ -410,3 +377,122 @@ def key_or_none(record: CacheRecord) -> AttachmentKey | None:
         return record.key()
     except InvalidNameError:
         return None
+
+
+def runtime_conf(record: CacheRecord, *, netns: str | None = None) -> RuntimeConf:
+    """The :class:`~libcni_py.core.inputs.RuntimeConf` an attachment was added
+    with, from its record: what DEL (and GC's DEL) of it runs with.
+
+    Args:
+        netns: the namespace path to use instead of the recorded one (GC
+            passes "" for a namespace that is no longer one; a pod teardown
+            its own path when the record holds none).
+    """
+    from .inputs import RuntimeConf
+
+    return RuntimeConf(
+        container_id=record.container_id,
+        netns=record.netns if netns is None else netns,
+        ifname=record.ifname,
+        args=record.cni_args,
+        capability_args=record.capability_args,
+    )
+
+
+def key_from_filename(filename: str, *, network: str = "", container_id: str = "") -> AttachmentKey | None:
+    """The attachment a cache file's name stands for, or None.
+
+    The name is ``<network>-<containerID>-<ifname>`` and all three may hold
+    ``-``, so a name alone can be split several ways; what the caller knows
+    (``network``, ``container_id``) pins the split down.  Of the splits that
+    give three valid names, the one taken is: the known parts where given;
+    else the shortest network name (networks rarely hold ``-``) and the
+    longest container ID (cnitool's IDs do; interface names rarely do).
+    Used only for files whose content cannot be trusted (a damaged record):
+    a usable record says whose it is itself.
+    """
+    dashes = [i for i, ch in enumerate(filename) if ch == "-"]
+    firsts = dashes
+    if network:
+        firsts = [len(network)] if filename.startswith(network + "-") else []
+    for first in firsts:
+        if container_id:
+            second = first + 1 + len(container_id)
+            if filename[first + 1 : second] != container_id or filename[second : second + 1] != "-":
+                continue
+            seconds = [second]
+        else:
+            seconds = [i for i in reversed(dashes) if i > first + 1]
+        for second in seconds:
+            try:
+                return AttachmentKey(
+                    network=filename[:first], container_id=filename[first + 1 : second], ifname=filename[second + 1 :]
+                )
+            except InvalidNameError:
+                continue
+    return None
+
+
+def cached_attachments(
+    listing: Iterable[tuple[str, bytes | None, CacheError | None]], container_id: str = ""
+) -> tuple[list[CacheRecord], list[tuple[str, str]]]:
+    """Decode a listing of ``results/`` (Go's ``GetCachedAttachments``).
+
+    Returns:
+        ``(records, damaged)``: the usable ``cniCacheV1`` records (Go's
+        filters: right kind, right container, ``ifName`` and ``networkName``
+        present; and, stricter than Go, names that are valid and match the
+        file's name, since DEL and GC build paths from them) and ``(file
+        name, problem)`` for the files that could not be used.
+    """
+    records: list[CacheRecord] = []
+    damaged: list[tuple[str, str]] = []
+    for name, data, error in listing:
+        if error is not None or data is None:
+            damaged.append((name, error.problem if error else "is unreadable"))
+            continue
+        try:
+            record = decode_record(data, name)
+        except CacheError as exc:
+            damaged.append((name, exc.problem))
+            continue
+        if record.legacy:
+            continue
+        if container_id and record.container_id != container_id:
+            continue
+        if not record.ifname or not record.network:
+            damaged.append((name, "has no ifName or networkName"))
+            continue
+        key = key_or_none(record)
+        if key is None:
+            damaged.append((name, "holds names that are not valid"))
+            continue
+        if key.filename != name:
+            damaged.append((name, f"holds the record of {key.filename}"))
+            continue
+        records.append(record)
+    return records, damaged
+
+
+# -- The cache dir layout ----------------------------------------------------
+# The one owner of where things live below the cache dir (Go's ``CacheDir``,
+# default /var/lib/cni).  Folders are path parts; the record store opens them
+# part by part (never following a symbolic link), the rest only names them.
+
+#: ``results/<network>-<containerID>-<ifname>``: records (Go's files, Go's names).
+RESULTS_FOLDER = ("results",)
+#: ``libcni_py/tmp/``: where new records are written before the rename.
+TMP_FOLDER = ("libcni_py", "tmp")
+#: ``libcni_py/locks/<network>-<containerID>-<ifname>``: one flock file per attachment.
+ATTACHMENT_LOCKS_FOLDER = ("libcni_py", "locks")
+#: ``libcni_py/pod-locks/<containerID>``: one flock file per pod (the runtime layer).
+POD_LOCKS_FOLDER = ("libcni_py", "pod-locks")
+#: ``libcni_py/gc-lock/lock``: shared by pod operations, exclusive for their GC.
+GC_LOCK_FOLDER = ("libcni_py", "gc-lock")
+#: ``libcni_py/pods/<containerID>``: pod records of the runtime layer.
+PODS_FOLDER = ("libcni_py", "pods")
+
+
+def cache_path(cache_dir: str, folder: tuple[str, ...], name: str = "") -> str:
+    """``<cache_dir>/<folder...>/<name>`` (the folder itself when ``name`` is "")."""
+    return os.path.join(cache_dir, *folder, name) if name else os.path.join(cache_dir, *folder)

@@ -37,7 +37,7 @@ from .value import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
     from typing import Any, TypeAlias
 
 __all__ = [
@@ -151,25 +151,12 @@ def is_ipv4(text: str) -> bool:
 class Interface(Value):
     """An interface a plugin created or configured."""
 
-    __slots__ = ("name", "mac", "sandbox", "mtu", "socket_path", "pci_id")
     name: str
-    mac: str
-    sandbox: str
-    mtu: int
-    socket_path: str
-    pci_id: str
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        mac: str = "",
-        sandbox: str = "",
-        mtu: int = 0,
-        socket_path: str = "",
-        pci_id: str = "",
-    ) -> None:
-        self._set(name=name, mac=mac, sandbox=sandbox, mtu=mtu, socket_path=socket_path, pci_id=pci_id)
+    mac: str = ""
+    sandbox: str = ""
+    mtu: int = 0
+    socket_path: str = ""
+    pci_id: str = ""
 
 
 class IPConfig(Value):
@@ -180,132 +167,64 @@ class IPConfig(Value):
     0.3.x/0.4.0 results only and is "" otherwise.
     """
 
-    __slots__ = ("address", "gateway", "interface", "version")
     address: str
-    gateway: str | None
-    interface: int | None
-    version: str
-
-    def __init__(
-        self,
-        *,
-        address: str,
-        gateway: str | None = None,
-        interface: int | None = None,
-        version: str = "",
-    ) -> None:
-        self._set(address=address, gateway=gateway, interface=interface, version=version)
+    gateway: str | None = None
+    interface: int | None = None
+    version: str = ""
 
 
 class Route(Value):
     """A route; the fields after ``gw`` are spec 1.1 additions (0 / None = unset)."""
 
-    __slots__ = ("dst", "gw", "mtu", "advmss", "priority", "table", "scope")
     dst: str
-    gw: str | None
-    mtu: int
-    advmss: int
-    priority: int
-    table: int | None
-    scope: int | None
-
-    def __init__(
-        self,
-        *,
-        dst: str,
-        gw: str | None = None,
-        mtu: int = 0,
-        advmss: int = 0,
-        priority: int = 0,
-        table: int | None = None,
-        scope: int | None = None,
-    ) -> None:
-        self._set(dst=dst, gw=gw, mtu=mtu, advmss=advmss, priority=priority, table=table, scope=scope)
+    gw: str | None = None
+    mtu: int = 0
+    advmss: int = 0
+    priority: int = 0
+    table: int | None = None
+    scope: int | None = None
 
 
 class DNS(Value):
     """Resolver settings."""
 
-    __slots__ = ("nameservers", "domain", "search", "options")
-    nameservers: tuple[str, ...]
-    domain: str
-    search: tuple[str, ...]
-    options: tuple[str, ...]
-
-    def __init__(
-        self,
-        *,
-        nameservers: Iterable[str] = (),
-        domain: str = "",
-        search: Iterable[str] = (),
-        options: Iterable[str] = (),
-    ) -> None:
-        self._set(
-            nameservers=tuple(nameservers),
-            domain=domain,
-            search=tuple(search),
-            options=tuple(options),
-        )
+    nameservers: tuple[str, ...] = ()
+    domain: str = ""
+    search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
 
 class Result(Value):
     """A result of spec 0.3.0 to 1.1.0."""
 
-    __slots__ = ("cni_version", "interfaces", "ips", "routes", "dns")
     cni_version: str
-    interfaces: tuple[Interface, ...]
-    ips: tuple[IPConfig, ...]
-    routes: tuple[Route, ...]
-    dns: DNS
+    interfaces: tuple[Interface, ...] = ()
+    ips: tuple[IPConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    dns: DNS = DNS()
 
-    def __init__(
-        self,
-        *,
-        cni_version: str,
-        interfaces: Iterable[Interface] = (),
-        ips: Iterable[IPConfig] = (),
-        routes: Iterable[Route] = (),
-        dns: DNS | None = None,
-    ) -> None:
-        self._set(
-            cni_version=cni_version,
-            interfaces=tuple(interfaces),
-            ips=tuple(ips),
-            routes=tuple(routes),
-            dns=dns if dns is not None else DNS(),
-        )
+    def _post_init(self) -> None:
+        self._set(dns=self.dns if self.dns is not None else DNS())
 
 
 class LegacyIPConfig(Value):
     """``ip4``/``ip6`` of a 0.1.0/0.2.0 result."""
 
-    __slots__ = ("ip", "gateway", "routes")
     ip: str
-    gateway: str | None
-    routes: tuple[Route, ...]
-
-    def __init__(self, *, ip: str, gateway: str | None = None, routes: Iterable[Route] = ()) -> None:
-        self._set(ip=ip, gateway=gateway, routes=tuple(routes))
+    gateway: str | None = None
+    routes: tuple[Route, ...] = ()
 
 
 class LegacyResult(Value):
     """A result of spec 0.1.0/0.2.0."""
 
-    __slots__ = ("cni_version", "ip4", "ip6", "dns")
     cni_version: str
-    ip4: LegacyIPConfig | None
-    ip6: LegacyIPConfig | None
-    dns: DNS
+    ip4: LegacyIPConfig | None = None
+    ip6: LegacyIPConfig | None = None
+    dns: DNS = DNS()
 
-    def __init__(
-        self,
-        *,
-        cni_version: str,
-        ip4: LegacyIPConfig | None = None,
-        ip6: LegacyIPConfig | None = None,
-        dns: DNS | None = None,
-    ) -> None:
-        self._set(cni_version=cni_version, ip4=ip4, ip6=ip6, dns=dns if dns is not None else DNS())
+    def _post_init(self) -> None:
+        self._set(dns=self.dns if self.dns is not None else DNS())
 
 
 AnyResult: TypeAlias = "Result | LegacyResult"
@@ -436,27 +355,31 @@ def _build(f: Mapping[str, Any], fam: str) -> AnyResult:
         )
     return Result(
         cni_version=_str(f.get("cniVersion")),
-        interfaces=[
-            Interface(
-                name=_str(g.get("name")),
-                mac=_str(g.get("mac")),
-                sandbox=_str(g.get("sandbox")),
-                # a 0.3.x/0.4.0 interface has no 1.1.0 fields in Go: dropped
-                mtu=_int(g.get("mtu")) if fam == "100" else 0,
-                socket_path=_str(g.get("socketPath")) if fam == "100" else "",
-                pci_id=_str(g.get("pciID")) if fam == "100" else "",
-            )
-            for g in f.get("interfaces") or ()
-        ],
-        ips=[
-            IPConfig(
-                address=_cidr(g["address"], f"ips[{i}].address"),
-                gateway=_ip(g.get("gateway"), f"ips[{i}].gateway"),
-                interface=_opt_int(g.get("interface")),
-                version=_str(g.get("version")) if fam == "040" else "",
-            )
-            for i, g in enumerate(f.get("ips") or ())
-        ],
+        interfaces=tuple(
+            [
+                Interface(
+                    name=_str(g.get("name")),
+                    mac=_str(g.get("mac")),
+                    sandbox=_str(g.get("sandbox")),
+                    # a 0.3.x/0.4.0 interface has no 1.1.0 fields in Go: dropped
+                    mtu=_int(g.get("mtu")) if fam == "100" else 0,
+                    socket_path=_str(g.get("socketPath")) if fam == "100" else "",
+                    pci_id=_str(g.get("pciID")) if fam == "100" else "",
+                )
+                for g in f.get("interfaces") or ()
+            ]
+        ),
+        ips=tuple(
+            [
+                IPConfig(
+                    address=_cidr(g["address"], f"ips[{i}].address"),
+                    gateway=_ip(g.get("gateway"), f"ips[{i}].gateway"),
+                    interface=_opt_int(g.get("interface")),
+                    version=_str(g.get("version")) if fam == "040" else "",
+                )
+                for i, g in enumerate(f.get("ips") or ())
+            ]
+        ),
         routes=_routes(f.get("routes"), "routes"),
         dns=_dns(f.get("dns")),
     )
@@ -530,8 +453,8 @@ def _100_to_040(result: Result, to_version: str) -> Result:
     ]
     return Result(
         cni_version=to_version,
-        interfaces=[Interface(name=i.name, mac=i.mac, sandbox=i.sandbox) for i in result.interfaces],
-        ips=ips,
+        interfaces=tuple([Interface(name=i.name, mac=i.mac, sandbox=i.sandbox) for i in result.interfaces]),
+        ips=tuple(ips),
         routes=result.routes,
         dns=result.dns,
     )
@@ -540,8 +463,8 @@ def _100_to_040(result: Result, to_version: str) -> Result:
 def _040_to_100(result: Result, to_version: str) -> Result:
     return Result(
         cni_version=to_version,
-        interfaces=[Interface(name=i.name, mac=i.mac, sandbox=i.sandbox) for i in result.interfaces],
-        ips=[IPConfig(address=ip.address, gateway=ip.gateway, interface=ip.interface) for ip in result.ips],
+        interfaces=tuple([Interface(name=i.name, mac=i.mac, sandbox=i.sandbox) for i in result.interfaces]),
+        ips=tuple([IPConfig(address=ip.address, gateway=ip.gateway, interface=ip.interface) for ip in result.ips]),
         routes=result.routes,
         dns=result.dns,
     )
@@ -554,7 +477,7 @@ def _020_to_040(result: LegacyResult, to_version: str) -> Result:
         if conf is not None:
             ips.append(IPConfig(address=conf.ip, gateway=conf.gateway, version=ver))
             routes.extend(conf.routes)
-    return Result(cni_version=to_version, ips=ips, routes=routes, dns=result.dns)
+    return Result(cni_version=to_version, ips=tuple(ips), routes=tuple(routes), dns=result.dns)
 
 
 def _040_to_020(result: Result, to_version: str) -> LegacyResult:

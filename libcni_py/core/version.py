@@ -117,12 +117,8 @@ def select(cni_version: str, cni_versions: Iterable[str] | None) -> str:
 class PluginInfo(Value):
     """A plugin's answer to VERSION: the spec versions it supports."""
 
-    __slots__ = ("cni_version", "supported_versions")
     cni_version: str
     supported_versions: tuple[str, ...]
-
-    def __init__(self, *, cni_version: str, supported_versions: Iterable[str]) -> None:
-        self._set(cni_version=cni_version, supported_versions=tuple(supported_versions))
 
     def supports(self, version: str) -> bool:
         """True if the plugin lists ``version`` (an empty version means 0.1.0)."""

@@ -20,29 +20,27 @@ backoff so that it stays cancellable.
 
 from __future__ import annotations
 
-import errno
 import time
 
 import trio
 
-from ..core import plan
 from ..core.plugin_call import ExecOutcome
 from ..edges import spawn
-from ..edges.recordstore import ATTACHMENT_LOCKS, GC_LOCK
-from .base import DriverBase
+from .base import IO, Driver, start_plugin, stderr_to_terminal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any
+    from collections.abc import Awaitable, Callable, Sequence
+    from typing import Any, TypeVar
 
+    from ..core.effects import Plan
     from ..core.plugin_call import ExecRequest
-    from ..edges.recordstore import LockHandle
+    from ..edges.recordstore import CacheStore, LockHandle
+    from .base import Tracer
 
-__all__ = ["TrioDriver", "run_plugin", "wait_for_lock"]
+    T = TypeVar("T")
 
-TEXT_BUSY_RETRIES = 5
-TEXT_BUSY_DELAY = 1.0
+__all__ = ["TRIO", "TrioDriver", "TrioIO", "run_plugin", "wait_for_lock"]
 
 
 async def _pump(fd_of: Callable[[], int], step: Callable[[], bool], done: trio.Event | None = None) -> None:
@@ -85,22 +83,15 @@ async def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:  #
     process group is killed and reaped.
     """
     started = time.monotonic()
-    attempt = 0
-    while True:
-        held = spawn.hold_interrupts()  # until the child is in the try below
-        try:
-            child = spawn.start(req.path, req.stdin, req.env)
-            break
-        except OSError as exc:
-            spawn.release_interrupts(held)
-            if exc.errno == errno.ETXTBSY and attempt < TEXT_BUSY_RETRIES:
-                attempt += 1
-                await trio.sleep(TEXT_BUSY_DELAY)
-                continue
-            return ExecOutcome(returncode=-1, started=False, error=spawn.start_error(exc))
-        except BaseException:
-            spawn.release_interrupts(held)
-            raise
+    starting = start_plugin(req)  # interrupts held until the child is in the try below
+    try:
+        while True:  # noqa: ASYNC110 - a binary being replaced: wait, then start it afresh
+            await trio.sleep(next(starting))
+    except StopIteration as stop:
+        begun: tuple[spawn.Child, object] | ExecOutcome = stop.value
+    if isinstance(begun, ExecOutcome):
+        return begun
+    child, held = begun
     timed_out = False
     try:
         spawn.release_interrupts(held)
@@ -167,62 +158,71 @@ async def wait_for_lock(
         delay = min(delay * 2, 0.05)
 
 
-class TrioDriver(DriverBase):
-    """Runs plans in trio (see :class:`~libcni_py.drivers.base.DriverBase`).
+class TrioIO(IO):
+    """The operations that wait, in trio: plugins run without blocking the
+    loop, locks are polled (so waiting stays cancellable), slow file work
+    runs in a worker thread, batches of plans run in one nursery."""
+
+    async def run_plugin(self, req: ExecRequest, limit: float | None) -> ExecOutcome:
+        """:func:`run_plugin`."""
+        return await run_plugin(req, limit)
+
+    async def lock(
+        self,
+        wait: Callable[[float | None], LockHandle],
+        attempt: Callable[[], LockHandle | None],
+        on_timeout: Callable[[float], BaseException],
+        limit: float | None,
+    ) -> LockHandle:
+        """:func:`wait_for_lock` with ``attempt``."""
+        return await wait_for_lock(attempt, limit, on_timeout)
+
+    async def quick(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the loop: a thread hop would cost more than it does."""
+        return fn(*args)
+
+    async def slow(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread (``fsync`` would stall every other task)."""
+        return await trio.to_thread.run_sync(fn, *args)
+
+    async def each(self, thunks: Sequence[Callable[[], Awaitable[T]]], concurrent: bool) -> list[T]:
+        """In one nursery when ``concurrent``, else one after another."""
+        if not concurrent:
+            return [await thunk() for thunk in thunks]
+        results: dict[int, T] = {}
+
+        async def one(index: int, thunk: Callable[[], Awaitable[T]]) -> None:
+            results[index] = await thunk()
+
+        async with trio.open_nursery() as nursery:
+            for index, thunk in enumerate(thunks):
+                nursery.start_soon(one, index, thunk)
+        return [results[index] for index in range(len(thunks))]
+
+
+#: The one :class:`TrioIO` (it holds no state).
+TRIO = TrioIO()
+
+
+class TrioDriver(Driver):
+    """Runs plans in trio (see :class:`~libcni_py.drivers.base.Driver` for
+    the arguments).
 
     One driver runs one plan at a time (it tracks that plan's locks); the
     :class:`~libcni_py.api.AsyncCNI` makes one per call.
     """
 
-    async def perform(self, effect: plan.Effect) -> Any:
-        """Perform one effect and return its outcome."""
-        if isinstance(effect, plan.Exec):
-            outcome = await run_plugin(effect.request, self.timeout)
-            self.after_exec(effect.request, outcome)
-            return outcome
-        if isinstance(effect, plan.Acquire | plan.AcquireGC):
-            exclusive = self.gc_lock_needed(effect)
-            if exclusive is not None:
-                self.core_gc_lock = await wait_for_lock(
-                    lambda: self.store.try_lock_gc(exclusive=exclusive),
-                    self.timeout,
-                    lambda waited: self.store.lock_timeout("lock", GC_LOCK, waited),
-                )
-            if isinstance(effect, plan.Acquire) and effect.key not in self.held:
-                self.held[effect.key] = await self._lock(effect)
-            return None
-        if isinstance(effect, plan.WriteRecord) and effect.durable and self.store.durable:
-            # fsync can take milliseconds (more on a busy disk): not on the loop.
-            return await trio.to_thread.run_sync(self.perform_simple, effect)
-        return self.perform_simple(effect)
+    def __init__(
+        self,
+        store: CacheStore,
+        *,
+        timeout: float | None,
+        on_notice: Callable[[str], None] | None = None,
+        tracer: Tracer | None = None,
+        on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
+    ) -> None:
+        super().__init__(store, io=TRIO, timeout=timeout, on_notice=on_notice, tracer=tracer, on_stderr=on_stderr)
 
-    async def _lock(self, effect: plan.Acquire) -> Any:
-        return await wait_for_lock(
-            lambda: self.store.try_lock(effect.key),
-            self.timeout,
-            lambda waited: self.store.lock_timeout(effect.key.filename, ATTACHMENT_LOCKS, waited),
-        )
-
-    async def run(self, steps: plan.Plan) -> Any:
+    async def run(self, steps: Plan[T]) -> T:
         """Drive a plan to its end and return its value (or raise its error)."""
-        tracer = self.tracer
-        try:
-            effect = next(steps)
-            while True:
-                if tracer is not None:
-                    tracer.before(effect)
-                try:
-                    outcome = await self.perform(effect)
-                except Exception as exc:
-                    if tracer is not None:
-                        tracer.after(effect, None, exc)
-                    effect = steps.throw(exc)
-                    continue
-                if tracer is not None:
-                    tracer.after(effect, outcome, None)
-                effect = steps.send(outcome)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            steps.close()
-            self.release_all()
+        return await self.drive(steps)

@@ -17,33 +17,35 @@ way the interrupt then goes on: no further plugin starts, and the ADD's
 record (written before each plugin) describes everything that may exist.  Waiting for a
 lock ends at the same deadline with :class:`~libcni_py.errors.LockTimeoutError`
 naming the holder.  A
-plugin binary that is being replaced (``ETXTBSY``) is started again, up to 5
-times, 1 s apart -- a fresh start each time (Go's retry reuses a spent
-command object and can never succeed).
+plugin binary that is being replaced (``ETXTBSY``) is started again
+(:func:`libcni_py.drivers.base.start_plugin`).
+
+Everything else is :class:`~libcni_py.drivers.base.Driver`'s: this module
+gives it :class:`BlockingIO`, the blocking form of the operations that wait.
 """
 
 from __future__ import annotations
 
-import errno
 import select
 import time
 
-from ..core import plan
 from ..core.plugin_call import ExecOutcome
 from ..edges import spawn
-from .base import DriverBase
+from .base import IO, Driver, complete, start_plugin, stderr_to_terminal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Awaitable, Callable, Sequence
+    from typing import Any, TypeVar
 
+    from ..core.effects import Plan
     from ..core.plugin_call import ExecRequest
+    from ..edges.recordstore import CacheStore, LockHandle
+    from .base import Tracer
 
-__all__ = ["SyncDriver", "run_plugin"]
+    T = TypeVar("T")
 
-#: Attempts to start a binary that is busy being written (Go: 6 in total).
-TEXT_BUSY_RETRIES = 5
-TEXT_BUSY_DELAY = 1.0
+__all__ = ["BLOCKING", "BlockingIO", "SyncDriver", "run_plugin"]
 
 #: On ``KeyboardInterrupt`` (SIGINT; the CLI's SIGTERM and SIGHUP too) the
 #: running plugin gets this long (within its deadline) to finish on its own
@@ -62,23 +64,16 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
         What happened, including "could not be started" and "timed out".
     """
     started = time.monotonic()
-    attempt = 0
-    while True:
-        # Interrupts wait until the child is in the try below (its finally kills it).
-        held = spawn.hold_interrupts()
-        try:
-            child = spawn.start(req.path, req.stdin, req.env)
-            break
-        except OSError as exc:
-            spawn.release_interrupts(held)
-            if exc.errno == errno.ETXTBSY and attempt < TEXT_BUSY_RETRIES:
-                attempt += 1
-                time.sleep(TEXT_BUSY_DELAY)
-                continue
-            return ExecOutcome(returncode=-1, started=False, error=spawn.start_error(exc))
-        except BaseException:
-            spawn.release_interrupts(held)
-            raise
+    # Interrupts wait until the child is in the try below (its finally kills it).
+    starting = start_plugin(req)
+    try:
+        while True:
+            time.sleep(next(starting))
+    except StopIteration as stop:
+        begun: tuple[spawn.Child, object] | ExecOutcome = stop.value
+    if isinstance(begun, ExecOutcome):
+        return begun
+    child, held = begun
     deadline = None if timeout is None else started + timeout
     timed_out = False
     interrupted: KeyboardInterrupt | None = None
@@ -167,54 +162,63 @@ def run_plugin(req: ExecRequest, timeout: float | None) -> ExecOutcome:
     return child.outcome(duration=time.monotonic() - started, timed_out=timed_out)
 
 
-class SyncDriver(DriverBase):
-    """Runs plans with blocking calls (see :class:`~libcni_py.drivers.base.DriverBase`)."""
+class BlockingIO(IO):
+    """The operations that wait, as blocking calls.  File work holds
+    interrupts until it is done: an interrupt waits for the end of a record
+    write, read or removal (no temporary file left, no record half-replaced)."""
 
-    def perform(self, effect: plan.Effect) -> Any:
-        """Perform one effect and return its outcome."""
-        if isinstance(effect, plan.Exec):
-            outcome = run_plugin(effect.request, self.timeout)
-            self.after_exec(effect.request, outcome)
-            return outcome
-        if isinstance(effect, plan.Acquire | plan.AcquireGC):
-            exclusive = self.gc_lock_needed(effect)
-            if exclusive is not None:
-                self.core_gc_lock = self.store.lock_gc(exclusive=exclusive, timeout=self.timeout)
-            if isinstance(effect, plan.Acquire) and effect.key not in self.held:
-                self.held[effect.key] = self.store.lock(effect.key, timeout=self.timeout)
-            return None
-        # Record writes, reads and removals are quick: an interrupt waits for
-        # the end of one (no temporary file left, no record half-replaced).
+    async def run_plugin(self, req: ExecRequest, limit: float | None) -> ExecOutcome:
+        """:func:`run_plugin`."""
+        return run_plugin(req, limit)
+
+    async def lock(
+        self,
+        wait: Callable[[float | None], LockHandle],
+        attempt: Callable[[], LockHandle | None],
+        on_timeout: Callable[[float], BaseException],
+        limit: float | None,
+    ) -> LockHandle:
+        """``wait(limit)``: ``flock`` with a deadline."""
+        return wait(limit)
+
+    async def quick(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` with interrupts held."""
         held = spawn.hold_interrupts()
         try:
-            return self.perform_simple(effect)
+            return fn(*args)
         finally:
             spawn.release_interrupts(held)
 
-    def run(self, steps: plan.Plan) -> Any:
+    slow = quick
+
+    async def each(self, thunks: Sequence[Callable[[], Awaitable[T]]], concurrent: bool) -> list[T]:
+        """One after another, whatever ``concurrent`` says."""
+        return [await thunk() for thunk in thunks]
+
+
+#: The one :class:`BlockingIO` (it holds no state).
+BLOCKING = BlockingIO()
+
+
+class SyncDriver(Driver):
+    """Runs plans with blocking calls (see :class:`~libcni_py.drivers.base.Driver`
+    for the arguments)."""
+
+    def __init__(
+        self,
+        store: CacheStore,
+        *,
+        timeout: float | None,
+        on_notice: Callable[[str], None] | None = None,
+        tracer: Tracer | None = None,
+        on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
+    ) -> None:
+        super().__init__(store, io=BLOCKING, timeout=timeout, on_notice=on_notice, tracer=tracer, on_stderr=on_stderr)
+
+    def run(self, steps: Plan[T]) -> T:
         """Drive a plan to its end and return its value (or raise its error).
 
         Locks the plan still holds when it ends -- by error, interrupt or
         success -- are released.
         """
-        tracer = self.tracer
-        try:
-            effect = next(steps)
-            while True:
-                if tracer is not None:
-                    tracer.before(effect)
-                try:
-                    outcome = self.perform(effect)
-                except Exception as exc:
-                    if tracer is not None:
-                        tracer.after(effect, None, exc)
-                    effect = steps.throw(exc)
-                    continue
-                if tracer is not None:
-                    tracer.after(effect, outcome, None)
-                effect = steps.send(outcome)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            steps.close()
-            self.release_all()
+        return complete(self.drive(steps))

@@ -1,6 +1,6 @@
 """Dry runs: what each plugin of an operation would be given, without running it.
 
-:func:`explain` runs the real plan (:mod:`libcni_py.core.plan`) -- the same code
+:func:`explain` runs the real plan (:mod:`libcni_py.core.operations`) -- the same code
 ADD, CHECK, DEL, GC and STATUS run -- with :class:`DryRunDriver`, a driver
 that performs nothing: plugin runs are recorded and answered with a
 placeholder success (an empty result for ADD), cache records are "read" as a
@@ -18,21 +18,43 @@ from __future__ import annotations
 
 import os
 
-from ..core import gojson, plan
+from ..core import gojson
+from ..core import operations as ops
 from ..core import plugin_call as invoke
 from ..core import plugin_input as request
 from ..core import record as cache
-from ..core.value import Value
+from ..core.value import Value, fresh
 from ..errors import DecodeError, PluginNotFoundError
-from .blocking import SyncDriver
+from .base import Stepper, complete
+from .describe import kind_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Any
+    from typing import Any, TypeVar
 
+    from ..core.effects import (
+        Acquire,
+        AcquireGC,
+        Exec,
+        Listed,
+        ListRecords,
+        Notice,
+        Plan,
+        ProbeLinks,
+        ProbeNetns,
+        ReadRecord,
+        Release,
+        RemoveRecord,
+        Resolve,
+        Sweep,
+        WriteRecord,
+    )
+    from ..core.inputs import Options, RuntimeConf
     from ..core.netconf import NetworkConfigList
     from ..edges.recordstore import CacheStore
+
+    T = TypeVar("T")
 
 __all__ = ["COMMANDS", "DryRunDriver", "Step", "explain"]
 
@@ -41,6 +63,11 @@ COMMANDS = ("ADD", "CHECK", "DEL", "GC", "STATUS")
 
 #: Marks a binary that is not there (the step still shows what it would get).
 MISSING = "(MISSING)"
+
+
+def _on_disk(path: str) -> bool:
+    """Whether something is at ``path`` now (the dry run's one kind of look)."""
+    return os.path.lexists(path)
 
 
 class Step(Value):
@@ -59,35 +86,13 @@ class Step(Value):
         missing: for ``exec``, why the binary would not be found ("" when it is).
     """
 
-    __slots__ = ("kind", "text", "request", "prev_result", "passed", "dropped", "missing")
     kind: str
     text: str
-    request: invoke.ExecRequest | None
-    prev_result: str
-    passed: dict[str, Any]
-    dropped: tuple[str, ...]
-    missing: str
-
-    def __init__(
-        self,
-        *,
-        kind: str,
-        text: str,
-        request: invoke.ExecRequest | None = None,
-        prev_result: str = "",
-        passed: dict[str, Any] | None = None,
-        dropped: Sequence[str] = (),
-        missing: str = "",
-    ) -> None:
-        self._set(
-            kind=kind,
-            text=text,
-            request=request,
-            prev_result=prev_result,
-            passed=dict(passed or {}),
-            dropped=tuple(dropped),
-            missing=missing,
-        )
+    request: invoke.ExecRequest | None = None
+    prev_result: str = ""
+    passed: dict[str, Any] = fresh(dict)
+    dropped: tuple[str, ...] = ()
+    missing: str = ""
 
     def stdin_shown(self) -> str:
         """The stdin as it would be sent (compact, exact), with the placeholder
@@ -116,7 +121,7 @@ class Step(Value):
         return doc
 
 
-class DryRunDriver(SyncDriver):
+class DryRunDriver(Stepper):
     """Performs nothing: records what a plan would do (see the module).
 
     Args:
@@ -130,7 +135,8 @@ class DryRunDriver(SyncDriver):
     def __init__(
         self, store: CacheStore, netlist: NetworkConfigList, capability_args: dict[str, Any], command: str = ""
     ) -> None:
-        super().__init__(store, timeout=None, on_stderr=None)
+        super().__init__()
+        self.store = store
         self.netlist = netlist
         self.command = command
         self.capability_args = capability_args
@@ -138,106 +144,125 @@ class DryRunDriver(SyncDriver):
         self._last_exec_index = -1
         self._prev_source = ""
 
-    def perform(self, effect: plan.Effect) -> Any:
-        """Record ``effect`` and return a placeholder outcome."""
+    async def resolve(self, effect: Resolve) -> tuple[str, ...]:
+        """The binaries, a missing one marked :data:`MISSING` (the step still shows what it would get)."""
+        paths = []
+        for plugin_type in effect.plugin_types:
+            try:
+                paths.append(invoke.find_in_path(plugin_type, effect.plugin_path))
+            except PluginNotFoundError as exc:
+                paths.append(f"{MISSING} {exc.one_line()}")
+        return tuple(paths)
+
+    async def exec(self, effect: Exec) -> invoke.ExecOutcome:
+        """Record the call; a placeholder success."""
+        return self._exec(effect.request, self.netlist.cni_version or "0.1.0")
+
+    async def read_record(self, effect: ReadRecord) -> bytes | None:
+        """Say where the record would be read; a placeholder record (none for ADD)."""
         version = self.netlist.cni_version or "0.1.0"
-        if isinstance(effect, plan.Resolve):
-            paths = []
-            for plugin_type in effect.plugin_types:
-                try:
-                    paths.append(invoke.find_in_path(plugin_type, effect.plugin_path))
-                except PluginNotFoundError as exc:
-                    paths.append(f"{MISSING} {exc.one_line()}")
-            return tuple(paths)
-        if isinstance(effect, plan.Exec):
-            return self._exec(effect.request, version)
-        if isinstance(effect, plan.ReadRecord):
-            path = self.store.path_for(effect.key)
-            if self.command == "ADD":
-                # ADD looks for a record only to refuse an attachment that is on record
-                exists = "it exists now: an ADD now is refused" if os.path.lexists(path) else "there is none now"
-                self.steps.append(
-                    Step(
-                        kind="read-record",
-                        text=f"look for the cache record {path}: ADD refuses an attachment on record ({exists})",
-                    )
-                )
-                return None
-            if os.path.lexists(path):
-                exists = "it exists now"
-            elif self.command == "CHECK":
-                exists = "there is none now: a CHECK now fails before running any plugin"
-            else:
-                exists = "there is none now: a DEL now runs the plugins without prevResult"
-            self._prev_source = f"the cached ADD result, from {path} ({exists}), as version {version}"
-            self.steps.append(Step(kind="read-record", text=f"read the cache record {path} ({exists})"))
-            return cache.encode_record(
-                container_id=effect.key.container_id,
-                ifname=effect.key.ifname,
-                network=effect.key.network,
-                config=self.netlist.config_bytes,
-                netns="",
-                cni_args=(),
-                capability_args=None,
-                result={"cniVersion": version},
-            )
-        if isinstance(effect, plan.WriteRecord):
-            record = cache.decode_record(effect.data, self.store.path_for(effect.key))
-            state = "final: the last plugin's result" if record.progress is None else record.progress.describe()
-            self.steps.append(
-                Step(kind="write-record", text=f"write the cache record {self.store.path_for(effect.key)} ({state})")
-            )
-            return None
-        if isinstance(effect, plan.RemoveRecord):
-            self.steps.append(
-                Step(kind="remove-record", text=f"remove the cache record {self.store.path_for(effect.key)}")
-            )
-            return True
-        if isinstance(effect, plan.ListRecords):
+        path = self.store.path_for(effect.key)
+        if self.command == "ADD":
+            # ADD looks for a record only to refuse an attachment that is on record
+            exists = "it exists now: an ADD now is refused" if _on_disk(path) else "there is none now"
             self.steps.append(
                 Step(
-                    kind="list-records",
-                    text="list the cache; every cached attachment of this network that is not valid gets a full DEL "
-                    "first (see explain --command DEL); none shown here",
-                )
-            )
-            return []
-        if isinstance(effect, plan.Acquire):
-            self.steps.append(Step(kind="lock", text="lock the attachment (one operation at a time)"))
-            return None
-        if isinstance(effect, plan.AcquireGC):
-            self.steps.append(
-                Step(kind="lock-gc", text="lock the cache dir for GC (no ADD, CHECK or DEL runs meanwhile)")
-            )
-            return None
-        if isinstance(effect, plan.Release):
-            self.steps.append(Step(kind="unlock", text="unlock the attachment"))
-            return None
-        if isinstance(effect, plan.ProbeNetns):
-            self.steps.append(
-                Step(kind="probe-netns", text=f"check whether the namespace {effect.path or '(none)'} is alive")
-            )
-            return "unknown"
-        if isinstance(effect, plan.ProbeLinks):
-            self.steps.append(
-                Step(
-                    kind="probe-links",
-                    text=f"check whether {', '.join(effect.names)} is still in the namespace {effect.path}",
+                    kind=kind_of(effect),
+                    text=f"look for the cache record {path}: ADD refuses an attachment on record ({exists})",
                 )
             )
             return None
-        if isinstance(effect, plan.Notice):
-            self.steps.append(Step(kind="notice", text=f"note: {effect.text}"))
-            return None
-        if isinstance(effect, plan.Sweep):
-            self.steps.append(
-                Step(
-                    kind="sweep",
-                    text="remove temporary files and unheld lock files that crashed writers left for this network",
-                )
+        if _on_disk(path):
+            exists = "it exists now"
+        elif self.command == "CHECK":
+            exists = "there is none now: a CHECK now fails before running any plugin"
+        else:
+            exists = "there is none now: a DEL now runs the plugins without prevResult"
+        self._prev_source = f"the cached ADD result, from {path} ({exists}), as version {version}"
+        self.steps.append(Step(kind=kind_of(effect), text=f"read the cache record {path} ({exists})"))
+        return cache.encode_record(
+            container_id=effect.key.container_id,
+            ifname=effect.key.ifname,
+            network=effect.key.network,
+            config=self.netlist.config_bytes,
+            netns="",
+            cni_args=(),
+            capability_args=None,
+            result={"cniVersion": version},
+        )
+
+    async def write_record(self, effect: WriteRecord) -> None:
+        """Say which record would be written, and in which state."""
+        record = cache.decode_record(effect.data, self.store.path_for(effect.key))
+        state = "final: the last plugin's result" if record.progress is None else record.progress.describe()
+        self.steps.append(
+            Step(kind=kind_of(effect), text=f"write the cache record {self.store.path_for(effect.key)} ({state})")
+        )
+
+    async def remove_record(self, effect: RemoveRecord) -> bool:
+        """Say which record would be removed."""
+        self.steps.append(Step(kind=kind_of(effect), text=f"remove the cache record {self.store.path_for(effect.key)}"))
+        return True
+
+    async def list_records(self, effect: ListRecords) -> list[Listed]:
+        """Say the cache would be listed; an empty listing."""
+        self.steps.append(
+            Step(
+                kind=kind_of(effect),
+                text="list the cache; every cached attachment of this network that is not valid gets a full DEL "
+                "first (see explain --command DEL); none shown here",
             )
-            return (0, 0)
-        raise TypeError(f"unknown effect {effect!r}")
+        )
+        return []
+
+    async def acquire(self, effect: Acquire) -> None:
+        """Say the attachment would be locked."""
+        self.steps.append(Step(kind=kind_of(effect), text="lock the attachment (one operation at a time)"))
+
+    async def acquire_gc(self, effect: AcquireGC) -> None:
+        """Say the cache dir would be locked for GC."""
+        self.steps.append(
+            Step(kind=kind_of(effect), text="lock the cache dir for GC (no ADD, CHECK or DEL runs meanwhile)")
+        )
+
+    async def release(self, effect: Release) -> None:
+        """Say the attachment would be unlocked."""
+        self.steps.append(Step(kind=kind_of(effect), text="unlock the attachment"))
+
+    async def sweep(self, effect: Sweep) -> tuple[int, int]:
+        """Say what would be swept; nothing."""
+        self.steps.append(
+            Step(
+                kind=kind_of(effect),
+                text="remove temporary files and unheld lock files that crashed writers left for this network",
+            )
+        )
+        return (0, 0)
+
+    async def probe_netns(self, effect: ProbeNetns) -> str:
+        """Say the namespace would be probed; ``unknown``."""
+        self.steps.append(
+            Step(kind=kind_of(effect), text=f"check whether the namespace {effect.path or '(none)'} is alive")
+        )
+        return "unknown"
+
+    async def probe_links(self, effect: ProbeLinks) -> tuple[str, ...] | None:
+        """Say the namespace would be looked into; None (cannot tell)."""
+        self.steps.append(
+            Step(
+                kind=kind_of(effect),
+                text=f"check whether {', '.join(effect.names)} is still in the namespace {effect.path}",
+            )
+        )
+        return None
+
+    async def notice(self, effect: Notice) -> None:
+        """Keep the note as a step."""
+        self.steps.append(Step(kind=kind_of(effect), text=f"note: {effect.text}"))
+
+    def run(self, steps: Plan[T]) -> T:
+        """Drive a plan to its end (see :meth:`~libcni_py.drivers.base.Stepper.drive`)."""
+        return complete(self.drive(steps))
 
     def _exec(self, req: invoke.ExecRequest, version: str) -> invoke.ExecOutcome:
         plugin = self.netlist.plugins[req.index] if 0 <= req.index < len(self.netlist.plugins) else None
@@ -265,7 +290,7 @@ class DryRunDriver(SyncDriver):
                 request=req,
                 prev_result=prev,
                 passed=passed,
-                dropped=dropped,
+                dropped=tuple(dropped),
                 missing=missing,
             )
         )
@@ -277,8 +302,8 @@ class DryRunDriver(SyncDriver):
 def explain(
     netlist: NetworkConfigList,
     command: str,
-    rt: plan.RuntimeConf,
-    opts: plan.Options,
+    rt: RuntimeConf,
+    opts: Options,
     store: CacheStore,
     *,
     valid_attachments: Sequence[tuple[str, str]] = (),
@@ -303,16 +328,15 @@ def explain(
     """
     driver = DryRunDriver(store, netlist, dict(rt.capability_args), command)
     if command == "ADD":
-        steps = plan.add(netlist, rt, opts)
+        driver.run(ops.add(netlist, rt, opts))
     elif command == "CHECK":
-        steps = plan.check(netlist, rt, opts)
+        driver.run(ops.check(netlist, rt, opts))
     elif command == "DEL":
-        steps = plan.delete(netlist, rt, opts)
+        driver.run(ops.delete(netlist, rt, opts))
     elif command == "GC":
-        steps = plan.gc(netlist, valid_attachments, opts)
+        driver.run(ops.gc(netlist, valid_attachments, opts))
     elif command == "STATUS":
-        steps = plan.status(netlist, opts)
+        driver.run(ops.status(netlist, opts))
     else:
         raise ValueError(f"cannot explain {command!r}: one of {', '.join(COMMANDS)}")
-    driver.run(steps)
     return driver.steps

@@ -28,7 +28,7 @@ import hashlib
 import os
 import stat
 
-from ..core.value import Value
+from ..core.value import Value, fresh
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,17 +75,14 @@ class Change(Value):
         details: more, for tools (size, mode, content, link kind...).
     """
 
-    __slots__ = ("kind", "change", "where", "text", "details")
     kind: str
     change: str
     where: str
     text: str
-    details: Mapping[str, Any]
+    details: Mapping[str, Any] = fresh(dict)
 
-    def __init__(
-        self, *, kind: str, change: str, where: str, text: str, details: Mapping[str, Any] | None = None
-    ) -> None:
-        self._set(kind=kind, change=change, where=where, text=text, details=dict(details or {}))
+    def _post_init(self) -> None:
+        self._set(details=dict(self.details or {}))
 
     def to_json(self) -> dict[str, Any]:
         """As a JSON-ready dict (the ``changes`` of ``--trace-json``)."""

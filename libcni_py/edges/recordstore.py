@@ -49,16 +49,23 @@ import fcntl
 import os
 
 from ..core import names as _names
-from ..core.record import AttachmentKey
-from ..errors import CacheError, LockTimeoutError, LockUnavailableError
+from ..core.defaults import DEFAULT_CACHE_DIR
+from ..core.record import (
+    ATTACHMENT_LOCKS_FOLDER,
+    GC_LOCK_FOLDER,
+    POD_LOCKS_FOLDER,
+    RESULTS_FOLDER,
+    TMP_FOLDER,
+    AttachmentKey,
+    cache_path,
+)
+from ..errors import CacheError, LockTimeoutError, LockUnavailableError, os_reason
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = ["DEFAULT_CACHE_DIR", "CacheStore", "LockHandle", "gc_lock_covers"]
-
-DEFAULT_CACHE_DIR = "/var/lib/cni"
 
 #: Largest cache record, for the writer and the reader alike: :meth:`CacheStore.write`
 #: refuses a bigger one (nothing is written; the record before it stays), so
@@ -70,11 +77,12 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
-#: Folders (below the cache dir) of the results, the attachment locks and the pod locks.
-RESULTS = ("results",)
-ATTACHMENT_LOCKS = ("libcni_py", "locks")
-POD_LOCKS = ("libcni_py", "pod-locks")
-GC_LOCK = ("libcni_py", "gc-lock")
+#: Folders (below the cache dir) of the results, the attachment locks and the pod
+#: locks: :mod:`libcni_py.core.record` owns the layout; these are its names here.
+RESULTS = RESULTS_FOLDER
+ATTACHMENT_LOCKS = ATTACHMENT_LOCKS_FOLDER
+POD_LOCKS = POD_LOCKS_FOLDER
+GC_LOCK = GC_LOCK_FOLDER
 
 #: The GC lock this flow of control holds: "", "shared" or "exclusive".  A
 #: context variable: a thread's own, a trio task's own, copied into the tasks
@@ -118,7 +126,7 @@ class CacheStore:
     @property
     def results_dir(self) -> str:
         """``<cacheDir>/results``."""
-        return os.path.join(self.cache_dir, "results")
+        return cache_path(self.cache_dir, RESULTS_FOLDER)
 
     def path_for(self, key: AttachmentKey) -> str:
         """The record's path (the key's names are already validated)."""
@@ -185,7 +193,7 @@ class CacheStore:
             dfd = self._open_dir(*folder, create=False)
         except FileNotFoundError:
             return None
-        where = os.path.join(self.cache_dir, *folder, name)
+        where = cache_path(self.cache_dir, folder, name)
         try:
             return self._read_at(dfd, name, where)
         finally:
@@ -240,7 +248,7 @@ class CacheStore:
         """Like :meth:`write`, by file name inside ``folder`` (a valid name:
         letters, digits, ``_.-``)."""
         sync = self.durable and durable
-        target = os.path.join(self.cache_dir, *folder, name)
+        target = cache_path(self.cache_dir, folder, name)
         if len(data) > MAX_RECORD_BYTES:
             raise CacheError(
                 target,
@@ -249,7 +257,7 @@ class CacheStore:
             )
         rdfd = self._open_dir(*folder, create=True)
         try:
-            tdfd = self._open_dir("libcni_py", "tmp", create=True)
+            tdfd = self._open_dir(*TMP_FOLDER, create=True)
             try:
                 tmp = f"{name}.{os.getpid()}.{os.urandom(4).hex()}"
                 try:
@@ -260,7 +268,7 @@ class CacheStore:
                         dir_fd=tdfd,
                     )
                 except OSError as exc:
-                    raise CacheError(os.path.join(self.cache_dir, "libcni_py", "tmp", tmp), _why(exc)) from None
+                    raise CacheError(cache_path(self.cache_dir, TMP_FOLDER, tmp), _why(exc)) from None
                 try:
                     try:
                         view = memoryview(data)
@@ -305,7 +313,7 @@ class CacheStore:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise CacheError(os.path.join(self.cache_dir, *folder, name), f"cannot remove: {_why(exc)}") from None
+            raise CacheError(cache_path(self.cache_dir, folder, name), f"cannot remove: {_why(exc)}") from None
         finally:
             os.close(dfd)
 
@@ -317,7 +325,7 @@ class CacheStore:
         except FileNotFoundError:
             return []
         try:
-            return self._names_at(dfd, container_id, os.path.join(self.cache_dir, *folder))
+            return self._names_at(dfd, container_id, cache_path(self.cache_dir, folder))
         finally:
             os.close(dfd)
 
@@ -338,7 +346,7 @@ class CacheStore:
         that kept it from being read.  The directory is opened once for the
         whole listing (GC reads every record)."""
         try:
-            dfd = self._open_dir("results", create=False)
+            dfd = self._open_dir(*RESULTS_FOLDER, create=False)
         except FileNotFoundError:
             return
         try:
@@ -365,13 +373,13 @@ class CacheStore:
 
         removed_tmp = 0
         try:
-            dfd = self._open_dir("libcni_py", "tmp", create=False)
+            dfd = self._open_dir(*TMP_FOLDER, create=False)
         except FileNotFoundError:
             dfd = -1
         if dfd >= 0:
             try:
                 now = time.time()
-                for name in _listdir(dfd, os.path.join(self.cache_dir, "libcni_py", "tmp")):
+                for name in _listdir(dfd, cache_path(self.cache_dir, TMP_FOLDER)):
                     if not name.startswith(prefix):
                         continue
                     try:
@@ -385,12 +393,12 @@ class CacheStore:
                 os.close(dfd)
         removed_locks = 0
         try:
-            dfd = self._open_dir("libcni_py", "locks", create=False)
+            dfd = self._open_dir(*ATTACHMENT_LOCKS_FOLDER, create=False)
         except FileNotFoundError:
             return removed_tmp, 0
         try:
             candidates = [
-                n for n in _listdir(dfd, os.path.join(self.cache_dir, "libcni_py", "locks")) if n.startswith(prefix)
+                n for n in _listdir(dfd, cache_path(self.cache_dir, ATTACHMENT_LOCKS_FOLDER)) if n.startswith(prefix)
             ]
         finally:
             os.close(dfd)
@@ -411,7 +419,7 @@ class CacheStore:
         """Whether ``results/<name>`` exists; True when that cannot be told
         (``results`` unusable), so that a sweep then keeps the lock file."""
         try:
-            dfd = self._open_dir("results", create=False)
+            dfd = self._open_dir(*RESULTS_FOLDER, create=False)
         except FileNotFoundError:
             return False
         except CacheError:
@@ -488,7 +496,7 @@ class CacheStore:
         """The error for a lock still held after ``waited`` seconds: who holds
         it (from ``/proc/locks``: pid, command line, and whether it is
         stopped), and what to do."""
-        path = os.path.join(self.cache_dir, *folder, name)
+        path = cache_path(self.cache_dir, folder, name)
         holders = lock_holders(path)
         kinds: dict[tuple[str, ...], str] = {ATTACHMENT_LOCKS: "attachment", POD_LOCKS: "pod", GC_LOCK: "GC"}
         what = kinds.get(folder, "the")
@@ -518,7 +526,7 @@ class CacheStore:
             raise LockUnavailableError(exc.path, exc.problem) from None
         try:
             while True:
-                fd = _open_lock_file(dfd, name, os.path.join(self.cache_dir, *folder, name))
+                fd = _open_lock_file(dfd, name, cache_path(self.cache_dir, folder, name))
                 try:
                     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
                     fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
@@ -639,17 +647,11 @@ def _is_regular(mode: int) -> bool:
 def _why(exc: OSError, directory: str = "") -> str:
     """What went wrong, for a person: ``directory`` is the one that refused
     (named when it is not the path the message is about)."""
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        owner = ""
-        if directory:
-            try:
-                uid = os.stat(directory).st_uid
-                owner = f" ({directory} belongs to uid {uid}, this process runs as uid {os.geteuid()})"
-            except OSError:
-                pass
-        return f"permission denied{owner} (run as root, or give --cache-dir a directory you own)"
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    if exc.errno == errno.EROFS:
-        return "read-only file system"
-    return exc.strerror or str(exc)
+    owner = ""
+    if directory and exc.errno in (errno.EACCES, errno.EPERM):
+        try:
+            uid = os.stat(directory).st_uid
+            owner = f" ({directory} belongs to uid {uid}, this process runs as uid {os.geteuid()})"
+        except OSError:
+            pass
+    return os_reason(exc, "store", owner)

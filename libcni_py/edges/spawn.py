@@ -57,6 +57,7 @@ import errno
 import os
 
 from ..core.plugin_call import MAX_STDERR_KEPT, MAX_STDOUT, ExecOutcome
+from ..errors import os_reason
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -479,12 +480,4 @@ def start(path: str, stdin_data: bytes, env: Mapping[str, str]) -> Child:
 
 def start_error(exc: OSError) -> str:
     """A person's explanation of why a plugin could not be started."""
-    if exc.errno == errno.EACCES:
-        return "permission denied (is the file executable? chmod +x it)"
-    if exc.errno == errno.ENOEXEC:
-        return "not an executable this machine can run (wrong architecture, or a script without #!)"
-    if exc.errno == errno.ENOENT:
-        return "no such file (or its #! interpreter is missing)"
-    if exc.errno == errno.ETXTBSY:
-        return "the binary is being written (text file busy); gave up after retrying"
-    return exc.strerror or str(exc)
+    return os_reason(exc, "start")

@@ -29,6 +29,7 @@ import os
 import time
 
 from ..core import netconf as conf
+from ..core.defaults import DEFAULT_CONF_DIR
 from ..core.value import Value
 from ..errors import ConfigError
 
@@ -48,8 +49,6 @@ __all__ = [
     "snapshot",
 ]
 
-DEFAULT_CONF_DIR = "/etc/cni/net.d"
-
 #: containerd's ``max_conf_num`` default: only the default network is attached.
 DEFAULT_MAX_NETWORKS = 1
 
@@ -63,12 +62,8 @@ Entry = tuple[str, int, int, int, int]
 class InvalidFile(Value):
     """A conf dir file that was skipped, and why (one line a person can act on)."""
 
-    __slots__ = ("path", "reason")
     path: str
     reason: str
-
-    def __init__(self, *, path: str, reason: str) -> None:
-        self._set(path=path, reason=reason)
 
 
 class ConfDirState(Value):
@@ -87,35 +82,13 @@ class ConfDirState(Value):
             (go-cni's ``WithMinNetworkCount``, without the loopback).
     """
 
-    __slots__ = ("conf_dir", "exists", "networks", "invalid", "max_networks", "default_network", "min_networks")
     conf_dir: str
     exists: bool
-    networks: tuple[NetworkConfigList, ...]
-    invalid: tuple[InvalidFile, ...]
-    max_networks: int
-    default_network: str
-    min_networks: int
-
-    def __init__(
-        self,
-        *,
-        conf_dir: str,
-        exists: bool,
-        networks: Iterable[NetworkConfigList] = (),
-        invalid: Iterable[InvalidFile] = (),
-        max_networks: int = DEFAULT_MAX_NETWORKS,
-        default_network: str = "",
-        min_networks: int = 0,
-    ) -> None:
-        self._set(
-            conf_dir=conf_dir,
-            exists=exists,
-            networks=tuple(networks),
-            invalid=tuple(invalid),
-            max_networks=max_networks,
-            default_network=default_network,
-            min_networks=min_networks,
-        )
+    networks: tuple[NetworkConfigList, ...] = ()
+    invalid: tuple[InvalidFile, ...] = ()
+    max_networks: int = DEFAULT_MAX_NETWORKS
+    default_network: str = ""
+    min_networks: int = 0
 
     @property
     def default(self) -> NetworkConfigList | None:
@@ -176,7 +149,9 @@ def load(conf_dir: str, *, max_networks: int = DEFAULT_MAX_NETWORKS) -> ConfDirS
             continue
         owner[net.name] = path
         networks.append(net)
-    return ConfDirState(conf_dir=conf_dir, exists=exists, networks=networks, invalid=invalid, max_networks=max_networks)
+    return ConfDirState(
+        conf_dir=conf_dir, exists=exists, networks=tuple(networks), invalid=tuple(invalid), max_networks=max_networks
+    )
 
 
 def with_options(

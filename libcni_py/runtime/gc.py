@@ -20,7 +20,7 @@ from a CRI runtime) a CRI sandbox the runtime no longer lists.  :func:`gc`
 2. deletes each cached attachment of a dead pod, with the configuration
    it was added with (the current one when it is the same);
 3. for every loaded network -- the conf dir's valid networks and the
-   loopback network -- runs the network GC of :mod:`libcni_py.core.plan`
+   loopback network -- runs the network GC of :mod:`libcni_py.core.operations`
    (:meth:`libcni_py.CNI.gc`) with every kept attachment as valid: it
    deletes only the foreign attachments asked for and proven dead, and from
    spec 1.1.0 each plugin gets ``GC`` with the attachments kept, so no
@@ -42,9 +42,11 @@ another configuration.
 
 from __future__ import annotations
 
-from ..core import plan
+from ..core import operations as ops
+from ..core.effects import Notice
 from ..core.ownership import owner_of
-from ..core.record import record_netns
+from ..core.record import record_netns, runtime_conf
+from ..core.reports import GCReport
 from ..core.value import Value
 from ..errors import CacheError, CNIError, MultiError
 from .effects import (
@@ -56,7 +58,6 @@ from .effects import (
     LockGC,
     LockPod,
     PodAlive,
-    PodPlan,
     UnlockPod,
 )
 from .pod import network_for_record
@@ -66,8 +67,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
 
+    from ..core.effects import Plan
+    from ..core.inputs import Options
     from ..core.netconf import NetworkConfigList
-    from ..core.record import CacheRecord
+    from ..core.record import ContainerIfname
     from .confdir import ConfDirState
     from .sandbox import PodSandbox
 
@@ -90,61 +93,27 @@ class PodGCReport(Value):
         errors: what failed.
     """
 
-    __slots__ = ("removed", "kept", "kept_reasons", "plugin_gc", "skipped", "pods_removed", "netns_removed", "errors")
-    removed: tuple[tuple[str, str, str], ...]
-    kept: tuple[tuple[str, str, str], ...]
-    kept_reasons: tuple[tuple[str, str, str, str], ...]
-    plugin_gc: tuple[str, ...]
-    skipped: tuple[str, ...]
-    pods_removed: tuple[str, ...]
-    netns_removed: tuple[str, ...]
-    errors: tuple[CNIError, ...]
-
-    def __init__(
-        self,
-        *,
-        removed: Iterable[tuple[str, str, str]] = (),
-        kept: Iterable[tuple[str, str, str]] = (),
-        plugin_gc: Iterable[str] = (),
-        skipped: Iterable[str] = (),
-        pods_removed: Iterable[str] = (),
-        netns_removed: Iterable[str] = (),
-        errors: Iterable[CNIError] = (),
-        kept_reasons: Iterable[tuple[str, str, str, str]] = (),
-    ) -> None:
-        self._set(
-            removed=tuple(removed),
-            kept=tuple(kept),
-            kept_reasons=tuple(kept_reasons),
-            plugin_gc=tuple(plugin_gc),
-            skipped=tuple(skipped),
-            pods_removed=tuple(pods_removed),
-            netns_removed=tuple(netns_removed),
-            errors=tuple(errors),
-        )
-
-
-def _rt(record: CacheRecord) -> plan.RuntimeConf:
-    return plan.RuntimeConf(
-        container_id=record.container_id,
-        netns=record.netns,
-        ifname=record.ifname,
-        args=record.cni_args,
-        capability_args=record.capability_args,
-    )
+    removed: tuple[tuple[str, str, str], ...] = ()
+    kept: tuple[tuple[str, str, str], ...] = ()
+    kept_reasons: tuple[tuple[str, str, str, str], ...] = ()
+    plugin_gc: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    pods_removed: tuple[str, ...] = ()
+    netns_removed: tuple[str, ...] = ()
+    errors: tuple[CNIError, ...] = ()
 
 
 def gc(
     live: Iterable[str],
     state: ConfDirState | None,
     loopback: NetworkConfigList | None,
-    opts: plan.Options,
+    opts: Options,
     *,
     concurrent: bool,
     judge_records: bool = True,
     include_foreign: bool = False,
     live_sandboxes: Collection[str] | None = None,
-) -> PodPlan:
+) -> Plan[PodGCReport]:
     """The runtime GC (see the module docstring) as a plan.
 
     Args:
@@ -163,32 +132,32 @@ def gc(
     Returns:
         :class:`PodGCReport`.
     """
-    yield LockGC(exclusive=True)
+    yield from LockGC(exclusive=True)
     alive = set(live)
     why: dict[str, str] = dict.fromkeys(alive, "listed as live")
     if live_sandboxes is not None:
         for container_id in live_sandboxes:
             alive.add(container_id)
             why[container_id] = f"the CRI runtime says sandbox {container_id[:12]} is alive"
-    records, damaged = yield ListAttachments()
-    sandboxes, damaged_pods = yield ListPods()
+    records, damaged = yield from ListAttachments()
+    sandboxes, damaged_pods = yield from ListPods()
     for filename, problem in damaged:
-        yield plan.Notice(text=f"cache file {filename}: {problem}; not an attachment GC can act on")
+        yield from Notice(text=f"cache file {filename}: {problem}; not an attachment GC can act on")
     for filename, problem in damaged_pods:
-        yield plan.Notice(text=f"pod record {filename}: {problem}; that pod is left alone")
+        yield from Notice(text=f"pod record {filename}: {problem}; that pod is left alone")
         alive.add(filename)
         why[filename] = "its pod record cannot be read"
     ours = {s.container_id for s in sandboxes} | {name for name, _ in damaged_pods}
     for sandbox in sandboxes:
         if sandbox.container_id in alive:
             continue
-        running = judge_records and (yield PodAlive(sandbox=sandbox))
+        running = judge_records and (yield from PodAlive(sandbox=sandbox))
         if running:
             alive.add(sandbox.container_id)
         why[sandbox.container_id] = liveness_reason(sandbox, running) if judge_records else "not listed as live"
     dead = sorted(ours - alive)
     for container_id in dead:  # no pod operation runs (GC lock); taken so that their lock files go with them
-        yield LockPod(container_id=container_id)
+        yield from LockPod(container_id=container_id)
 
     loaded: dict[str, NetworkConfigList] = {}
     if loopback is not None:
@@ -212,7 +181,9 @@ def gc(
         except CacheError as exc:
             errors.append(exc)
             failed.add((record.network, record.container_id, record.ifname))
-    outcomes = yield Batch(plans=[plan.delete(net, _rt(rec), opts) for rec, net in mine], concurrent=concurrent)
+    outcomes = yield from Batch(
+        plans=[ops.delete(net, runtime_conf(rec), opts) for rec, net in mine], concurrent=concurrent
+    )
     for (record, _), outcome in zip(mine, outcomes, strict=True):
         triple = (record.network, record.container_id, record.ifname)
         if outcome.error is None:
@@ -232,7 +203,7 @@ def gc(
             except CacheError:
                 continue  # reported in step 2, or kept as foreign below
     networks = [*loaded.values(), *vanished.values()]
-    valid_of: dict[str, list[tuple[str, str]]] = {net.name: [] for net in networks}
+    valid_of: dict[str, list[ContainerIfname]] = {net.name: [] for net in networks}
     kept: list[tuple[str, str, str]] = []
     for record in records:
         triple = (record.network, record.container_id, record.ifname)
@@ -251,8 +222,8 @@ def gc(
             kept_reasons.append((*triple, reason))
             if record.network in valid_of:
                 valid_of[record.network].append((record.container_id, record.ifname))
-    outcomes = yield Batch(
-        plans=[plan.gc(net, valid_of[net.name], opts, live_sandboxes=live_sandboxes) for net in networks],
+    outcomes = yield from Batch(
+        plans=[ops.gc(net, valid_of[net.name], opts, live_sandboxes=live_sandboxes) for net in networks],
         concurrent=concurrent,
     )
     plugin_gc: list[str] = []
@@ -263,7 +234,7 @@ def gc(
         if outcome.error is not None:
             errors.append(outcome.error)
             report = outcome.error.report if isinstance(outcome.error, MultiError) else None
-        if not isinstance(report, plan.GCReport):
+        if not isinstance(report, GCReport):
             continue
         if report.skipped:
             skipped.append(net.name)
@@ -287,27 +258,27 @@ def gc(
     left = {cid for _, cid, _ in failed}
     by_id: dict[str, PodSandbox] = {s.container_id: s for s in sandboxes}
     for container_id in dead:
-        sandbox = by_id.get(container_id)
-        if sandbox is None or container_id in left:
+        pod = by_id.get(container_id)
+        if pod is None or container_id in left:
             continue
         try:
-            if sandbox.netns_owned and (yield DeleteNetns(path=sandbox.netns)):
-                netns_removed.append(sandbox.netns)
-            yield ForgetPod(container_id=container_id)
-            yield UnlockPod(container_id=container_id, forget=True)
+            if pod.netns_owned and (yield from DeleteNetns(path=pod.netns)):
+                netns_removed.append(pod.netns)
+            yield from ForgetPod(container_id=container_id)
+            yield from UnlockPod(container_id=container_id, forget=True)
             pods_removed.append(container_id)
         except CNIError as exc:
             errors.append(exc)
 
     report = PodGCReport(
-        removed=removed,
-        kept=kept,
-        kept_reasons=kept_reasons,
-        plugin_gc=plugin_gc,
-        skipped=skipped,
-        pods_removed=pods_removed,
-        netns_removed=netns_removed,
-        errors=errors,
+        removed=tuple(removed),
+        kept=tuple(kept),
+        kept_reasons=tuple(kept_reasons),
+        plugin_gc=tuple(plugin_gc),
+        skipped=tuple(skipped),
+        pods_removed=tuple(pods_removed),
+        netns_removed=tuple(netns_removed),
+        errors=tuple(errors),
     )
     if errors:
         raise MultiError(f"GC had {len(errors)} failure(s)", errors, report=report)

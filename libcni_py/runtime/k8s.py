@@ -16,18 +16,18 @@
   that network's :class:`NetworkSelection`.
 
 :func:`runtime_conf` turns a :class:`PodSpec` into the
-:class:`~libcni_py.core.plan.RuntimeConf` of one of the pod's networks.  Pure code.
+:class:`~libcni_py.core.inputs.RuntimeConf` of one of the pod's networks.  Pure code.
 """
 
 from __future__ import annotations
 
-from ..core.plan import RuntimeConf
-from ..core.value import Value
+from ..core.inputs import RuntimeConf
+from ..core.value import Value, fresh
 from ..errors import ArgsError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
     from typing import Any
 
 __all__ = [
@@ -58,20 +58,19 @@ _PROTOCOLS = ("tcp", "udp", "sctp")
 class PortMapping(Value):
     """A host port forwarded to a container port (a pod spec ``hostPort``)."""
 
-    __slots__ = ("host_port", "container_port", "protocol", "host_ip")
     host_port: int
     container_port: int
-    protocol: str
-    host_ip: str
+    protocol: str = "tcp"
+    host_ip: str = ""
 
-    def __init__(self, *, host_port: int, container_port: int, protocol: str = "tcp", host_ip: str = "") -> None:
-        proto = protocol.lower()
+    def _post_init(self) -> None:
+        proto = self.protocol.lower()
         if proto not in _PROTOCOLS:
-            raise ArgsError(f"port mapping: protocol {protocol!r} is not one of {', '.join(_PROTOCOLS)}")
-        for what, port in (("host port", host_port), ("container port", container_port)):
+            raise ArgsError(f"port mapping: protocol {self.protocol!r} is not one of {', '.join(_PROTOCOLS)}")
+        for what, port in (("host port", self.host_port), ("container port", self.container_port)):
             if not 0 <= port <= 65535:
                 raise ArgsError(f"port mapping: {what} {port} is not between 0 and 65535")
-        self._set(host_port=host_port, container_port=container_port, protocol=proto, host_ip=host_ip)
+        self._set(protocol=proto)
 
     @classmethod
     def parse(cls, text: str) -> PortMapping:
@@ -106,26 +105,20 @@ class Bandwidth(Value):
     """Traffic shaping for the pod, in bits per second (rates) and bits (bursts);
     0 means no limit in that direction."""
 
-    __slots__ = ("ingress_rate", "ingress_burst", "egress_rate", "egress_burst")
-    ingress_rate: int
-    ingress_burst: int
-    egress_rate: int
-    egress_burst: int
+    ingress_rate: int = 0
+    ingress_burst: int = 0
+    egress_rate: int = 0
+    egress_burst: int = 0
 
-    def __init__(
-        self, *, ingress_rate: int = 0, ingress_burst: int = 0, egress_rate: int = 0, egress_burst: int = 0
-    ) -> None:
+    def _post_init(self) -> None:
         for name, value in (
-            ("ingress rate", ingress_rate),
-            ("ingress burst", ingress_burst),
-            ("egress rate", egress_rate),
-            ("egress burst", egress_burst),
+            ("ingress rate", self.ingress_rate),
+            ("ingress burst", self.ingress_burst),
+            ("egress rate", self.egress_rate),
+            ("egress burst", self.egress_burst),
         ):
             if value < 0:
                 raise ArgsError(f"bandwidth: {name} {value} is negative")
-        self._set(
-            ingress_rate=ingress_rate, ingress_burst=ingress_burst, egress_rate=egress_rate, egress_burst=egress_burst
-        )
 
     @classmethod
     def from_rates(cls, ingress: int = 0, egress: int = 0) -> Bandwidth:
@@ -165,15 +158,9 @@ class Bandwidth(Value):
 class DNSConfig(Value):
     """The pod's resolver settings (the ``dns`` capability)."""
 
-    __slots__ = ("servers", "searches", "options")
-    servers: tuple[str, ...]
-    searches: tuple[str, ...]
-    options: tuple[str, ...]
-
-    def __init__(
-        self, *, servers: Iterable[str] = (), searches: Iterable[str] = (), options: Iterable[str] = ()
-    ) -> None:
-        self._set(servers=tuple(servers), searches=tuple(searches), options=tuple(options))
+    servers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, list[str]]:
         """The ``dns`` capability argument."""
@@ -183,14 +170,10 @@ class DNSConfig(Value):
 class IPRange(Value):
     """One range of an ``ipRanges`` set (host-local's ``ranges`` entry)."""
 
-    __slots__ = ("subnet", "range_start", "range_end", "gateway")
     subnet: str
-    range_start: str
-    range_end: str
-    gateway: str
-
-    def __init__(self, *, subnet: str, range_start: str = "", range_end: str = "", gateway: str = "") -> None:
-        self._set(subnet=subnet, range_start=range_start, range_end=range_end, gateway=gateway)
+    range_start: str = ""
+    range_end: str = ""
+    gateway: str = ""
 
     def to_json(self) -> dict[str, str]:
         """The range as CONVENTIONS.md writes it (empty fields left out)."""
@@ -211,23 +194,14 @@ class NetworkSelection(Value):
             and ``ipRanges`` (one set of ranges per entry).
     """
 
-    __slots__ = ("name", "ifname", "mac", "ips", "ip_ranges")
     name: str
-    ifname: str
-    mac: str
-    ips: tuple[str, ...]
-    ip_ranges: tuple[tuple[IPRange, ...], ...]
+    ifname: str = ""
+    mac: str = ""
+    ips: tuple[str, ...] = ()
+    ip_ranges: tuple[tuple[IPRange, ...], ...] = ()
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        ifname: str = "",
-        mac: str = "",
-        ips: Iterable[str] = (),
-        ip_ranges: Iterable[Iterable[IPRange]] = (),
-    ) -> None:
-        self._set(name=name, ifname=ifname, mac=mac, ips=tuple(ips), ip_ranges=tuple(tuple(s) for s in ip_ranges))
+    def _post_init(self) -> None:
+        self._set(ip_ranges=tuple(tuple(s) for s in self.ip_ranges))
 
     @classmethod
     def parse(cls, text: str) -> NetworkSelection:
@@ -257,62 +231,24 @@ class PodSpec(Value):
             ``deviceID``, ...); they win over the ones above.
     """
 
-    __slots__ = (
-        "namespace",
-        "name",
-        "uid",
-        "networks",
-        "port_mappings",
-        "bandwidth",
-        "dns",
-        "cgroup_path",
-        "annotations",
-        "aliases",
-        "extra_args",
-        "extra_capabilities",
-    )
-    namespace: str
+    namespace: str = "default"
     name: str
-    uid: str
-    networks: tuple[NetworkSelection, ...]
-    port_mappings: tuple[PortMapping, ...]
-    bandwidth: Bandwidth | None
-    dns: DNSConfig | None
-    cgroup_path: str
-    annotations: Mapping[str, str]
-    aliases: tuple[str, ...]
-    extra_args: tuple[tuple[str, str], ...]
-    extra_capabilities: Mapping[str, Any]
+    uid: str = ""
+    networks: tuple[NetworkSelection, ...] = ()
+    port_mappings: tuple[PortMapping, ...] = ()
+    bandwidth: Bandwidth | None = None
+    dns: DNSConfig | None = None
+    cgroup_path: str = ""
+    annotations: Mapping[str, str] = fresh(dict)
+    aliases: tuple[str, ...] = ()
+    extra_args: tuple[tuple[str, str], ...] = ()
+    extra_capabilities: Mapping[str, Any] = fresh(dict)
 
-    def __init__(
-        self,
-        *,
-        namespace: str = "default",
-        name: str,
-        uid: str = "",
-        networks: Iterable[NetworkSelection] = (),
-        port_mappings: Iterable[PortMapping] = (),
-        bandwidth: Bandwidth | None = None,
-        dns: DNSConfig | None = None,
-        cgroup_path: str = "",
-        annotations: Mapping[str, str] | None = None,
-        aliases: Iterable[str] = (),
-        extra_args: Iterable[tuple[str, str]] = (),
-        extra_capabilities: Mapping[str, Any] | None = None,
-    ) -> None:
+    def _post_init(self) -> None:
         self._set(
-            namespace=namespace,
-            name=name,
-            uid=uid,
-            networks=tuple(networks),
-            port_mappings=tuple(port_mappings),
-            bandwidth=bandwidth,
-            dns=dns,
-            cgroup_path=cgroup_path,
-            annotations=dict(annotations or {}),
-            aliases=tuple(aliases),
-            extra_args=tuple((k, v) for k, v in extra_args),
-            extra_capabilities=dict(extra_capabilities or {}),
+            annotations=dict(self.annotations or {}),
+            extra_args=tuple((k, v) for k, v in self.extra_args),
+            extra_capabilities=dict(self.extra_capabilities or {}),
         )
 
 
@@ -459,7 +395,7 @@ def runtime_conf(
     ifname: str,
     selection: NetworkSelection | None = None,
 ) -> RuntimeConf:
-    """The :class:`~libcni_py.core.plan.RuntimeConf` of one network of the pod.
+    """The :class:`~libcni_py.core.inputs.RuntimeConf` of one network of the pod.
 
     Raises:
         ArgsError: a value that cannot be passed (see :func:`cni_args`).

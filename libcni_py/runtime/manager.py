@@ -36,30 +36,33 @@ import time
 
 from .. import netns as netns_mod
 from ..api import CNI, DEFAULT_PLUGIN_PATH, DEFAULT_TIMEOUT, AsyncCNI
+from ..core.effects import Notice
 from ..drivers.base import stderr_to_terminal
 from ..edges.recordstore import DEFAULT_CACHE_DIR
-from ..errors import CNIError, ConfigError
+from ..errors import CNIError
 from . import gc as gc_plans
 from . import pod, readiness
 from .confdir import DEFAULT_CONF_DIR, DEFAULT_MAX_NETWORKS, ConfDir
-from .effects import ListAttachments, ListPods, SyncPodDriver
+from .effects import ListAttachments, ListPods, ReadConfDir, SyncPodDriver
 from .sandbox import PodSandbox, netns_name_for, new_container_id, pod_alive, process_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping
-    from typing import Any
+    from typing import Any, TypeVar
 
+    from ..core.effects import Plan
     from ..core.netconf import NetworkConfigList
     from ..core.plugin_call import ExecRequest
     from ..core.record import CacheRecord
     from ..drivers.base import Tracer
     from .confdir import ConfDirState
-    from .effects import PodPlan
     from .gc import PodGCReport
     from .k8s import PodSpec
     from .pod import PodResult, PodTeardown
     from .readiness import NetworkStatus, ProbeCache
+
+    T = TypeVar("T")
 
 __all__ = ["ROLLBACK_TIMEOUT", "AsyncPodNetworks", "PodNetworks"]
 
@@ -187,14 +190,6 @@ class _Base:
         """
         return self.confdir.current()
 
-    def _networks_or_none(self) -> ConfDirState | None:
-        # teardown, check and GC must work with a broken conf dir: cached configs suffice
-        try:
-            return self.confdir.current()
-        except ConfigError as exc:
-            self._notice(f"{exc.one_line()}; using cached configurations only")
-            return None
-
     def _notice(self, text: str) -> None:
         if self.on_notice is not None:
             self.on_notice(text)
@@ -263,43 +258,130 @@ class _Base:
         pod without owner) its namespace still exists."""
         return pod_alive(sandbox)
 
-    def _plans(self) -> _Plans:
-        return _Plans(self)
+    def _calls(self) -> _Calls:
+        return _Calls(self)
 
 
-class _Plans:
-    """The plans of one manager, with its settings filled in (shared by both forms)."""
+class _Call:
+    """One manager call, for both forms: ``prepare`` (a plan: the conf dir
+    read, say; nothing is rolled back if it fails), then ``main(prepared)``
+    (the plan that does the work; making it may refuse, before anything
+    runs), and ``undo()``, the plan that rolls ``main`` back when it fails,
+    is cancelled or interrupted."""
+
+    __slots__ = ("prepare", "main", "undo")
+
+    def __init__(
+        self,
+        main: Callable[[Any], Plan[Any]],
+        *,
+        prepare: Plan[Any] | None = None,
+        undo: Callable[[], Plan[Any]] | None = None,
+    ) -> None:
+        self.prepare = prepare
+        self.main = main
+        self.undo = undo
+
+
+class _Calls:
+    """Every call of a manager as plans, with its settings filled in: the one
+    place both forms take them from, so that they cannot drift (the forms
+    differ only in how they run a :class:`_Call`)."""
 
     def __init__(self, manager: _Base) -> None:
         self.m = manager
         self.opts = manager.cni.options()
 
-    def status(self, state: ConfDirState) -> PodPlan:
-        return readiness.status(state, self.m.loopback, self.opts, self.m.probes, concurrent=self.m.concurrent)
+    def _state(self, *, required: bool) -> Plan[ConfDirState | None]:
+        state = yield from ReadConfDir(confdir=self.m.confdir, required=required)
+        return state
 
-    def setup(self, sandbox: PodSandbox, attachments: tuple[pod.Attachment, ...]) -> PodPlan:
-        return pod.setup(sandbox, attachments, self.opts, concurrent=self.m.concurrent)
+    def status(self) -> _Call:
+        m, opts = self.m, self.opts
 
-    def run_pod(self, sandbox: PodSandbox, attachments: tuple[pod.Attachment, ...]) -> PodPlan:
-        return pod.run_pod(sandbox, attachments, self.opts, concurrent=self.m.concurrent)
+        def main(state: ConfDirState) -> Plan[NetworkStatus]:
+            return readiness.status(state, m.loopback, opts, m.probes, concurrent=m.concurrent)
 
-    def teardown(self, container_id: str, state: ConfDirState | None, netns_hint: str = "") -> PodPlan:
-        return pod.teardown(
-            container_id, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, netns_hint=netns_hint
+        return _Call(main, prepare=self._state(required=True))
+
+    def setup(self, sandbox: PodSandbox, spec: PodSpec) -> _Call:
+        m, opts = self.m, self.opts
+
+        def main(state: ConfDirState) -> Plan[PodResult]:
+            return pod.setup(sandbox, m.attachments_for(sandbox, spec, state), opts, concurrent=m.concurrent)
+
+        def undo() -> Plan[tuple[tuple[str, str], ...]]:
+            return self._teardown(sandbox.container_id, sandbox.netns)
+
+        return _Call(main, prepare=self._state(required=True), undo=undo)
+
+    def run_pod(self, sandbox: PodSandbox, spec: PodSpec) -> _Call:
+        m, opts = self.m, self.opts
+
+        def main(state: ConfDirState) -> Plan[PodResult]:
+            attachments = m.attachments_for(sandbox, spec, state)
+            return pod.run_pod(_in_setup(sandbox), attachments, opts, concurrent=m.concurrent)
+
+        def undo() -> Plan[PodTeardown]:
+            return self._stop_pod(sandbox.container_id, only_if=sandbox)
+
+        return _Call(main, prepare=self._state(required=True), undo=undo)
+
+    def teardown(self, container_id: str) -> _Call:
+        return _Call(lambda _: self._teardown(container_id, ""))
+
+    def _teardown(self, container_id: str, netns_hint: str) -> Plan[tuple[tuple[str, str], ...]]:
+        m = self.m
+        state = yield from self._state(required=False)
+        removed = yield from pod.teardown(
+            container_id, state, m.loopback, self.opts, concurrent=m.concurrent, netns_hint=netns_hint
         )
+        return removed
 
-    def stop_pod(self, container_id: str, state: ConfDirState | None, only_if: PodSandbox | None = None) -> PodPlan:
-        return pod.stop_pod(
-            container_id, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, only_if=only_if
+    def stop_pod(self, container_id: str) -> _Call:
+        return _Call(lambda _: self._stop_pod(container_id))
+
+    def _stop_pod(self, container_id: str, only_if: PodSandbox | None = None) -> Plan[PodTeardown]:
+        m = self.m
+        state = yield from self._state(required=False)
+        report = yield from pod.stop_pod(
+            container_id, state, m.loopback, self.opts, concurrent=m.concurrent, only_if=only_if
         )
+        return report
 
-    def check(self, container_id: str, state: ConfDirState | None) -> PodPlan:
-        return pod.check(container_id, state, self.m.loopback, self.opts, concurrent=self.m.concurrent)
+    def check(self, container_id: str) -> _Call:
+        m, opts = self.m, self.opts
 
-    def gc(self, live: Iterable[str], state: ConfDirState | None, judge_records: bool, **kw: Any) -> PodPlan:
-        return gc_plans.gc(
-            live, state, self.m.loopback, self.opts, concurrent=self.m.concurrent, judge_records=judge_records, **kw
-        )
+        def main(state: ConfDirState | None) -> Plan[tuple[tuple[str, str], ...]]:
+            return pod.check(container_id, state, m.loopback, opts, concurrent=m.concurrent)
+
+        return _Call(main, prepare=self._state(required=False))
+
+    def gc(self, live: Iterable[str], judge_records: bool, **kw: Any) -> _Call:
+        m, opts = self.m, self.opts
+
+        def main(state: ConfDirState | None) -> Plan[PodGCReport]:
+            return gc_plans.gc(
+                live, state, m.loopback, opts, concurrent=m.concurrent, judge_records=judge_records, **kw
+            )
+
+        return _Call(main, prepare=self._state(required=False))
+
+    def sandboxes(self) -> _Call:
+        def main(_: None) -> Plan[list[PodSandbox]]:
+            found, damaged = yield from ListPods()
+            for name, problem in damaged:
+                yield from Notice(text=f"pod record {name}: {problem}")
+            return list(found)
+
+        return _Call(main)
+
+    def attachments(self, container_id: str) -> _Call:
+        def main(_: None) -> Plan[list[CacheRecord]]:
+            records, _damaged = yield from ListAttachments(container_id=container_id)
+            return list(records)
+
+        return _Call(main)
 
 
 class PodNetworks(_Base):
@@ -312,14 +394,21 @@ class PodNetworks(_Base):
 
     _cni_class = CNI
 
-    def _run(self, steps: PodPlan) -> Any:
+    def _run(self, steps: Plan[T]) -> T:
         return SyncPodDriver(self.cni.store, **self.cni._driver_kwargs()).run(steps)
 
-    def _quietly(self, steps: PodPlan) -> None:
+    def _call(self, call: _Call) -> Any:
+        prepared = self._run(call.prepare) if call.prepare is not None else None
+        steps = call.main(prepared)  # may refuse (a network not found): nothing to roll back yet
         try:
-            self._run(steps)
-        except CNIError as exc:
-            self._notice(f"rolling back: {exc.one_line()}")
+            return self._run(steps)
+        except BaseException:
+            if call.undo is not None:
+                try:
+                    self._run(call.undo())
+                except CNIError as exc:
+                    self._notice(f"rolling back: {exc.one_line()}")
+            raise
 
     def status(self) -> NetworkStatus:
         """Is the pod network ready?  See :mod:`libcni_py.runtime.readiness`.
@@ -327,7 +416,7 @@ class PodNetworks(_Base):
         Raises:
             ConfigError: the conf dir exists but cannot be listed.
         """
-        status: NetworkStatus = self._run(self._plans().status(self.networks()))
+        status: NetworkStatus = self._call(self._calls().status())
         return status
 
     def setup(self, sandbox: PodSandbox, spec: PodSpec) -> PodResult:
@@ -342,12 +431,7 @@ class PodNetworks(_Base):
             CNIError: a network failed (MultiError: several); every
                 attachment was deleted again first.
         """
-        attachments = self.attachments_for(sandbox, spec)
-        try:
-            result: PodResult = self._run(self._plans().setup(sandbox, attachments))
-        except BaseException:
-            self._quietly(self._plans().teardown(sandbox.container_id, self._networks_or_none(), sandbox.netns))
-            raise
+        result: PodResult = self._call(self._calls().setup(sandbox, spec))
         return result
 
     def teardown(self, container_id: str) -> tuple[tuple[str, str], ...]:
@@ -359,7 +443,7 @@ class PodNetworks(_Base):
         Raises:
             CNIError: some DEL failed (MultiError: several); run it again.
         """
-        removed: tuple[tuple[str, str], ...] = self._run(self._plans().teardown(container_id, self._networks_or_none()))
+        removed: tuple[tuple[str, str], ...] = self._call(self._calls().teardown(container_id))
         return removed
 
     def check(self, container_id: str) -> tuple[tuple[str, str], ...]:
@@ -368,7 +452,7 @@ class PodNetworks(_Base):
         Returns:
             ``(network, ifname)`` of each attachment checked.
         """
-        checked: tuple[tuple[str, str], ...] = self._run(self._plans().check(container_id, self._networks_or_none()))
+        checked: tuple[tuple[str, str], ...] = self._call(self._calls().check(container_id))
         return checked
 
     def run_pod(
@@ -383,18 +467,13 @@ class PodNetworks(_Base):
             CNIError: as :meth:`setup`; everything made is removed again.
         """
         sandbox = self.new_sandbox(spec, netns=netns, container_id=container_id, owner_pid=owner_pid)
-        attachments = self.attachments_for(sandbox, spec)
-        try:
-            result: PodResult = self._run(self._plans().run_pod(_in_setup(sandbox), attachments))
-        except BaseException:
-            self._quietly(self._plans().stop_pod(sandbox.container_id, self._networks_or_none(), only_if=sandbox))
-            raise
+        result: PodResult = self._call(self._calls().run_pod(sandbox, spec))
         return sandbox, result
 
     def stop_pod(self, container_id: str) -> PodTeardown:
         """Tear down the pod's networks, then delete its namespace (if the
         runtime layer made it) and its record.  A pod already gone is fine."""
-        report: PodTeardown = self._run(self._plans().stop_pod(container_id, self._networks_or_none()))
+        report: PodTeardown = self._call(self._calls().stop_pod(container_id))
         return report
 
     def gc(
@@ -424,22 +503,14 @@ class PodNetworks(_Base):
         Raises:
             MultiError: some removals failed; ``.report`` says what was done.
         """
-        steps = self._plans().gc(
-            live,
-            self._networks_or_none(),
-            judge_records,
-            include_foreign=include_foreign,
-            live_sandboxes=live_sandboxes,
-        )
-        report: PodGCReport = self._run(steps)
+        call = self._calls().gc(live, judge_records, include_foreign=include_foreign, live_sandboxes=live_sandboxes)
+        report: PodGCReport = self._call(call)
         return report
 
     def sandboxes(self) -> list[PodSandbox]:
         """Every recorded pod (damaged records are skipped, with a notice)."""
-        found, damaged = self._run(_list_pods())
-        for name, problem in damaged:
-            self._notice(f"pod record {name}: {problem}")
-        return list(found)
+        found: list[PodSandbox] = self._call(self._calls().sandboxes())
+        return found
 
     def live_pods(self) -> set[str]:
         """The container IDs of the recorded pods that are alive (:meth:`is_alive`)."""
@@ -447,7 +518,8 @@ class PodNetworks(_Base):
 
     def attachments(self, container_id: str = "") -> list[CacheRecord]:
         """The cached attachments, of one pod or of all."""
-        return self.cni.cached_attachments(container_id)
+        records: list[CacheRecord] = self._call(self._calls().attachments(container_id))
+        return records
 
 
 def _in_setup(sandbox: PodSandbox) -> PodSandbox:
@@ -457,101 +529,73 @@ def _in_setup(sandbox: PodSandbox) -> PodSandbox:
     return sandbox.replace(setup_pid=pid, setup_start=process_start_time(pid) or 0)
 
 
-def _list_pods() -> PodPlan:
-    value = yield ListPods()
-    return value
-
-
-def _list_attachments(container_id: str) -> PodPlan:
-    value = yield ListAttachments(container_id=container_id)
-    return value
-
-
 class AsyncPodNetworks(_Base):
     """The pod network manager for trio: the same methods as
-    :class:`PodNetworks`, as coroutines.
+    :class:`PodNetworks`, as coroutines, running the same calls (:class:`_Calls`).
 
     A pod's networks are attached one after another, unless
     ``concurrent=True`` (go-cni's default; the spec forbids parallel
     operations for one container, across attachments too).
     Cancel a call with trio's scopes: the running plugins' process groups are
     killed, and a cancelled setup is rolled back (shielded, at most
-    :data:`ROLLBACK_TIMEOUT` seconds) before the cancellation goes on.
+    :data:`ROLLBACK_TIMEOUT` seconds) before the cancellation goes on; the
+    conf dir is read in a worker thread, the rollback's too.
     """
 
     _cni_class = AsyncCNI
 
-    async def _run(self, steps: PodPlan) -> Any:
+    async def _run(self, steps: Plan[T]) -> T:
         from .run_trio import TrioPodDriver
 
         return await TrioPodDriver(self.cni.store, **self.cni._driver_kwargs()).run(steps)
 
-    async def _rollback(self, steps: PodPlan) -> None:
+    async def _call(self, call: _Call) -> Any:
         import trio
 
-        with trio.CancelScope(shield=True), trio.move_on_after(ROLLBACK_TIMEOUT):
-            try:
-                await self._run(steps)
-            except CNIError as exc:
-                self._notice(f"rolling back: {exc.one_line()}")
-
-    async def _anetworks(self) -> ConfDirState:
-        import trio
-
-        return await trio.to_thread.run_sync(self.networks)
-
-    async def _anetworks_or_none(self) -> ConfDirState | None:
-        import trio
-
-        return await trio.to_thread.run_sync(self._networks_or_none)
+        prepared = await self._run(call.prepare) if call.prepare is not None else None
+        steps = call.main(prepared)  # may refuse (a network not found): nothing to roll back yet
+        try:
+            return await self._run(steps)
+        except BaseException:
+            if call.undo is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(ROLLBACK_TIMEOUT):
+                    try:
+                        await self._run(call.undo())
+                    except CNIError as exc:
+                        self._notice(f"rolling back: {exc.one_line()}")
+            raise
 
     async def status(self) -> NetworkStatus:
         """See :meth:`PodNetworks.status`."""
-        status: NetworkStatus = await self._run(self._plans().status(await self._anetworks()))
+        status: NetworkStatus = await self._call(self._calls().status())
         return status
 
     async def setup(self, sandbox: PodSandbox, spec: PodSpec) -> PodResult:
         """See :meth:`PodNetworks.setup`."""
-        attachments = self.attachments_for(sandbox, spec, await self._anetworks())
-        try:
-            result: PodResult = await self._run(self._plans().setup(sandbox, attachments))
-        except BaseException:
-            state = self._networks_or_none()
-            await self._rollback(self._plans().teardown(sandbox.container_id, state, sandbox.netns))
-            raise
+        result: PodResult = await self._call(self._calls().setup(sandbox, spec))
         return result
 
     async def teardown(self, container_id: str) -> tuple[tuple[str, str], ...]:
         """See :meth:`PodNetworks.teardown`."""
-        state = await self._anetworks_or_none()
-        removed: tuple[tuple[str, str], ...] = await self._run(self._plans().teardown(container_id, state))
+        removed: tuple[tuple[str, str], ...] = await self._call(self._calls().teardown(container_id))
         return removed
 
     async def check(self, container_id: str) -> tuple[tuple[str, str], ...]:
         """See :meth:`PodNetworks.check`."""
-        state = await self._anetworks_or_none()
-        checked: tuple[tuple[str, str], ...] = await self._run(self._plans().check(container_id, state))
+        checked: tuple[tuple[str, str], ...] = await self._call(self._calls().check(container_id))
         return checked
 
     async def run_pod(
         self, spec: PodSpec, *, netns: str | None = None, container_id: str | None = None, owner_pid: int = 0
     ) -> tuple[PodSandbox, PodResult]:
         """See :meth:`PodNetworks.run_pod`."""
-        state = await self._anetworks()
         sandbox = self.new_sandbox(spec, netns=netns, container_id=container_id, owner_pid=owner_pid)
-        attachments = self.attachments_for(sandbox, spec, state)
-        try:
-            result: PodResult = await self._run(self._plans().run_pod(_in_setup(sandbox), attachments))
-        except BaseException:
-            now = self._networks_or_none()
-            await self._rollback(self._plans().stop_pod(sandbox.container_id, now, only_if=sandbox))
-            raise
+        result: PodResult = await self._call(self._calls().run_pod(sandbox, spec))
         return sandbox, result
 
     async def stop_pod(self, container_id: str) -> PodTeardown:
         """See :meth:`PodNetworks.stop_pod`."""
-        state = await self._anetworks_or_none()
-        report: PodTeardown = await self._run(self._plans().stop_pod(container_id, state))
+        report: PodTeardown = await self._call(self._calls().stop_pod(container_id))
         return report
 
     async def gc(
@@ -563,19 +607,14 @@ class AsyncPodNetworks(_Base):
         live_sandboxes: Collection[str] | None = None,
     ) -> PodGCReport:
         """See :meth:`PodNetworks.gc`."""
-        state = await self._anetworks_or_none()
-        steps = self._plans().gc(
-            live, state, judge_records, include_foreign=include_foreign, live_sandboxes=live_sandboxes
-        )
-        report: PodGCReport = await self._run(steps)
+        call = self._calls().gc(live, judge_records, include_foreign=include_foreign, live_sandboxes=live_sandboxes)
+        report: PodGCReport = await self._call(call)
         return report
 
     async def sandboxes(self) -> list[PodSandbox]:
         """See :meth:`PodNetworks.sandboxes`."""
-        found, damaged = await self._run(_list_pods())
-        for name, problem in damaged:
-            self._notice(f"pod record {name}: {problem}")
-        return list(found)
+        found: list[PodSandbox] = await self._call(self._calls().sandboxes())
+        return found
 
     async def live_pods(self) -> set[str]:
         """See :meth:`PodNetworks.live_pods`."""
@@ -583,5 +622,5 @@ class AsyncPodNetworks(_Base):
 
     async def attachments(self, container_id: str = "") -> list[CacheRecord]:
         """See :meth:`PodNetworks.attachments`."""
-        records, _ = await self._run(_list_attachments(container_id))
-        return list(records)
+        records: list[CacheRecord] = await self._call(self._calls().attachments(container_id))
+        return records

@@ -31,10 +31,13 @@ deleted with the current configuration instead of blocking the teardown.
 
 from __future__ import annotations
 
-from ..core import gojson, names, plan
+from ..core import gojson, names
 from ..core import netconf as conf
+from ..core import operations as ops
 from ..core import record as cache
+from ..core.effects import Notice, ProbeNetns
 from ..core.gojson import Struct
+from ..core.inputs import Options, RuntimeConf
 from ..core.result import DNS, Result, convert, to_json
 from ..core.value import Value
 from ..errors import ArgsError, CacheError, CNIError, ConfigError, MultiError, NetworkNotFoundError
@@ -48,7 +51,6 @@ from .effects import (
     LoadPod,
     LockGC,
     LockPod,
-    PodPlan,
     SavePod,
     UnlockPod,
 )
@@ -57,9 +59,10 @@ from .sandbox import netns_name_for, same_pod
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
     from typing import Any
 
+    from ..core.effects import Plan
     from ..core.netconf import NetworkConfigList
     from ..core.record import CacheRecord
     from ..core.result import AnyResult, IPConfig, Route
@@ -107,12 +110,8 @@ def loopback_network(plugin_type: str = "loopback") -> NetworkConfigList:
 class Attachment(Value):
     """One network of a pod: the network and its runtime configuration."""
 
-    __slots__ = ("network", "rt")
     network: NetworkConfigList
-    rt: plan.RuntimeConf
-
-    def __init__(self, *, network: NetworkConfigList, rt: plan.RuntimeConf) -> None:
-        self._set(network=network, rt=rt)
+    rt: RuntimeConf
 
     @property
     def loopback(self) -> bool:
@@ -135,44 +134,19 @@ class PodInterface(Value):
         result: the network's whole result.
     """
 
-    __slots__ = ("ifname", "network", "mac", "sandbox", "ips", "routes", "dns", "result", "pci_id", "socket_path")
     ifname: str
     network: str
-    mac: str
-    sandbox: str
-    ips: tuple[IPConfig, ...]
-    routes: tuple[Route, ...]
-    dns: DNS
+    mac: str = ""
+    sandbox: str = ""
+    ips: tuple[IPConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    dns: DNS = DNS()
     result: AnyResult
-    pci_id: str
-    socket_path: str
+    pci_id: str = ""
+    socket_path: str = ""
 
-    def __init__(
-        self,
-        *,
-        ifname: str,
-        network: str,
-        result: AnyResult,
-        mac: str = "",
-        sandbox: str = "",
-        ips: Iterable[IPConfig] = (),
-        routes: Iterable[Route] = (),
-        dns: DNS | None = None,
-        pci_id: str = "",
-        socket_path: str = "",
-    ) -> None:
-        self._set(
-            ifname=ifname,
-            network=network,
-            mac=mac,
-            sandbox=sandbox,
-            ips=tuple(ips),
-            routes=tuple(routes),
-            dns=dns if dns is not None else DNS(),
-            result=result,
-            pci_id=pci_id,
-            socket_path=socket_path,
-        )
+    def _post_init(self) -> None:
+        self._set(dns=self.dns if self.dns is not None else DNS())
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -184,13 +158,9 @@ class PodResult(Value):
     """The pod's networks after setup: one :class:`PodInterface` per interface,
     in setup order (``lo`` first)."""
 
-    __slots__ = ("container_id", "netns", "interfaces")
     container_id: str
     netns: str
     interfaces: tuple[PodInterface, ...]
-
-    def __init__(self, *, container_id: str, netns: str, interfaces: Iterable[PodInterface]) -> None:
-        self._set(container_id=container_id, netns=netns, interfaces=tuple(interfaces))
 
     def interface(self, ifname: str) -> PodInterface | None:
         """The interface called ``ifname``, or None."""
@@ -236,21 +206,10 @@ class PodTeardown(Value):
         forgotten: whether the pod's record was removed.
     """
 
-    __slots__ = ("container_id", "removed", "netns_removed", "forgotten")
     container_id: str
-    removed: tuple[tuple[str, str], ...]
-    netns_removed: str
-    forgotten: bool
-
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        removed: Iterable[tuple[str, str]] = (),
-        netns_removed: str = "",
-        forgotten: bool = False,
-    ) -> None:
-        self._set(container_id=container_id, removed=tuple(removed), netns_removed=netns_removed, forgotten=forgotten)
+    removed: tuple[tuple[str, str], ...] = ()
+    netns_removed: str = ""
+    forgotten: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -284,7 +243,7 @@ def pod_attachments(
         selections = tuple(k8s.NetworkSelection(name=net.name) for net in state.defaults)
     found: list[Attachment] = []
     if loopback is not None:
-        rt = plan.RuntimeConf(
+        rt = RuntimeConf(
             container_id=container_id, netns=netns, ifname=LOOPBACK_IFNAME, args=k8s.cni_args(spec, container_id)
         )
         found.append(Attachment(network=loopback, rt=rt))
@@ -350,15 +309,6 @@ def network_for_record(
     return cached
 
 
-def _split_cache_name(filename: str, container_id: str) -> tuple[str, str] | None:
-    """``<network>-<containerID>-<ifname>`` -> ``(network, ifname)``."""
-    part = f"-{container_id}-"
-    at = filename.find(part)
-    if at <= 0:
-        return None
-    return filename[:at], filename[at + len(part) :]
-
-
 def merge_results(container_id: str, netns: str, attachments: Sequence[Attachment], values: Sequence[Any]) -> PodResult:
     """One :class:`PodInterface` per attachment, from the networks' results
     (go-cni's ``createResult``, keyed by the pod's interface)."""
@@ -378,7 +328,7 @@ def merge_results(container_id: str, netns: str, attachments: Sequence[Attachmen
                 network=att.network.name,
                 mac=iface.mac if iface else "",
                 sandbox=iface.sandbox if iface else "",
-                ips=[ip for ip in res.ips if ip.interface is None or ip.interface in inside],
+                ips=tuple([ip for ip in res.ips if ip.interface is None or ip.interface in inside]),
                 routes=res.routes,
                 dns=res.dns,
                 result=value,
@@ -386,7 +336,7 @@ def merge_results(container_id: str, netns: str, attachments: Sequence[Attachmen
                 socket_path=iface.socket_path if iface else "",
             )
         )
-    return PodResult(container_id=container_id, netns=netns, interfaces=interfaces)
+    return PodResult(container_id=container_id, netns=netns, interfaces=tuple(interfaces))
 
 
 def _raise_failures(what: str, attachments: Sequence[Attachment], outcomes: Sequence[Outcome]) -> None:
@@ -404,7 +354,9 @@ def _raise_failures(what: str, attachments: Sequence[Attachment], outcomes: Sequ
 # plans
 
 
-def setup(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.Options, *, concurrent: bool) -> PodPlan:
+def setup(
+    sandbox: PodSandbox, attachments: Sequence[Attachment], opts: Options, *, concurrent: bool
+) -> Plan[PodResult]:
     """ADD the pod's attachments: loopback first, then the others
     (concurrently if asked), under the pod's lock.
 
@@ -415,8 +367,8 @@ def setup(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.Opt
         CNIError: the failure (one network), or MultiError (several).  What
             was added stays; the manager rolls it back.
     """
-    yield LockGC(exclusive=False)
-    yield LockPod(container_id=sandbox.container_id)
+    yield from LockGC(exclusive=False)
+    yield from LockPod(container_id=sandbox.container_id)
     values: list[Any] = []
     ordered: list[Attachment] = []
     for group, together in (
@@ -425,14 +377,16 @@ def setup(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.Opt
     ):
         if not group:
             continue
-        outcomes = yield Batch(plans=[plan.add(a.network, a.rt, opts) for a in group], concurrent=together)
+        outcomes = yield from Batch(plans=[ops.add(a.network, a.rt, opts) for a in group], concurrent=together)
         _raise_failures(f"pod {sandbox.label}: setup", group, outcomes)
         values.extend(o.value for o in outcomes)
         ordered.extend(group)
     return merge_results(sandbox.container_id, sandbox.netns, ordered, values)
 
 
-def run_pod(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.Options, *, concurrent: bool) -> PodPlan:
+def run_pod(
+    sandbox: PodSandbox, attachments: Sequence[Attachment], opts: Options, *, concurrent: bool
+) -> Plan[PodResult]:
     """Record the pod, create its namespace if it owns one, then :func:`setup`.
 
     The record is written first (``sandbox`` names the process setting it
@@ -446,40 +400,40 @@ def run_pod(sandbox: PodSandbox, attachments: Sequence[Attachment], opts: plan.O
         CNIError: a pod with this ID exists already, its namespace exists
             already, or setup failed.
     """
-    yield LockGC(exclusive=False)
-    yield LockPod(container_id=sandbox.container_id)
-    existing = yield LoadPod(container_id=sandbox.container_id)
+    yield from LockGC(exclusive=False)
+    yield from LockPod(container_id=sandbox.container_id)
+    existing = yield from LoadPod(container_id=sandbox.container_id)
     if existing is not None:
         raise CNIError(
             f"pod {sandbox.container_id} already exists ({existing.label})",
             hint="stop it first, or give another ID",
         )
-    if sandbox.netns_owned and (found := (yield plan.ProbeNetns(path=sandbox.netns))) != "gone":
+    if sandbox.netns_owned and (found := (yield from ProbeNetns(path=sandbox.netns))) != "gone":
         raise CNIError(
             f"pod {sandbox.container_id}: its namespace {sandbox.netns} exists already ({found}); "
             "it is not this pod's, so it is left alone",
             hint="give another pod ID, or remove that namespace if you know it is unused",
         )
-    yield SavePod(sandbox=sandbox)
+    yield from SavePod(sandbox=sandbox)
     if sandbox.netns_owned:
         try:
-            yield CreateNetns(name=netns_name_for(sandbox.container_id))
+            yield from CreateNetns(name=netns_name_for(sandbox.container_id))
         except CNIError:
             # made by someone else meanwhile: nothing of ours to undo but the record
-            yield ForgetPod(container_id=sandbox.container_id)
-            yield UnlockPod(container_id=sandbox.container_id, forget=True)
+            yield from ForgetPod(container_id=sandbox.container_id)
+            yield from UnlockPod(container_id=sandbox.container_id, forget=True)
             raise
     value = yield from setup(sandbox, attachments, opts, concurrent=concurrent)
     if sandbox.setup_pid:
-        yield SavePod(sandbox=sandbox.replace(setup_pid=0, setup_start=0))
+        yield from SavePod(sandbox=sandbox.replace(setup_pid=0, setup_start=0))
     return value
 
 
 def _cached_attachments(
     container_id: str, state: ConfDirState | None, loopback: NetworkConfigList | None, netns_hint: str
-) -> PodPlan:
+) -> Plan[tuple[list[Attachment], list[CNIError]]]:
     """The pod's attachments from its cache records -> ``(attachments, errors)``."""
-    records, damaged = yield ListAttachments(container_id=container_id)
+    records, damaged = yield from ListAttachments(container_id=container_id)
     found: list[Attachment] = []
     errors: list[CNIError] = []
     for record in records:
@@ -488,22 +442,16 @@ def _cached_attachments(
         except CacheError as exc:
             errors.append(exc)
             continue
-        rt = plan.RuntimeConf(
-            container_id=record.container_id,
-            netns=cache.record_netns(record) or netns_hint,
-            ifname=record.ifname,
-            args=record.cni_args,
-            capability_args=record.capability_args,
-        )
+        rt = cache.runtime_conf(record, netns=cache.record_netns(record) or netns_hint)
         found.append(Attachment(network=network, rt=rt))
     for filename, problem in damaged:
-        parts = _split_cache_name(filename, container_id)
+        parts = cache.key_from_filename(filename, container_id=container_id)
         known: NetworkConfigList | None = None
         if parts is not None:
-            if loopback is not None and parts[0] == loopback.name:
+            if loopback is not None and parts.network == loopback.name:
                 known = loopback
             elif state is not None:
-                known = state.network(parts[0])
+                known = state.network(parts.network)
         if parts is None or known is None:
             errors.append(
                 CacheError(
@@ -513,11 +461,11 @@ def _cached_attachments(
                 )
             )
             continue
-        yield plan.Notice(
+        yield from Notice(
             text=f"cache file {filename}: {problem}; deleting it with the current configuration of "
             f"network {known.name!r}"
         )
-        rt = plan.RuntimeConf(container_id=container_id, netns=netns_hint, ifname=parts[1])
+        rt = RuntimeConf(container_id=container_id, netns=netns_hint, ifname=parts.ifname)
         found.append(Attachment(network=known, rt=rt))
     return found, errors
 
@@ -526,11 +474,11 @@ def teardown(
     container_id: str,
     state: ConfDirState | None,
     loopback: NetworkConfigList | None,
-    opts: plan.Options,
+    opts: Options,
     *,
     concurrent: bool,
     netns_hint: str = "",
-) -> PodPlan:
+) -> Plan[tuple[tuple[str, str], ...]]:
     """DEL every cached attachment of the pod (loopback last), under its lock.
 
     Returns:
@@ -540,8 +488,8 @@ def teardown(
         CNIError: the failure, or MultiError; failed attachments keep their
             cache records, so teardown (or GC) can be run again.
     """
-    yield LockGC(exclusive=False)
-    yield LockPod(container_id=container_id)
+    yield from LockGC(exclusive=False)
+    yield from LockPod(container_id=container_id)
     attachments, errors = yield from _cached_attachments(container_id, state, loopback, netns_hint)
     removed: list[tuple[str, str]] = []
     for group, together in (
@@ -550,7 +498,7 @@ def teardown(
     ):
         if not group:
             continue
-        outcomes = yield Batch(plans=[plan.delete(a.network, a.rt, opts) for a in group], concurrent=together)
+        outcomes = yield from Batch(plans=[ops.delete(a.network, a.rt, opts) for a in group], concurrent=together)
         for att, outcome in zip(group, outcomes, strict=True):
             if outcome.error is None:
                 removed.append((att.network.name, att.rt.ifname))
@@ -567,11 +515,11 @@ def stop_pod(
     container_id: str,
     state: ConfDirState | None,
     loopback: NetworkConfigList | None,
-    opts: plan.Options,
+    opts: Options,
     *,
     concurrent: bool,
     only_if: PodSandbox | None = None,
-) -> PodPlan:
+) -> Plan[PodTeardown]:
     """:func:`teardown`, then delete the pod's namespace if the runtime layer
     made it, and its record.  A pod that is already gone is fine.
 
@@ -582,22 +530,22 @@ def stop_pod(
     Returns:
         :class:`PodTeardown`.
     """
-    yield LockGC(exclusive=False)
-    yield LockPod(container_id=container_id)
+    yield from LockGC(exclusive=False)
+    yield from LockPod(container_id=container_id)
     sandbox: PodSandbox | None = None
     try:
-        sandbox = yield LoadPod(container_id=container_id)
+        sandbox = yield from LoadPod(container_id=container_id)
     except CacheError as exc:
-        yield plan.Notice(text=f"{exc.one_line()}; tearing the pod down from its cache records alone")
+        yield from Notice(text=f"{exc.one_line()}; tearing the pod down from its cache records alone")
     if only_if is not None and not same_pod(sandbox, only_if):
         return PodTeardown(container_id=container_id)
     hint = sandbox.netns if sandbox is not None else ""
     removed = yield from teardown(container_id, state, loopback, opts, concurrent=concurrent, netns_hint=hint)
     netns_removed = ""
-    if sandbox is not None and sandbox.netns_owned and (yield DeleteNetns(path=sandbox.netns)):
+    if sandbox is not None and sandbox.netns_owned and (yield from DeleteNetns(path=sandbox.netns)):
         netns_removed = sandbox.netns
-    forgotten = yield ForgetPod(container_id=container_id)
-    yield UnlockPod(container_id=container_id, forget=True)
+    forgotten = yield from ForgetPod(container_id=container_id)
+    yield from UnlockPod(container_id=container_id, forget=True)
     return PodTeardown(container_id=container_id, removed=removed, netns_removed=netns_removed, forgotten=forgotten)
 
 
@@ -605,10 +553,10 @@ def check(
     container_id: str,
     state: ConfDirState | None,
     loopback: NetworkConfigList | None,
-    opts: plan.Options,
+    opts: Options,
     *,
     concurrent: bool,
-) -> PodPlan:
+) -> Plan[tuple[tuple[str, str], ...]]:
     """CHECK every cached attachment of the pod, under its lock.
 
     Returns:
@@ -618,15 +566,15 @@ def check(
         CNIError: the pod has no cached attachment, a record is damaged, or
             a plugin reported a problem (MultiError: several).
     """
-    yield LockGC(exclusive=False)
-    yield LockPod(container_id=container_id)
+    yield from LockGC(exclusive=False)
+    yield from LockPod(container_id=container_id)
     attachments, errors = yield from _cached_attachments(container_id, state, loopback, "")
     if not attachments and not errors:
         raise CNIError(
             f"pod {container_id} has no cached attachments to check",
             hint="was it set up with this cache dir (--cache-dir)?",
         )
-    outcomes = yield Batch(plans=[plan.check(a.network, a.rt, opts) for a in attachments], concurrent=concurrent)
+    outcomes = yield from Batch(plans=[ops.check(a.network, a.rt, opts) for a in attachments], concurrent=concurrent)
     _raise_failures(f"pod {container_id}: check", attachments, outcomes)
     if errors:
         raise errors[0] if len(errors) == 1 else MultiError(f"pod {container_id}: check", errors)

@@ -33,16 +33,19 @@ conflist dropped in makes the network ready without a restart.
 
 from __future__ import annotations
 
-from ..core import plan
+from ..core import operations as ops
+from ..core.effects import Resolve
 from ..core.value import Value
 from ..errors import NetworkNotReadyError, PluginError, PluginNotFoundError
-from .effects import Batch, Fingerprint, PodPlan
+from .effects import Batch, Fingerprint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, TypeAlias
 
+    from ..core.effects import Plan
+    from ..core.inputs import Options
     from ..core.netconf import NetworkConfigList
     from ..core.version import PluginInfo
     from .confdir import ConfDirState
@@ -64,17 +67,11 @@ class NetworkStatus(Value):
         default_network: the default network's name ("" if none).
     """
 
-    __slots__ = ("ready", "reason", "message", "hint", "default_network")
     ready: bool
-    reason: str
-    message: str
-    hint: str
-    default_network: str
-
-    def __init__(
-        self, *, ready: bool, reason: str = "", message: str = "", hint: str = "", default_network: str = ""
-    ) -> None:
-        self._set(ready=ready, reason=reason, message=message, hint=hint, default_network=default_network)
+    reason: str = ""
+    message: str = ""
+    hint: str = ""
+    default_network: str = ""
 
     def error(self) -> NetworkNotReadyError:
         """The status as an error (to raise when not ready)."""
@@ -130,11 +127,11 @@ def conf_dir_problem(state: ConfDirState) -> NetworkStatus | None:
 def status(
     state: ConfDirState,
     loopback: NetworkConfigList | None,
-    opts: plan.Options,
+    opts: Options,
     probes: ProbeCache,
     *,
     concurrent: bool = False,
-) -> PodPlan:
+) -> Plan[NetworkStatus]:
     """The readiness check (see the module docstring) as a plan.
 
     Args:
@@ -160,7 +157,7 @@ def status(
             if plugin.type in binaries:
                 continue
             try:
-                (path,) = yield plan.Resolve(plugin_types=[plugin.type], plugin_path=opts.plugin_path)
+                (path,) = yield from Resolve(plugin_types=[plugin.type], plugin_path=opts.plugin_path)
             except PluginNotFoundError as exc:
                 return _not_ready(
                     "PluginNotFound",
@@ -168,12 +165,12 @@ def status(
                     exc.hint,
                     default,
                 )
-            binaries[plugin.type] = (path, (yield Fingerprint(path=path)))
+            binaries[plugin.type] = (path, (yield from Fingerprint(path=path)))
 
     # every plugin supports its network's version (VERSION, remembered per binary)
     unknown = [t for t, (path, fp) in binaries.items() if (path, fp) not in probes or fp is None]
     if unknown:
-        outcomes = yield Batch(plans=[plan.version_info(t, opts) for t in unknown], concurrent=concurrent)
+        outcomes = yield from Batch(plans=[ops.version_info(t, opts) for t in unknown], concurrent=concurrent)
         for plugin_type, outcome in zip(unknown, outcomes, strict=True):
             if outcome.error is not None:
                 return _not_ready(
@@ -200,7 +197,7 @@ def status(
                 )
 
     # STATUS (spec 1.1.0; a no-op below)
-    outcomes = yield Batch(plans=[plan.status(net, opts) for net in state.defaults], concurrent=concurrent)
+    outcomes = yield from Batch(plans=[ops.status(net, opts) for net in state.defaults], concurrent=concurrent)
     for net, outcome in zip(state.defaults, outcomes, strict=True):
         error = outcome.error
         if error is None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 
-from ..core import gojson, names
+from ..core import gojson, names, record
 from ..core.gojson import Struct
 from ..core.value import Value
 from ..errors import CacheError, DecodeError
@@ -59,8 +59,8 @@ __all__ = [
 
 POD_KIND = "libcniPyPodV1"
 
-#: Where pod records live, below the cache dir.
-PODS_FOLDER = ("libcni_py", "pods")
+#: Where pod records live, below the cache dir (:mod:`libcni_py.core.record` owns the layout).
+PODS_FOLDER = record.PODS_FOLDER
 
 
 class PodSandbox(Value):
@@ -79,59 +79,17 @@ class PodSandbox(Value):
             does (0: setup finished).
     """
 
-    __slots__ = (
-        "container_id",
-        "netns",
-        "netns_owned",
-        "namespace",
-        "name",
-        "uid",
-        "owner_pid",
-        "owner_start",
-        "created",
-        "setup_pid",
-        "setup_start",
-    )
     container_id: str
     netns: str
-    netns_owned: bool
-    namespace: str
-    name: str
-    uid: str
-    owner_pid: int
-    owner_start: int
-    created: float
-    setup_pid: int
-    setup_start: int
-
-    def __init__(
-        self,
-        *,
-        container_id: str,
-        netns: str,
-        netns_owned: bool = False,
-        namespace: str = "",
-        name: str = "",
-        uid: str = "",
-        owner_pid: int = 0,
-        owner_start: int = 0,
-        created: float = 0.0,
-        setup_pid: int = 0,
-        setup_start: int = 0,
-    ) -> None:
-        self._set(
-            container_id=container_id,
-            netns=netns,
-            netns_owned=netns_owned,
-            namespace=namespace,
-            name=name,
-            uid=uid,
-            owner_pid=owner_pid,
-            owner_start=owner_start,
-            created=created,
-            setup_pid=setup_pid,
-            setup_start=setup_start,
-        )
+    netns_owned: bool = False
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    owner_pid: int = 0
+    owner_start: int = 0
+    created: float = 0.0
+    setup_pid: int = 0
+    setup_start: int = 0
 
     @property
     def label(self) -> str:

@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, live_netns, read_calls, write_conf
+from support import NO_NETNS, PLUGINS, live_netns, read_calls, write_conf
 
 from libcni_py import (
     CNI,
+    AsyncCNI,
     ConfigError,
     InvalidNameError,
     MultiError,
+    NetnsError,
     PluginError,
     PluginNotFoundError,
     RuntimeConf,
@@ -47,11 +49,30 @@ def two_recorders(version: str = "1.0.0", **extra: object) -> dict[str, object]:
 
 RT = RuntimeConf(
     container_id="ctr1",
-    netns="/var/run/netns/fake",
+    netns=NO_NETNS,
     ifname="eth0",
     args=[("K8S_POD_NAME", "web")],
     capability_args={"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}], "bandwidth": {}},
 )
+
+
+@pytest.mark.parametrize("form", ["sync", "trio"])
+def test_add_into_a_namespace_that_does_not_exist_runs_no_plugin(
+    conf_dir: Path, cache_dir: Path, record_file: Path, tmp_path: Path, form: str
+) -> None:
+    write_conf(conf_dir, "10-rec.conflist", two_recorders())
+    net = load_network(str(conf_dir), "recnet")
+    rt = RT.replace(netns=str(tmp_path / "no-such-netns"))
+    with pytest.raises(NetnsError, match=f"network namespace {tmp_path}/no-such-netns does not exist") as caught:
+        if form == "sync":
+            make_cni(cache_dir, record_file).add(net, rt)
+        else:
+            import trio
+
+            cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), env={"RECORD_FILE": str(record_file)})
+            trio.run(cni.add, net, rt)
+    assert "no plugin was run" in caught.value.one_line()
+    assert read_calls(record_file) == [] and not (cache_dir / "results").exists()
 
 
 def test_add_check_del_cycle(conf_dir: Path, cache_dir: Path, record_file: Path) -> None:
@@ -67,7 +88,7 @@ def test_add_check_del_cycle(conf_dir: Path, cache_dir: Path, record_file: Path)
     record = json.loads(cache_file.read_text())
     assert record["kind"] == "cniCacheV1"
     assert "libcniPy" not in record, "a completed ADD leaves Go's exact record"
-    assert record["netns"] == "/var/run/netns/fake"
+    assert record["netns"] == NO_NETNS
     assert record["cniArgs"] == [["K8S_POD_NAME", "web"]]
     assert oct(cache_file.stat().st_mode & 0o777) == "0o600"
     assert oct((cache_dir / "results").stat().st_mode & 0o777) == "0o700"

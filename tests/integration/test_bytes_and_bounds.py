@@ -12,13 +12,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, live_netns, live_netns_path, read_calls, run_cnitool, write_conf
+from support import NO_NETNS, PLUGINS, live_netns, live_netns_path, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, AsyncCNI, RuntimeConf, load_network
 from libcni_py.api import MAX_TIMEOUT
-from libcni_py.core.plan import GCReport
 from libcni_py.core.plugin_call import MAX_STDOUT
 from libcni_py.core.record import AttachmentKey
+from libcni_py.core.reports import GCReport
 from libcni_py.edges.recordstore import MAX_RECORD_BYTES, CacheStore
 from libcni_py.errors import ArgsError, CacheError, InvalidNameError
 
@@ -277,7 +277,7 @@ def test_del_and_gc_go_on_when_no_lock_can_be_taken(
         "on_stderr": None,
         "on_notice": notes.append,
     }
-    rt = RuntimeConf(container_id="c1", netns="/n", ifname="eth0")
+    rt = RuntimeConf(container_id="c1", netns=NO_NETNS, ifname="eth0")
     CNI(**settings).add(net, rt)  # type: ignore[arg-type]
     CNI(**settings).add(net, rt.replace(container_id="c2"))  # type: ignore[arg-type]
     locks = cache_dir / "libcni_py" / "locks"

@@ -59,6 +59,7 @@ def test_explain_add_is_what_add_sends(env: dict[str, str], tmp_path: Path, cach
     assert read_calls(record_file) == [] and not any(cache_dir.iterdir()), "explain ran or wrote something"
     steps = doc["steps"]
     assert [s["kind"] for s in steps] == [
+        "probe-netns",
         "lock",
         "read-record",
         "write-record",
@@ -148,7 +149,7 @@ def test_explain_text_shows_the_stdin_and_env(env: dict[str, str]) -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.startswith("explain ADD of network 'recnet' (") and "nothing runs, nothing is written" in out
-    assert "4. run recorder ADD (plugins[0])" in out
+    assert "5. run recorder ADD (plugins[0])" in out
     assert "     env      CNI_COMMAND=ADD CNI_CONTAINERID=cnitool-" in out
     assert "CNI_NETNS=/var/run/netns/blue CNI_ARGS=K8S_POD_NAME=web CNI_IFNAME=eth0 CNI_PATH=" in out
     assert "     prevResult: the result of plugins[0] (recorder) ADD" in out

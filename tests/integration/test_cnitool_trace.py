@@ -78,6 +78,9 @@ def test_trace_attributes_every_file_to_its_writer(env: dict[str, str], tmp_path
     assert doc["schema"] == SCHEMA and doc["error"] is None and doc["command"][-3:] == ["add", "disk", str(netns)]
     events = doc["events"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    # ADD first checks the namespace exists (an empty file: stale, but there)
+    assert (events[0]["effect"], events[0]["state"], changes(events[0])) == ("probe-netns", "stale", set())
+    events = events[1:]
     assert [(e["actor"], e["effect"]) for e in events] == [
         ("libcni_py", "resolve"),
         ("libcni_py", "lock"),
@@ -200,9 +203,20 @@ def test_library_hook_sync_and_trio(env: dict[str, str], conf_dir: Path, cache_d
     assert (
         seen
         == [e.effect for e in tracer.events]
-        == ["resolve", "lock", "read-record", "write-record", "exec", "write-record", "exec", "write-record", "unlock"]
+        == [
+            "probe-netns",
+            "resolve",
+            "lock",
+            "read-record",
+            "write-record",
+            "exec",
+            "write-record",
+            "exec",
+            "write-record",
+            "unlock",
+        ]
     )
-    assert {c.where for c in tracer.events[4].changes} >= {str(tmp_path / "ipam" / "disk" / "10.77.0.2")}
+    assert {c.where for c in tracer.events[5].changes} >= {str(tmp_path / "ipam" / "disk" / "10.77.0.2")}
 
     async_tracer = Tracer(cache_dir=str(cache_dir), probe=False)
     acni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), tracer=async_tracer)

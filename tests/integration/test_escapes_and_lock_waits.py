@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 import trio
-from support import PLUGINS, REPO, alive, run_cnitool, wait_gone, write_conf
+from support import NO_NETNS, PLUGINS, REPO, alive, run_cnitool, wait_gone, write_conf
 
 from libcni_py import AsyncCNI, RuntimeConf, parse_conflist
 from libcni_py.edges.recordstore import CacheStore
 from libcni_py.errors import LockTimeoutError
 
 ESCAPER = {"cniVersion": "1.0.0", "name": "escnet", "plugins": [{"type": "escaper"}]}
-RT = RuntimeConf(container_id="esc1", netns="/var/run/netns/fake", ifname="eth0")
+RT = RuntimeConf(container_id="esc1", netns=NO_NETNS, ifname="eth0")
 
 
 def _pids(pid_file: Path) -> list[int]:
@@ -81,7 +81,7 @@ def test_trio_driver_kills_descendants_that_left_the_session(
         from libcni_py.errors import PluginTimeoutError
         assert spawn.become_subreaper()
         cni = AsyncCNI(plugin_path=[{str(PLUGINS)!r}], cache_dir={str(tmp_path / "c")!r}, timeout=3)
-        rt = RuntimeConf(container_id="esc1", netns="/var/run/netns/fake", ifname="eth0")
+        rt = RuntimeConf(container_id="esc1", netns="/dev/null", ifname="eth0")
         async def main():
             try:
                 await cni.add(load_network({str(conf_dir)!r}, "escnet"), rt)

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, wait_gone, write_conf
+from support import NO_NETNS, PLUGINS, wait_gone, write_conf
 
 from libcni_py import CNI, PluginError, PluginExecError, PluginTimeoutError, RuntimeConf, load_network
 from libcni_py.core.plugin_call import ExecRequest
 from libcni_py.drivers.blocking import run_plugin
 
-RT = RuntimeConf(container_id="ctr1", netns="/var/run/netns/fake", ifname="eth0")
+RT = RuntimeConf(container_id="ctr1", netns=NO_NETNS, ifname="eth0")
 
 
 def test_timeout_kills_the_plugin_and_what_it_started(conf_dir: Path, cache_dir: Path, tmp_path: Path) -> None:

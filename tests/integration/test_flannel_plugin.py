@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, read_calls, write_conf
+from support import NO_NETNS, PLUGINS, read_calls, write_conf
 
 from libcni_py import CNI, PluginError, RuntimeConf, load_network
 
 SUBNET_ENV = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
-RT = RuntimeConf(container_id="pod-abc", netns="/var/run/netns/nowhere", ifname="eth0")
+RT = RuntimeConf(container_id="pod-abc", netns=NO_NETNS, ifname="eth0")
 
 
 class Setup:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, REPO, read_calls, run_cnitool, write_conf
+from support import NO_NETNS, PLUGINS, REPO, read_calls, run_cnitool, write_conf
 
 from libcni_py import (
     CNI,
@@ -24,7 +24,7 @@ from libcni_py import (
 )
 from libcni_py.core import result as results
 
-RT = RuntimeConf(container_id="c1", netns="/var/run/netns/fake", ifname="eth0")
+RT = RuntimeConf(container_id="c1", netns=NO_NETNS, ifname="eth0")
 MIB = 1024 * 1024
 
 
@@ -59,7 +59,7 @@ def on_stderr(req, data):
     seen["stderr"] += len(data)
 kw = dict(plugin_path=[sys.argv[5]], cache_dir=cache, env={"PATH": "/usr/bin:/bin"}, timeout=60, on_stderr=on_stderr)
 net = parse_conflist(conf, "misnet.conflist")
-rt = RuntimeConf(container_id="c1", netns="/x")
+rt = RuntimeConf(container_id="c1", netns="/dev/null")
 error = ""
 try:
     if driver == "trio":

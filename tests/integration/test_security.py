@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import CNITOOL, PLUGINS, REPO, read_calls, run_cnitool, write_conf
+from support import CNITOOL, NO_NETNS, PLUGINS, REPO, read_calls, run_cnitool, write_conf
 
 from libcni_py import CNI, ConfigError, InvalidNameError, RuntimeConf, load_network
 from libcni_py.core.args import cnitool_container_id
 
-RT = RuntimeConf(container_id="ctr1", netns="/var/run/netns/fake", ifname="eth0")
+RT = RuntimeConf(container_id="ctr1", netns=NO_NETNS, ifname="eth0")
 NET = {"cniVersion": "1.1.0", "name": "secnet", "plugins": [{"type": "recorder"}]}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from support import PLUGINS, read_calls, write_conf
+from support import NO_NETNS, PLUGINS, read_calls, write_conf
 from test_exec_limits import wait_gone
 
 from libcni_py import ArgsError, AsyncCNI, PluginTimeoutError, RuntimeConf, load_network
@@ -39,7 +39,7 @@ def test_concurrent_attachments(conf_dir: Path, cache_dir: Path, record_file: Pa
     count = 12
 
     async def one(i: int) -> None:
-        rt = RuntimeConf(container_id=f"c{i}", netns=f"/var/run/netns/n{i}")
+        rt = RuntimeConf(container_id=f"c{i}", netns=NO_NETNS)
         await cni.add(net, rt)
         await cni.check(net, rt)
         await cni.delete(net, rt)
@@ -91,7 +91,7 @@ def test_cancellation_kills_the_running_plugin(conf_dir: Path, cache_dir: Path, 
 
     async def main() -> bool:
         with trio.move_on_after(3) as scope:
-            await cni.add(net, RuntimeConf(container_id="c1", netns="/x"))
+            await cni.add(net, RuntimeConf(container_id="c1", netns=NO_NETNS))
         return scope.cancelled_caught
 
     assert trio.run(main)
@@ -116,7 +116,7 @@ def test_per_call_timeout_in_trio(conf_dir: Path, cache_dir: Path, tmp_path: Pat
     cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), timeout=1.5, on_stderr=None)
 
     async def main() -> None:
-        await cni.add(net, RuntimeConf(container_id="c1", netns="/x"))
+        await cni.add(net, RuntimeConf(container_id="c1", netns=NO_NETNS))
 
     with pytest.raises(PluginTimeoutError):
         trio.run(main)
@@ -133,7 +133,7 @@ def test_lock_serialises_operations_on_one_attachment(conf_dir: Path, cache_dir:
         env={"RECORD_FILE": str(record_file), "PATH": "/usr/bin:/bin"},
         on_stderr=None,
     )
-    rt = RuntimeConf(container_id="same", netns="/x")
+    rt = RuntimeConf(container_id="same", netns=NO_NETNS)
 
     async def add() -> None:
         try:

@@ -93,9 +93,11 @@ def test_traced_add_and_del_report_exactly_what_changed(
     names = {str(cache_dir): "<cache>", str(data_dir): "<data>", cid: "<cid>", network: "<net>", bridge: "<br>"}
 
     doc = run_traced(host, env, tmp_path / "add.json", "add", network, netns)
-    # ADD looks for a record of the attachment first (it refuses one on record): nothing changes there
-    assert doc["events"][2]["effect"] == "read-record" and doc["events"][2]["changes"] == []
-    events = [e for e in doc["events"] if e["effect"] != "read-record"]
+    # ADD checks the namespace exists, and looks for a record of the attachment (it refuses
+    # one on record): nothing changes during either
+    assert doc["events"][0]["effect"] == "probe-netns" and doc["events"][0]["changes"] == []
+    assert doc["events"][3]["effect"] == "read-record" and doc["events"][3]["changes"] == []
+    events = [e for e in doc["events"] if e["effect"] not in ("read-record", "probe-netns")]
     assert [(e["effect"], e.get("plugin", {}).get("type")) for e in events] == [
         ("resolve", None),
         ("lock", None),

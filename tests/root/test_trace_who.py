@@ -20,7 +20,7 @@ from pathlib import Path
 
 import networks
 import pytest
-from support import CNITOOL, DEBIAN_PLUGINS, PLUGINS, REPO, run_cnitool, write_conf
+from support import CNITOOL, DEBIAN_PLUGINS, NO_NETNS, PLUGINS, REPO, run_cnitool, write_conf
 
 from libcni_py.core.args import cnitool_container_id
 from libcni_py.edges.probes import Change
@@ -288,7 +288,7 @@ def test_the_library_hook_sees_the_same_with_trio(node: str, tmp_path: Path, con
     )
     tracer = Tracer(cache_dir=str(cache_dir))
     cni = AsyncCNI(plugin_path=[str(PLUGINS)], cache_dir=str(cache_dir), tracer=tracer)
-    trio.run(cni.add, load_network(str(conf_dir), "disk"), RuntimeConf(container_id="lib1", netns=str(tmp_path / "x")))
+    trio.run(cni.add, load_network(str(conf_dir), "disk"), RuntimeConf(container_id="lib1", netns=NO_NETNS))
     call = next(e.to_json() for e in tracer.events if e.effect == "exec")
     assert [(p["program"], p["depth"]) for p in call["processes"] if p["plugin"]] == [("delegator", 0), ("diskipam", 1)]
     reservation = next(c for c in call["changes"] if c["where"] == str(data / "disk" / "10.77.0.2"))

@@ -304,7 +304,8 @@ def test_the_facts_it_states(wt: Walkthrough) -> None:
     flannel, portmap = calls(trace)
     assert (flannel["plugin"]["type"], portmap["plugin"]["type"]) == ("flannel", "portmap")
     assert [e["effect"] for e in trace["events"]] == [
-        "resolve", "lock", "read-record", "write-record", "exec", "write-record", "exec", "write-record", "unlock",
+        "probe-netns", "resolve", "lock", "read-record", "write-record",
+        "exec", "write-record", "exec", "write-record", "unlock",
     ]  # fmt: skip
     procs = flannel["processes"]
     assert [(p["program"], p["depth"], p["plugin"], p["cniCommand"]) for p in procs if p["plugin"]] == [

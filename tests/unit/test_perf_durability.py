@@ -8,12 +8,18 @@ import os
 
 import pytest
 
-from libcni_py.core import plan
+from libcni_py.core import operations
 from libcni_py.core import record as cache
+from libcni_py.core.effects import Exec, ProbeNetns, ReadRecord, Resolve, WriteRecord
+from libcni_py.core.inputs import Options, RuntimeConf
 from libcni_py.core.netconf import parse_conflist
 from libcni_py.core.plugin_call import ExecOutcome
+from libcni_py.drivers.scripted import ScriptedDriver, in_turn
 from libcni_py.edges.recordstore import CacheStore
 from libcni_py.errors import PluginError
+
+OK = ExecOutcome(returncode=0, stdout=b'{"cniVersion":"1.0.0"}')
+FAILED = ExecOutcome(returncode=1, stdout=b'{"code":100,"msg":"no"}')
 
 
 def _net(plugins: int) -> object:
@@ -21,36 +27,25 @@ def _net(plugins: int) -> object:
     return parse_conflist(doc.encode(), "mem")
 
 
-def _drive(steps: plan.Plan, writes: list[plan.WriteRecord], fail_at: int = -1) -> None:
-    """Step a plan with canned outcomes (no processes), collecting its writes;
-    the plugin call number ``fail_at`` fails."""
-    execs = 0
-    outcome: object = None
-    try:
-        while True:
-            effect = steps.send(outcome)
-            outcome = None
-            if isinstance(effect, plan.Resolve):
-                outcome = tuple("/bin/true" for _ in effect.plugin_types)
-            elif isinstance(effect, plan.WriteRecord):
-                writes.append(effect)
-            elif isinstance(effect, plan.Exec):
-                failed = execs == fail_at
-                execs += 1
-                outcome = ExecOutcome(
-                    returncode=1 if failed else 0,
-                    stdout=b'{"code":100,"msg":"no"}' if failed else b'{"cniVersion":"1.0.0"}',
-                )
-    except StopIteration:
-        pass
+def _driver(execs: object = OK) -> ScriptedDriver:
+    """Canned outcomes (no processes); the plan's writes are in ``driver.of(WriteRecord)``."""
+    return ScriptedDriver(
+        {
+            ProbeNetns: "alive",
+            Resolve: lambda e: tuple("/bin/true" for _ in e.plugin_types),
+            ReadRecord: None,
+            Exec: execs,
+        }
+    )
 
 
 @pytest.mark.parametrize("plugins", [1, 2, 3, 10])
 def test_add_fsyncs_the_first_and_the_last_record_only(plugins: int) -> None:
-    rt = plan.RuntimeConf(container_id="c1", netns="/x")
-    opts = plan.Options(plugin_path=["/bin"], base_env={})
-    writes: list[plan.WriteRecord] = []
-    _drive(plan.add(_net(plugins), rt, opts), writes)  # type: ignore[arg-type]
+    rt = RuntimeConf(container_id="c1", netns="/x")
+    opts = Options(plugin_path=["/bin"], base_env={})
+    driver = _driver()
+    driver.run(operations.add(_net(plugins), rt, opts))  # type: ignore[arg-type]
+    writes = driver.of(WriteRecord)
     assert len(writes) == plugins + 1
     assert [w.durable for w in writes] == [True] + [False] * (plugins - 1) + [True]
     first, last = cache.decode_record(writes[0].data, "first"), cache.decode_record(writes[-1].data, "last")
@@ -59,11 +54,12 @@ def test_add_fsyncs_the_first_and_the_last_record_only(plugins: int) -> None:
 
 
 def test_the_record_of_a_failed_add_is_durable() -> None:
-    rt = plan.RuntimeConf(container_id="c1", netns="/x")
-    opts = plan.Options(plugin_path=["/bin"], base_env={})
-    writes: list[plan.WriteRecord] = []
+    rt = RuntimeConf(container_id="c1", netns="/x")
+    opts = Options(plugin_path=["/bin"], base_env={})
+    driver = _driver(in_turn(OK, OK, FAILED))
     with pytest.raises(PluginError):
-        _drive(plan.add(_net(3), rt, opts), writes, fail_at=2)  # type: ignore[arg-type]
+        driver.run(operations.add(_net(3), rt, opts))  # type: ignore[arg-type]
+    writes = driver.of(WriteRecord)
     assert [w.durable for w in writes] == [True, False, False, True]
     failed = cache.decode_record(writes[-1].data, "failed")
     assert failed.progress is not None and failed.progress.state == "failed" and failed.progress.done == 2

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from libcni_py.core import args, gojson, plan, result, schema, version
+from libcni_py.core import args, gojson, operations, result, schema, version
 from libcni_py.core import netconf as conf
 from libcni_py.core import plugin_call as invoke
 from libcni_py.core import record as cache
@@ -309,9 +309,9 @@ def test_cache_record_from_mutated_records(data: st.DataObject) -> None:
         cache.key_or_none(record)
         # what DEL and GC do with a record: its configuration, its result
         key = cache.AttachmentKey(network="net", container_id="c1", ifname="eth0")
-        recorded, _ = plan._recorded_config(record, key, None)
+        recorded, _ = operations._recorded_config(record, key, None)
         if recorded is not None:
             assert recorded.name == "net"
-        only_cni_errors(plan._cached_result, record, "1.0.0", "results/x")
-    records, damaged = plan.cached_attachments([("net-c1-eth0", raw, None)])
+        only_cni_errors(operations._cached_result, record, "1.0.0", "results/x")
+    records, damaged = cache.cached_attachments([("net-c1-eth0", raw, None)])
     assert len(records) + len(damaged) <= 1

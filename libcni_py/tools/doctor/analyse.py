@@ -278,7 +278,7 @@ def _dead_record(fact: RecordFact, reason: str, host: list[str]) -> Finding:
         made_by=_made_by(fact),
         fix=fix,
         dead=bool(actions),
-        actions=actions,
+        actions=tuple(actions),
     )
 
 
@@ -413,7 +413,7 @@ def _reservations(facts: Facts, life: _Life) -> list[Finding]:
                 made_by=made_by,
                 fix=f"rm {res.path} (cnitool doctor --fix does it under host-local's lock)",
                 dead=True,
-                actions=[("unlink", res.path, res.container_id)],
+                actions=(("unlink", res.path, res.container_id),),
             )
         )
     return out
@@ -500,7 +500,7 @@ def _iptables(facts: Facts, life: _Life) -> list[Finding]:
                 made_by=maker,
                 fix="; ".join(shlex.join(a[1:]) for a in actions) + " (cnitool doctor --fix runs these)",
                 dead=True,
-                actions=actions,
+                actions=tuple(actions),
             )
         )
     return out

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from ...core.value import Value
+from ...core.value import Value, fresh
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Mapping
-
     from ...core.ownership import Owner
     from ...core.record import CacheRecord
 
@@ -36,35 +34,13 @@ class RecordFact(Value):
         flannel_saved_exists: whether that file exists.
     """
 
-    __slots__ = ("file", "record", "netns", "netns_state", "owner", "flannel_saved", "flannel_saved_exists")
     file: str
     record: CacheRecord
     netns: str
     netns_state: str
     owner: Owner
-    flannel_saved: str
-    flannel_saved_exists: bool
-
-    def __init__(
-        self,
-        *,
-        file: str,
-        record: CacheRecord,
-        netns: str,
-        netns_state: str,
-        owner: Owner,
-        flannel_saved: str = "",
-        flannel_saved_exists: bool = True,
-    ) -> None:
-        self._set(
-            file=file,
-            record=record,
-            netns=netns,
-            netns_state=netns_state,
-            owner=owner,
-            flannel_saved=flannel_saved,
-            flannel_saved_exists=flannel_saved_exists,
-        )
+    flannel_saved: str = ""
+    flannel_saved_exists: bool = True
 
 
 class Reservation(Value):
@@ -79,16 +55,12 @@ class Reservation(Value):
         age: seconds since the file was written.
     """
 
-    __slots__ = ("network", "path", "ip", "container_id", "ifname", "age")
     network: str
     path: str
     ip: str
     container_id: str
     ifname: str
     age: float
-
-    def __init__(self, *, network: str, path: str, ip: str, container_id: str, ifname: str, age: float) -> None:
-        self._set(network=network, path=path, ip=ip, container_id=container_id, ifname=ifname, age=age)
 
 
 class HostLink(Value):
@@ -102,14 +74,10 @@ class HostLink(Value):
             peer, or -1 when its peer is in the node's namespace or unknown.
     """
 
-    __slots__ = ("name", "kind", "master", "peer_netnsid")
     name: str
     kind: str
     master: str
-    peer_netnsid: int
-
-    def __init__(self, *, name: str, kind: str, master: str, peer_netnsid: int = -1) -> None:
-        self._set(name=name, kind=kind, master=master, peer_netnsid=peer_netnsid)
+    peer_netnsid: int = -1
 
 
 class IptRule(Value):
@@ -123,17 +91,11 @@ class IptRule(Value):
         chain_only: this stands for a chain declaration (``:CHAIN``).
     """
 
-    __slots__ = ("family", "table", "chain", "spec", "chain_only")
     family: str
     table: str
     chain: str
-    spec: tuple[str, ...]
-    chain_only: bool
-
-    def __init__(
-        self, *, family: str, table: str, chain: str, spec: Iterable[str] = (), chain_only: bool = False
-    ) -> None:
-        self._set(family=family, table=table, chain=chain, spec=tuple(spec), chain_only=chain_only)
+    spec: tuple[str, ...] = ()
+    chain_only: bool = False
 
     def option(self, name: str) -> str:
         """The value after option ``name`` (``--comment``, ``-j``, ``-s``), or ""."""
@@ -159,17 +121,6 @@ class FlannelFact(Value):
         bridge_ports: how many links are ports of it.
     """
 
-    __slots__ = (
-        "conf_file",
-        "network",
-        "subnet_file",
-        "subnet_env",
-        "subnet_error",
-        "bridge",
-        "bridge_exists",
-        "bridge_addrs",
-        "bridge_ports",
-    )
     conf_file: str
     network: str
     subnet_file: str
@@ -179,31 +130,6 @@ class FlannelFact(Value):
     bridge_exists: bool
     bridge_addrs: tuple[str, ...]
     bridge_ports: int
-
-    def __init__(
-        self,
-        *,
-        conf_file: str,
-        network: str,
-        subnet_file: str,
-        subnet_env: Mapping[str, str],
-        subnet_error: str,
-        bridge: str,
-        bridge_exists: bool,
-        bridge_addrs: Iterable[str],
-        bridge_ports: int,
-    ) -> None:
-        self._set(
-            conf_file=conf_file,
-            network=network,
-            subnet_file=subnet_file,
-            subnet_env=dict(subnet_env),
-            subnet_error=subnet_error,
-            bridge=bridge,
-            bridge_exists=bridge_exists,
-            bridge_addrs=tuple(bridge_addrs),
-            bridge_ports=bridge_ports,
-        )
 
 
 class Facts(Value):
@@ -231,78 +157,28 @@ class Facts(Value):
             counts as leaked (an ADD may be between host-local and its record).
     """
 
-    __slots__ = (
-        "conf_problems",
-        "records",
-        "damaged",
-        "pods",
-        "reservations",
-        "live_addresses",
-        "namespaces_read",
-        "live_cnitool_ids",
-        "stale_netns_files",
-        "host_links",
-        "cni_bridges",
-        "live_nsids",
-        "iptables",
-        "flannel",
-        "live_sandboxes",
-        "grace",
-    )
-    conf_problems: tuple[str, ...]
-    records: tuple[RecordFact, ...]
-    damaged: tuple[tuple[str, str], ...]
-    pods: frozenset[str]
-    reservations: tuple[Reservation, ...]
-    live_addresses: dict[str, str]
-    namespaces_read: bool
-    live_cnitool_ids: dict[str, str]
-    stale_netns_files: tuple[str, ...]
-    host_links: tuple[HostLink, ...]
-    cni_bridges: frozenset[str]
-    live_nsids: dict[int, str]
-    iptables: tuple[IptRule, ...]
-    flannel: tuple[FlannelFact, ...]
-    live_sandboxes: frozenset[str] | None
-    grace: float
+    conf_problems: tuple[str, ...] = ()
+    records: tuple[RecordFact, ...] = ()
+    damaged: tuple[tuple[str, str], ...] = ()
+    pods: frozenset[str] = frozenset()
+    reservations: tuple[Reservation, ...] = ()
+    live_addresses: dict[str, str] = fresh(dict)
+    namespaces_read: bool = True
+    live_cnitool_ids: dict[str, str] = fresh(dict)
+    stale_netns_files: tuple[str, ...] = ()
+    host_links: tuple[HostLink, ...] = ()
+    cni_bridges: frozenset[str] = frozenset()
+    live_nsids: dict[int, str] = fresh(dict)
+    iptables: tuple[IptRule, ...] = ()
+    flannel: tuple[FlannelFact, ...] = ()
+    live_sandboxes: frozenset[str] | None = None
+    grace: float = 60.0
 
-    def __init__(
-        self,
-        *,
-        conf_problems: Iterable[str] = (),
-        records: Iterable[RecordFact] = (),
-        damaged: Iterable[tuple[str, str]] = (),
-        pods: Iterable[str] = (),
-        reservations: Iterable[Reservation] = (),
-        live_addresses: Mapping[str, str] | None = None,
-        namespaces_read: bool = True,
-        live_cnitool_ids: Mapping[str, str] | None = None,
-        stale_netns_files: Iterable[str] = (),
-        host_links: Iterable[HostLink] = (),
-        cni_bridges: Iterable[str] = (),
-        live_nsids: Mapping[int, str] | None = None,
-        iptables: Iterable[IptRule] = (),
-        flannel: Iterable[FlannelFact] = (),
-        live_sandboxes: Collection[str] | None = None,
-        grace: float = 60.0,
-    ) -> None:
+    def _post_init(self) -> None:
         self._set(
-            conf_problems=tuple(conf_problems),
-            records=tuple(records),
-            damaged=tuple(damaged),
-            pods=frozenset(pods),
-            reservations=tuple(reservations),
-            live_addresses=dict(live_addresses or {}),
-            namespaces_read=namespaces_read,
-            live_cnitool_ids=dict(live_cnitool_ids or {}),
-            stale_netns_files=tuple(stale_netns_files),
-            host_links=tuple(host_links),
-            cni_bridges=frozenset(cni_bridges),
-            live_nsids=dict(live_nsids or {}),
-            iptables=tuple(iptables),
-            flannel=tuple(flannel),
-            live_sandboxes=None if live_sandboxes is None else frozenset(live_sandboxes),
-            grace=grace,
+            pods=frozenset(self.pods),
+            cni_bridges=frozenset(self.cni_bridges),
+            live_sandboxes=None if self.live_sandboxes is None else frozenset(self.live_sandboxes),
         )
 
 
@@ -324,35 +200,16 @@ class Finding(Value):
             ``("run", argv...)``, ``("netns-del", path)``.
     """
 
-    __slots__ = ("kind", "subject", "cause", "made_by", "fix", "dead", "actions")
     kind: str
     subject: str
     cause: str
-    made_by: str
+    made_by: str = ""
     fix: str
-    dead: bool
-    actions: tuple[tuple[str, ...], ...]
+    dead: bool = False
+    actions: tuple[tuple[str, ...], ...] = ()
 
-    def __init__(
-        self,
-        *,
-        kind: str,
-        subject: str,
-        cause: str,
-        fix: str,
-        made_by: str = "",
-        dead: bool = False,
-        actions: Iterable[tuple[str, ...]] = (),
-    ) -> None:
-        self._set(
-            kind=kind,
-            subject=subject,
-            cause=cause,
-            made_by=made_by,
-            fix=fix,
-            dead=dead,
-            actions=tuple(tuple(a) for a in actions),
-        )
+    def _post_init(self) -> None:
+        self._set(actions=tuple(tuple(a) for a in self.actions))
 
     def to_json(self) -> dict[str, object]:
         """The finding as JSON (keys in a stable order)."""

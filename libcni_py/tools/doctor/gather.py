@@ -358,7 +358,7 @@ def parse_iptables_save(text: str, family: str) -> list[IptRule]:
                 words = shlex.split(line)
             except ValueError:
                 continue
-            out.append(IptRule(family=family, table=table, chain=words[1], spec=words[2:]))
+            out.append(IptRule(family=family, table=table, chain=words[1], spec=tuple(words[2:])))
     return out
 
 
@@ -417,7 +417,7 @@ def _flannel_facts(
                 subnet_error=error,
                 bridge=bridge,
                 bridge_exists=bridge in bridges,
-                bridge_addrs=addrs.get(bridge, ()),
+                bridge_addrs=tuple(addrs.get(bridge, ())),
                 bridge_ports=port_count.get(bridge, 0),
             )
         )
@@ -488,20 +488,20 @@ def gather(
         addresses, complete, ids, stale, nsids = {}, True, {}, [], {}
         ports, addrs, node_bridges, rules = [], {}, set(), []
     return Facts(
-        conf_problems=problems,
-        records=records,
-        damaged=damaged,
-        pods=pods,
-        reservations=reservations,
+        conf_problems=tuple(problems),
+        records=tuple(records),
+        damaged=tuple(damaged),
+        pods=frozenset(pods),
+        reservations=tuple(reservations),
         live_addresses=addresses,
         namespaces_read=complete,
         live_cnitool_ids=ids,
-        stale_netns_files=stale,
-        host_links=ports,
-        cni_bridges=bridges,
+        stale_netns_files=tuple(stale),
+        host_links=tuple(ports),
+        cni_bridges=frozenset(bridges),
         live_nsids=nsids,
-        iptables=rules,
-        flannel=_flannel_facts(loaded, subnet_env, addrs, node_bridges, ports),
-        live_sandboxes=live_sandboxes,
+        iptables=tuple(rules),
+        flannel=tuple(_flannel_facts(loaded, subnet_env, addrs, node_bridges, ports)),
+        live_sandboxes=None if live_sandboxes is None else frozenset(live_sandboxes),
         grace=grace,
     )

@@ -82,38 +82,14 @@ class Writer(Value):
             requester is known).
     """
 
-    __slots__ = ("pid", "program", "scope", "run_by", "action", "exe", "cni_command", "basis")
     pid: int
     program: str
     scope: str
-    run_by: tuple[str, ...]
+    run_by: tuple[str, ...] = ()
     action: str
-    exe: str
-    cni_command: str
-    basis: str
-
-    def __init__(
-        self,
-        *,
-        pid: int,
-        program: str,
-        scope: str,
-        action: str,
-        run_by: Iterable[str] = (),
-        exe: str = "",
-        cni_command: str = "",
-        basis: str = "event",
-    ) -> None:
-        self._set(
-            pid=pid,
-            program=program,
-            scope=scope,
-            run_by=tuple(run_by),
-            action=action,
-            exe=exe,
-            cni_command=cni_command,
-            basis=basis,
-        )
+    exe: str = ""
+    cni_command: str = ""
+    basis: str = "event"
 
     def to_json(self) -> dict[str, Any]:
         """As the ``writer`` of a change in ``--trace-json``."""
@@ -187,7 +163,7 @@ def _in_call(proc: Proc, top: Proc, top_name: str, action: str, basis: str) -> W
         program=proc.program,
         scope="call",
         action=action,
-        run_by=[top_name if p is top else p.program for p in above],
+        run_by=tuple([top_name if p is top else p.program for p in above]),
         exe=proc.exe,
         cni_command=proc.cni_env.get("CNI_COMMAND", "") if proc.is_plugin else "",
         basis=basis,

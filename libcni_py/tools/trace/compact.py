@@ -16,7 +16,7 @@ with its control characters made visible.
 from __future__ import annotations
 
 from .model import Call, call_tree, change_sign, change_where, exit_text
-from .tracer import terminal_safe
+from .text import terminal_safe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

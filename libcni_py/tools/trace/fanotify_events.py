@@ -66,18 +66,12 @@ class FileEvent(Value):
         path: in fd mode, the file's path (filled in by the reader).
     """
 
-    __slots__ = ("mask", "pid", "dir_key", "name", "fd", "path")
     mask: int
     pid: int
-    dir_key: HandleKey | None
-    name: str
-    fd: int
-    path: str
-
-    def __init__(
-        self, *, mask: int, pid: int, dir_key: HandleKey | None = None, name: str = "", fd: int = -1, path: str = ""
-    ) -> None:
-        self._set(mask=mask, pid=pid, dir_key=dir_key, name=name, fd=fd, path=path)
+    dir_key: HandleKey | None = None
+    name: str = ""
+    fd: int = -1
+    path: str = ""
 
 
 def fsid_value(val0: int, val1: int) -> int:

@@ -54,16 +54,12 @@ class NetEvent(Value):
         ns: when it was received (``CLOCK_MONOTONIC`` ns).
     """
 
-    __slots__ = ("where", "kind", "change", "key", "pid", "ns")
     where: str
     kind: str
     change: str
     key: str
-    pid: int
-    ns: int
-
-    def __init__(self, *, where: str, kind: str, change: str, key: str, pid: int = 0, ns: int = 0) -> None:
-        self._set(where=where, kind=kind, change=change, key=key, pid=pid, ns=ns)
+    pid: int = 0
+    ns: int = 0
 
 
 def _rtattrs(data: bytes, start: int, end: int) -> dict[int, bytes]:

@@ -37,15 +37,11 @@ class NftEvent(Value):
         pid: the port of the process that asked (0 when not said).
     """
 
-    __slots__ = ("kind", "change", "table", "text", "pid")
     kind: str
     change: str
     table: str
     text: str
     pid: int
-
-    def __init__(self, *, kind: str, change: str, table: str, text: str, pid: int) -> None:
-        self._set(kind=kind, change=change, table=table, text=text, pid=pid)
 
 
 def _attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:

@@ -42,16 +42,12 @@ class ProcEvent(Value):
         ns: when, in nanoseconds of ``CLOCK_MONOTONIC`` (``time.monotonic``).
     """
 
-    __slots__ = ("kind", "pid", "tgid", "parent", "status", "ns")
     kind: str
     pid: int
     tgid: int
-    parent: int
-    status: int
-    ns: int
-
-    def __init__(self, *, kind: str, pid: int, tgid: int, parent: int = 0, status: int = 0, ns: int = 0) -> None:
-        self._set(kind=kind, pid=pid, tgid=tgid, parent=parent, status=status, ns=ns)
+    parent: int = 0
+    status: int = 0
+    ns: int = 0
 
 
 def control_message(op: int, port: int = 0) -> bytes:
