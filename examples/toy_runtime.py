@@ -136,7 +136,7 @@ async def serve(args: argparse.Namespace) -> int:
         plugin_path=[p for p in args.plugin_path.split(":") if p],
         cache_dir=args.cache_dir,
         max_networks=args.max_networks,
-        concurrent=not args.serial,
+        concurrent=args.concurrent,
         on_notice=lambda text: log(f"note: {text}"),
     )
     status = await pods.status()
@@ -207,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", action="append", default=[], metavar="[IP:]HOST:CONTAINER[/PROTO]")
     parser.add_argument("--bandwidth", metavar="INGRESS[:EGRESS]")
     parser.add_argument("--max-networks", type=int, default=1)
-    parser.add_argument("--serial", action="store_true", help="attach networks one after another")
+    parser.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="attach the pod's networks at once (go-cni's way; the spec's default is one after another)",
+    )
     parser.add_argument("command", nargs="+", help="the workload (after --)")
     args = parser.parse_args(argv)
     try:
