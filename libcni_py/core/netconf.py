@@ -408,19 +408,30 @@ def conf_files(conf_dir: str, extensions: Sequence[str]) -> list[str]:
         return []
     except OSError as exc:
         raise ConfigError(conf_dir, "", f"cannot list: {os_reason(exc, 'read')}") from None
-    found = []
-    for entry in entries:
-        try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-        except OSError:
-            is_dir = False
-        if is_dir:
-            continue
-        dot = entry.name.rfind(".")
-        if dot >= 0 and entry.name[dot:] in extensions:  # Go's filepath.Ext, leading dot included
-            found.append(os.path.join(conf_dir, entry.name))
+    found = [
+        os.path.join(conf_dir, entry.name)
+        for entry in entries
+        if not is_real_dir(entry) and has_extension(entry.name, extensions)
+    ]
     found.sort()
     return found
+
+
+def is_real_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether a conf dir entry is a directory itself (Go's ``ConfFiles``
+    skips those; a symbolic link to a directory is not one)."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def has_extension(name: str, extensions: Sequence[str]) -> bool:
+    """Whether ``name``'s extension, as Go's ``filepath.Ext`` gives it
+    (from the last dot, leading dot included: ``.conflist`` itself has one),
+    is one of ``extensions``."""
+    dot = name.rfind(".")
+    return dot >= 0 and name[dot:] in extensions
 
 
 def load_plugin_file(path: str) -> PluginConf:

@@ -26,7 +26,7 @@ import trio
 
 from ..core.plugin_call import ExecOutcome
 from ..edges import spawn
-from .base import IO, Driver, start_plugin, stderr_to_terminal
+from .base import IO, Driver, start_plugin
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,8 +35,7 @@ if TYPE_CHECKING:
 
     from ..core.effects import Plan
     from ..core.plugin_call import ExecRequest
-    from ..edges.recordstore import CacheStore, LockHandle
-    from .base import Tracer
+    from ..edges.recordstore import LockHandle
 
     T = TypeVar("T")
 
@@ -212,16 +211,7 @@ class TrioDriver(Driver):
     :class:`~libcni_py.api.AsyncCNI` makes one per call.
     """
 
-    def __init__(
-        self,
-        store: CacheStore,
-        *,
-        timeout: float | None,
-        on_notice: Callable[[str], None] | None = None,
-        tracer: Tracer | None = None,
-        on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
-    ) -> None:
-        super().__init__(store, io=TRIO, timeout=timeout, on_notice=on_notice, tracer=tracer, on_stderr=on_stderr)
+    default_io = TRIO
 
     async def run(self, steps: Plan[T]) -> T:
         """Drive a plan to its end and return its value (or raise its error)."""

@@ -31,7 +31,7 @@ from .handlers import Handlers
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
-    from typing import Any, Protocol, TypeVar
+    from typing import Any, ClassVar, Protocol, TypeVar
 
     from ..core.effects import (
         Acquire,
@@ -216,7 +216,9 @@ class Driver(Stepper):
 
     Args:
         store: the cache directory.
-        io: the blocking or the trio form of the waiting operations.
+        io: the blocking or the trio form of the waiting operations (default:
+            the class's :attr:`default_io`; the blocking and trio drivers
+            each name theirs, and differ in nothing else).
         timeout: seconds a single plugin call may take, and the longest wait
             for a lock (None: no limit).
         on_notice: receives :class:`~libcni_py.core.effects.Notice` texts.
@@ -225,19 +227,25 @@ class Driver(Stepper):
             our stderr, as Go does); failing plugins' stderr is in the error.
     """
 
+    #: the waiting operations' form when ``io`` is not given
+    default_io: ClassVar[IO | None] = None
+
     def __init__(
         self,
         store: CacheStore,
         *,
-        io: IO,
+        io: IO | None = None,
         timeout: float | None,
         on_notice: Callable[[str], None] | None = None,
         tracer: Tracer | None = None,
         on_stderr: Callable[[invoke.ExecRequest, bytes], None] | None = stderr_to_terminal,
     ) -> None:
         super().__init__(tracer=tracer)
+        chosen = io if io is not None else self.default_io
+        if chosen is None:
+            raise TypeError(f"{type(self).__name__} needs io= (BLOCKING or TRIO)")
         self.store = store
-        self.io = io
+        self.io = chosen
         self.timeout = timeout
         self.on_notice = on_notice
         self.on_stderr = on_stderr
@@ -315,9 +323,14 @@ class Driver(Stepper):
     async def _lock_gc(self, *, exclusive: bool) -> None:
         if not self.gc_lock_needed(exclusive=exclusive):
             return
+        self.core_gc_lock = await self.take_gc_lock(exclusive=exclusive)
+
+    async def take_gc_lock(self, *, exclusive: bool) -> LockHandle:
+        """Take the cache dir's GC lock, shared (ADD, CHECK, DEL) or
+        exclusive (GC), waiting at most the driver's timeout."""
         store = self.store
-        self.core_gc_lock = await self.io.lock(
-            lambda timeout: store.lock_gc(exclusive=exclusive, timeout=timeout),
+        return await self.io.lock(
+            lambda limit: store.lock_gc(exclusive=exclusive, timeout=limit),
             lambda: store.try_lock_gc(exclusive=exclusive),
             lambda waited: store.lock_timeout("lock", GC_LOCK, waited),
             self.timeout,

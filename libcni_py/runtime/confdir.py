@@ -205,21 +205,17 @@ def snapshot(conf_dir: str) -> tuple[Entry, ...] | None:
         return ()
     found: list[Entry] = []
     for entry in entries:
-        try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-        except OSError:
-            is_dir = False
-        if is_dir:
+        if conf.is_real_dir(entry):
             try:
                 inner = list(os.scandir(entry.path))
             except OSError:
                 continue
             for sub in inner:
-                if sub.name.endswith(".conf"):
+                if conf.has_extension(sub.name, (".conf",)):
                     item = _stat_entry(sub.path, f"{entry.name}/{sub.name}")
                     if item is not None:
                         found.append(item)
-        elif os.path.splitext(entry.name)[1] in conf.CONF_EXTENSIONS:
+        elif conf.has_extension(entry.name, conf.CONF_EXTENSIONS):
             item = _stat_entry(entry.path, entry.name)
             if item is not None:
                 found.append(item)

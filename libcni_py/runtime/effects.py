@@ -37,23 +37,22 @@ from .. import netns
 from ..core.effects import Effect, handled_by
 from ..core.record import cached_attachments
 from ..core.value import Value
-from ..drivers.base import Driver, complete, stderr_to_terminal
+from ..drivers.base import Driver, complete
 from ..drivers.blocking import BLOCKING
 from ..drivers.handlers import Handlers
 from ..drivers.scripted import ScriptedDriver
-from ..edges.recordstore import GC_LOCK, POD_LOCKS
+from ..edges.recordstore import POD_LOCKS
 from ..errors import CacheError, CNIError, ConfigError
 from .sandbox import PODS_FOLDER, PodSandbox, decode_sandbox, encode_sandbox, pod_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
     from typing import Any, TypeVar
 
     from ..core.effects import Plan
-    from ..core.plugin_call import ExecRequest
     from ..core.record import CacheRecord
-    from ..drivers.base import IO, Tracer
+    from ..drivers.base import IO
     from ..edges.recordstore import CacheStore, LockHandle
     from .confdir import ConfDir, ConfDirState
 
@@ -346,7 +345,7 @@ class PodDriver(Driver, PodHandlers):
     same settings (so each holds its own attachment locks), as
     :class:`~libcni_py.api.CNI` runs one operation."""
 
-    def __init__(self, store: CacheStore, *, io: IO, timeout: float | None, **settings: Any) -> None:
+    def __init__(self, store: CacheStore, *, io: IO | None = None, timeout: float | None, **settings: Any) -> None:
         super().__init__(store, io=io, timeout=timeout, **settings)
         self.pod_locks: dict[str, LockHandle] = {}
         self.gc_lock: LockHandle | None = None
@@ -359,13 +358,7 @@ class PodDriver(Driver, PodHandlers):
     async def lock_gc(self, effect: LockGC) -> None:
         """Take the GC lock, shared or exclusive, once per plan."""
         if self.gc_lock is None:
-            store, exclusive = self.store, effect.exclusive
-            self.gc_lock = await self.io.lock(
-                lambda limit: store.lock_gc(exclusive=exclusive, timeout=limit),
-                lambda: store.try_lock_gc(exclusive=exclusive),
-                lambda waited: store.lock_timeout("lock", GC_LOCK, waited),
-                self.timeout,
-            )
+            self.gc_lock = await self.take_gc_lock(exclusive=effect.exclusive)
 
     async def lock_pod(self, effect: LockPod) -> None:
         """Take the pod's lock once per plan."""
@@ -504,16 +497,7 @@ class SyncPodDriver(PodDriver):
     """Runs runtime-layer plans with blocking calls; a :class:`Batch` runs its
     plans one after another."""
 
-    def __init__(
-        self,
-        store: CacheStore,
-        *,
-        timeout: float | None,
-        on_notice: Callable[[str], None] | None = None,
-        tracer: Tracer | None = None,
-        on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
-    ) -> None:
-        super().__init__(store, io=BLOCKING, timeout=timeout, on_notice=on_notice, tracer=tracer, on_stderr=on_stderr)
+    default_io = BLOCKING
 
     def run(self, steps: Plan[T]) -> T:
         """Drive a runtime-layer plan to its end (see :meth:`~libcni_py.drivers.base.Stepper.drive`)."""

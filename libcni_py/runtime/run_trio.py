@@ -11,18 +11,13 @@ so that the blocking form does not import trio.
 from __future__ import annotations
 
 from ..drivers.async_trio import TRIO
-from ..drivers.base import stderr_to_terminal
 from .effects import PodDriver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import TypeVar
 
     from ..core.effects import Plan
-    from ..core.plugin_call import ExecRequest
-    from ..drivers.base import Tracer
-    from ..edges.recordstore import CacheStore
 
     T = TypeVar("T")
 
@@ -32,16 +27,7 @@ __all__ = ["TrioPodDriver"]
 class TrioPodDriver(PodDriver):
     """Runs runtime-layer plans in trio."""
 
-    def __init__(
-        self,
-        store: CacheStore,
-        *,
-        timeout: float | None,
-        on_notice: Callable[[str], None] | None = None,
-        tracer: Tracer | None = None,
-        on_stderr: Callable[[ExecRequest, bytes], None] | None = stderr_to_terminal,
-    ) -> None:
-        super().__init__(store, io=TRIO, timeout=timeout, on_notice=on_notice, tracer=tracer, on_stderr=on_stderr)
+    default_io = TRIO
 
     async def run(self, steps: Plan[T]) -> T:
         """Drive a runtime-layer plan to its end (see :meth:`~libcni_py.drivers.base.Stepper.drive`)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from support import write_conf
 
+from libcni_py.core import netconf as conf
 from libcni_py.runtime import confdir
 from libcni_py.runtime.confdir import ConfDir, load, snapshot
 
@@ -42,6 +43,20 @@ def test_missing_and_empty_conf_dirs(tmp_path: Path) -> None:
     assert snapshot(str(tmp_path / "nope")) is None
     empty = load(str(tmp_path))
     assert empty.exists and empty.networks == ()
+
+
+def test_snapshot_covers_exactly_the_files_the_loader_reads(conf_dir: Path) -> None:
+    """The change detector and the loader share one rule for which names are
+    conf files (Go's ``filepath.Ext``): a file named just ``.conflist`` is
+    loaded by Go libcni, so a change to it must be noticed too."""
+    write_conf(conf_dir, ".conflist", conflist("hidden"))
+    write_conf(conf_dir, "10-a.conflist.bak", conflist("ignored"))
+    (conf_dir / "20-dir.conflist").mkdir()
+    loaded = [os.path.basename(p) for p in conf.conf_files(str(conf_dir), conf.CONF_EXTENSIONS)]
+    seen = snapshot(str(conf_dir))
+    assert seen is not None
+    assert loaded == [".conflist"]
+    assert [entry[0] for entry in seen] == loaded
 
 
 def test_new_file_is_noticed_without_restart(conf_dir: Path) -> None:

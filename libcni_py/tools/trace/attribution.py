@@ -19,7 +19,7 @@ from .fanotify_events import (
     FileEvent,
 )
 from .net_events import NetEvent
-from .proc_tree import Proc, ProcessTree, program_path
+from .proc_tree import Proc, ProcessTree, process_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -224,26 +224,13 @@ def net_writer(events: Sequence[NetEvent], *, tree: ProcessTree, top: Proc, top_
 def processes_json(tree: ProcessTree, top: Proc, top_name: str, t0: float) -> list[dict[str, Any]]:
     """``top`` and every process below it, in the order they started (the
     ``processes`` of an exec event in ``--trace-json``)."""
-    out: list[dict[str, Any]] = []
-    for proc, depth in tree.subtree(top):
-        plugin = proc is top or proc.is_plugin
-        out.append(
-            {
-                "pid": proc.pid,
-                "ppid": proc.parent.pid if proc.parent else None,
-                "depth": depth,
-                "program": top_name if proc is top else proc.program,
-                "path": program_path(proc.argv, proc.exe) or None,
-                "plugin": plugin,
-                "cniCommand": proc.cni_env.get("CNI_COMMAND") if plugin else None,
-                "exe": proc.exe or None,
-                "argv": list(proc.argv),
-                "cniEnv": dict(proc.cni_env) if plugin else {},
-                "execs": proc.execs,
-                "at": round(proc.started_ns / 1e9 - t0, 6) if proc.started_ns else None,
-                "exitAt": round(proc.ended_ns / 1e9 - t0, 6) if proc.ended_ns else None,
-                "exitStatus": proc.exit_status,
-                "unread": proc.unread or None,
-            }
+    return [
+        process_json(
+            proc,
+            depth=depth,
+            t0=t0,
+            program=top_name if proc is top else proc.program,
+            plugin=proc is top or proc.is_plugin,
         )
-    return out
+        for proc, depth in tree.subtree(top)
+    ]

@@ -13,6 +13,7 @@ from .proc_events import ProcEvent, wait_status
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from typing import Any
 
 
 #: Programs that run a script named by a later argument (``#!`` lines).
@@ -182,3 +183,26 @@ class ProcessTree:
                 depth[id(proc)] = depth[id(proc.parent)] + 1
                 out.append((proc, depth[id(proc)]))
         return out
+
+
+def process_json(proc: Proc, *, depth: int, t0: float, program: str, plugin: bool) -> dict[str, Any]:
+    """One process as the trace file writes it (an entry of an exec event's
+    ``processes``; ``cnitool watch`` writes the same): times in seconds
+    since ``t0``, the ``CNI_*`` environment only for a plugin."""
+    return {
+        "pid": proc.pid,
+        "ppid": proc.parent.pid if proc.parent else None,
+        "depth": depth,
+        "program": program,
+        "path": program_path(proc.argv, proc.exe) or None,
+        "plugin": plugin,
+        "cniCommand": proc.cni_env.get("CNI_COMMAND") if plugin else None,
+        "exe": proc.exe or None,
+        "argv": list(proc.argv),
+        "cniEnv": dict(proc.cni_env) if plugin else {},
+        "execs": proc.execs,
+        "at": round(proc.started_ns / 1e9 - t0, 6) if proc.started_ns else None,
+        "exitAt": round(proc.ended_ns / 1e9 - t0, 6) if proc.ended_ns else None,
+        "exitStatus": proc.exit_status,
+        "unread": proc.unread or None,
+    }

@@ -41,7 +41,7 @@ from .net_events import parse_rtnetlink
 from .nft_events import NETLINK_NETFILTER, NFNLGRP_NFTABLES, parse_nft
 from .observer import _note_dirs
 from .proc_events import parse_proc_events, subject, wait_status
-from .proc_tree import Proc, program_path
+from .proc_tree import Proc, process_json, program_path
 from .reader import _open_connector, _read_proc, _rtnl_socket
 
 TYPE_CHECKING = False
@@ -592,24 +592,9 @@ class Watcher:
             self.sink.flush()
 
     def _proc_json(self, proc: Proc, depth: int) -> dict[str, Any]:
-        plugin = proc.parent is None or proc.is_plugin
-        return {
-            "pid": proc.pid,
-            "ppid": proc.parent.pid if proc.parent else None,
-            "depth": depth,
-            "program": proc.program,
-            "path": program_path(proc.argv, proc.exe) or None,
-            "plugin": plugin,
-            "cniCommand": proc.cni_env.get("CNI_COMMAND") if plugin else None,
-            "exe": proc.exe or None,
-            "argv": list(proc.argv),
-            "cniEnv": dict(proc.cni_env) if plugin else {},
-            "execs": proc.execs,
-            "at": round(proc.started_ns / 1e9 - self.t0, 6) if proc.started_ns else None,
-            "exitAt": round(proc.ended_ns / 1e9 - self.t0, 6) if proc.ended_ns else None,
-            "exitStatus": proc.exit_status,
-            "unread": proc.unread or None,
-        }
+        return process_json(
+            proc, depth=depth, t0=self.t0, program=proc.program, plugin=proc.parent is None or proc.is_plugin
+        )
 
     def _subtree(self, op: Operation, top: Proc) -> list[tuple[Proc, int]]:
         out: list[tuple[Proc, int]] = [(top, 0)]
