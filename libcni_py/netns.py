@@ -28,8 +28,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import threading
 
+from .edges.nsfs import ALIVE, CLONE_NEWNET, GONE, NS_GET_NSTYPE, STALE, UNKNOWN, is_netns, state
 from .errors import NetnsError
 
 TYPE_CHECKING = False
@@ -40,7 +40,11 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 __all__ = [
+    "ALIVE",
+    "GONE",
     "NETNS_DIR",
+    "STALE",
+    "UNKNOWN",
     "acreate",
     "adelete",
     "arun_in",
@@ -60,12 +64,10 @@ __all__ = [
 
 NETNS_DIR = "/var/run/netns"
 
-_CLONE_NEWNET = 0x40000000
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_SHARED = 1 << 20
 _MNT_DETACH = 2
-_NS_GET_NSTYPE = 0xB703
 
 _LIBC: list[Any] = []
 
@@ -96,59 +98,6 @@ def path_for(name_or_path: str) -> str:
         return name_or_path
     _check_name(name_or_path)
     return os.path.join(NETNS_DIR, name_or_path)
-
-
-def is_netns(path: str) -> bool:
-    """True if ``path`` is a network namespace file (an nsfs file of type net)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        import fcntl
-
-        return fcntl.ioctl(fd, _NS_GET_NSTYPE) == _CLONE_NEWNET
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-#: What :func:`state` says of a namespace path.
-ALIVE, GONE, STALE, UNKNOWN = "alive", "gone", "stale", "unknown"
-
-
-def state(path: str) -> str:
-    """Whether the namespace at ``path`` still lives: proof for GC and DEL.
-
-    Returns:
-        ``"alive"``: a network namespace file (nsfs, type net);
-        ``"gone"``: no such file (the namespace and its file were removed, or
-        ``/proc/<pid>/ns/net`` of a process that exited);
-        ``"stale"``: a file that is not a network namespace any more (the
-        bind mount behind ``/var/run/netns/NAME`` went away, leaving the
-        empty file; or some other kind of file);
-        ``"unknown"``: no path, or it cannot be opened for another reason
-        (permission denied, say): nothing is proven either way.
-
-    Only ``gone`` and ``stale`` prove an attachment dead.
-    """
-    if not path:
-        return UNKNOWN
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except (FileNotFoundError, NotADirectoryError):
-        return GONE
-    except OSError:
-        return UNKNOWN
-    try:
-        import fcntl
-
-        return ALIVE if fcntl.ioctl(fd, _NS_GET_NSTYPE) == _CLONE_NEWNET else STALE
-    except OSError:
-        return STALE
-    finally:
-        os.close(fd)
 
 
 def exists(name_or_path: str) -> bool:
@@ -203,6 +152,8 @@ def _on_thread(func: Callable[[], T]) -> T:
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
 
+    import threading  # here: a CLI ADD or DEL only asks state(), and threading costs it ~0.5 ms
+
     thread = threading.Thread(target=worker, name="libcni_py-netns")
     thread.start()
     thread.join()
@@ -247,11 +198,13 @@ def create(name: str, *, exist_ok: bool = False) -> str:
 
     def make() -> None:
         libc = _c()
-        if libc.unshare(_CLONE_NEWNET) != 0:
+        if libc.unshare(CLONE_NEWNET) != 0:
             err = _errno()
             if err == errno.EPERM:
                 raise _not_root(f"cannot create network namespace {name!r}")
             raise NetnsError(f"cannot create network namespace {name!r}: {os.strerror(err)}")
+        import threading
+
         source = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
         if libc.mount(source, path.encode(), b"none", _MS_BIND, None) != 0:
             raise NetnsError(f"cannot bind-mount the new namespace on {path}: {os.strerror(_errno())}")
@@ -372,10 +325,10 @@ def opened(name_or_path: str) -> Iterator[int]:
         import fcntl
 
         try:
-            kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+            kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
         except OSError:
             kind = -1
-        if kind != _CLONE_NEWNET:
+        if kind != CLONE_NEWNET:
             raise NetnsError(f"{path} is not a network namespace")
         yield fd
     finally:
@@ -385,7 +338,7 @@ def opened(name_or_path: str) -> Iterator[int]:
 def _enter(path: str) -> None:
     """Move the calling thread into the namespace (worker threads only)."""
     with opened(path) as fd:
-        if _c().setns(fd, _CLONE_NEWNET) != 0:
+        if _c().setns(fd, CLONE_NEWNET) != 0:
             err = _errno()
             if err == errno.EPERM:
                 raise _not_root(f"cannot enter network namespace {path}", "entering a namespace")
@@ -501,6 +454,8 @@ def run_command(
         raise NetnsError("no command given")
     environment = dict(os.environ if env is None else env)
     program = find_command(argv[0], environment)
+    import threading
+
     if forward_signals and threading.current_thread() is not threading.main_thread():
         raise NetnsError("run_command(forward_signals=True) must be called from the main thread")
 

@@ -70,19 +70,26 @@ def _is_classvar(annotation: object) -> bool:
     return text.startswith(("ClassVar", "typing.ClassVar", "Final", "typing.Final"))
 
 
-def _top_level(annotation: object, head: str) -> bool:
-    """Whether ``annotation`` is ``head[...]`` as a whole (not in a union)."""
+def _container(annotation: object) -> type | None:
+    """``tuple`` or ``dict`` when ``annotation`` is ``tuple[...]`` or
+    ``dict[...]`` as a whole (not in a union), else None.  Runs for every
+    field of every value class at import, so the common case (neither)
+    costs one ``startswith``."""
     if not isinstance(annotation, str):
-        return getattr(annotation, "__origin__", annotation) is {"tuple": tuple, "dict": dict}[head]
-    if not (annotation.startswith(head + "[") and annotation.endswith("]")):
-        return False
+        origin = getattr(annotation, "__origin__", annotation)
+        return origin if origin is tuple or origin is dict else None
+    if not annotation.startswith(("tuple[", "dict[")) or not annotation.endswith("]"):
+        return None
+    kind = tuple if annotation[0] == "t" else dict
     depth = 0
     for i, char in enumerate(annotation):
-        depth += char == "["
-        depth -= char == "]"
-        if depth == 0 and i > len(head):
-            return i == len(annotation) - 1
-    return False
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                return kind if i == len(annotation) - 1 else None
+    return None
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, eq_default=True, field_specifiers=())
@@ -104,10 +111,9 @@ class _ValueMeta(type):
             for field in own:
                 if field in namespace:
                     defaults[field] = namespace.pop(field)
-                annotation = namespace["__annotations__"][field]
-                for head, kind in (("tuple", tuple), ("dict", dict)):
-                    if _top_level(annotation, head):
-                        converts[field] = kind
+                kind = _container(namespace["__annotations__"][field])
+                if kind is not None:
+                    converts[field] = kind
             namespace["__slots__"] = tuple(f for f in own if f not in fields)
             fields.update(dict.fromkeys(own))
         namespace["_value_fields"] = tuple(fields)

@@ -24,7 +24,7 @@ import sys
 from abc import ABC, abstractmethod
 
 from ..core import plugin_call as invoke
-from ..edges import spawn
+from ..edges import nsfs, spawn
 from ..edges.recordstore import ATTACHMENT_LOCKS, GC_LOCK, gc_lock_covers
 from .handlers import Handlers
 
@@ -353,10 +353,8 @@ class Driver(Stepper):
         return self.store.sweep(effect.network + "-", older_than=effect.older_than)
 
     async def probe_netns(self, effect: ProbeNetns) -> str:
-        """Ask the kernel (:func:`libcni_py.netns.state`)."""
-        from .. import netns
-
-        return await self.io.quick(netns.state, effect.path)
+        """Ask the kernel (:func:`libcni_py.edges.nsfs.state`)."""
+        return await self.io.quick(nsfs.state, effect.path)
 
     async def probe_links(self, effect: ProbeLinks) -> tuple[str, ...] | None:
         """Ask the kernel (:func:`libcni_py.netns.links_present`); entering
