@@ -219,15 +219,23 @@ class ArgsError(CNIError):
 class PluginNotFoundError(CNIError):
     """The plugin binary named by ``type`` is in none of the plugin directories."""
 
-    def __init__(self, plugin_type: str, dirs: Sequence[str], *, reason: str = "") -> None:
+    def __init__(
+        self, plugin_type: str, dirs: Sequence[str], *, reason: str = "", elsewhere: Sequence[str] = ()
+    ) -> None:
         self.plugin_type = plugin_type
         self.dirs = tuple(dirs)
+        #: directories outside ``dirs`` where a binary of that name is installed
+        self.elsewhere = tuple(elsewhere)
         searched = ":".join(self.dirs) if self.dirs else "(no directories)"
         msg = reason or f'plugin "{plugin_type}" not found in {searched}'
-        super().__init__(
-            msg,
-            hint="install it there, or point CNI_PATH / --plugin-path at the directory that has it",
-        )
+        if self.elsewhere:
+            hint = (
+                f"it is installed in {', '.join(self.elsewhere)}, which is not searched: "
+                "point CNI_PATH / --plugin-path there, or install it into a searched directory"
+            )
+        else:
+            hint = "install it there, or point CNI_PATH / --plugin-path at the directory that has it"
+        super().__init__(msg, hint=hint)
 
 
 class PluginError(CNIError):

@@ -22,6 +22,7 @@ from ..errors import (
     PluginTimeoutError,
 )
 from . import gojson, result, schema, version
+from .defaults import KNOWN_PLUGIN_DIRS
 from .value import Value
 
 TYPE_CHECKING = False
@@ -184,7 +185,29 @@ def find_in_path(plugin_type: str, dirs: Sequence[str]) -> str:
                     hint=f"chmod o-w {candidate}",
                 )
             return candidate
-    raise PluginNotFoundError(plugin_type, dirs)
+    raise PluginNotFoundError(plugin_type, dirs, elsewhere=installed_elsewhere(plugin_type, dirs))
+
+
+def installed_elsewhere(
+    plugin_type: str, searched: Sequence[str], known_dirs: Sequence[str] = KNOWN_PLUGIN_DIRS
+) -> tuple[str, ...]:
+    """The directories of ``known_dirs`` (where distributions install
+    plugins) outside ``searched`` that hold a regular file named
+    ``plugin_type``: a plugin path that misses the distribution's directory
+    is the usual reason a plugin is "not found".  Only asked once a search
+    has failed."""
+    seen = {os.path.realpath(d) for d in searched}
+    out = []
+    for directory in known_dirs:
+        if os.path.realpath(directory) in seen:
+            continue
+        try:
+            st = os.stat(os.path.join(directory, plugin_type))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.append(directory)
+    return tuple(out)
 
 
 def _quote(data: bytes, limit: int = 400) -> str:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import PLUGINS, REPO, run_cnitool, write_conf
+from support import DEBIAN_PLUGINS, PLUGINS, REPO, run_cnitool, write_conf
 
 import libcni_py
 import libcni_py.netns
@@ -179,6 +179,44 @@ def test_ls_does_not_count_the_other_networks_as_problems(env: dict[str, str], c
     assert "20-other.conflist ('other') is not the default network" in notes
     doc = json.loads(run_cnitool("ls", "--no-probe", "--json", env=env).stdout)
     assert doc["problems"] == [] and len(doc["notes"]) == 1
+
+
+BRIDGE_NET = {
+    "cniVersion": "1.0.0",
+    "name": "debnet",
+    "plugins": [{"type": "bridge", "ipam": {"type": "host-local", "subnet": "10.99.0.0/24"}}],
+}
+
+
+def test_a_plugin_installed_outside_the_plugin_path_is_named(tmp_path: Path) -> None:
+    """Debian installs the plugins to /usr/lib/cni, while libcni's default
+    path is /opt/cni/bin: "not found" then says where the plugin is, and
+    ``ls`` and ``doctor`` say it too, with the settings that fix it."""
+    assert (DEBIAN_PLUGINS / "bridge").is_file(), "scripts/setup installs Debian's containernetworking-plugins"
+    conf, empty = tmp_path / "net.d", tmp_path / "bin"
+    conf.mkdir()
+    empty.mkdir()
+    write_conf(conf, "10-deb.conflist", BRIDGE_NET)
+    env = {"NETCONFPATH": str(conf), "CNI_PATH": str(empty), "CNI_CACHE_DIR": str(tmp_path / "cache")}
+
+    line = _error_line(run_cnitool("validate", "debnet", env=env))
+    assert f'plugin "bridge" not found in {empty}' in line
+    assert f"it is installed in {DEBIAN_PLUGINS}, which is not searched" in line
+
+    report = json.loads(run_cnitool("ls", "--no-probe", "--json", env=env).stdout)
+    where = {p["type"]: p["elsewhere"] for p in report["plugins"]}
+    assert where == {"bridge": [str(DEBIAN_PLUGINS)], "host-local": [str(DEBIAN_PLUGINS)]}
+
+    doctor = run_cnitool("doctor", "--no-probe", "--json", "--ipam-dir", str(tmp_path / "ipam"), env=env)
+    assert doctor.returncode == 7, doctor.stderr
+    missing = [f for f in json.loads(doctor.stdout)["findings"] if "MISSING" in f["cause"]]
+    assert missing and all(f"it is in {DEBIAN_PLUGINS}, which is not searched" in f["cause"] for f in missing)
+    assert all("containerd: bin_dir" in f["fix"] for f in missing)
+
+    # on the path, nothing is said about other directories
+    env["CNI_PATH"] = str(DEBIAN_PLUGINS)
+    report = json.loads(run_cnitool("ls", "--no-probe", "--json", env=env).stdout)
+    assert all(p["path"] and p["elsewhere"] == [] for p in report["plugins"])
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv")

@@ -355,6 +355,24 @@ def test_find_in_path_not_found_lists_dirs(tmp_path: Path) -> None:
     assert "CNI_PATH" in err.hint
 
 
+def test_installed_elsewhere_names_unsearched_dirs_that_have_the_plugin(tmp_path: Path) -> None:
+    """Where distributions install plugins is checked only to say where a
+    missing plugin is: a directory that was searched (also under another
+    name, through a symbolic link) is not named, nor one whose entry is not
+    a regular file."""
+    searched, other, alias, dirlike = (tmp_path / n for n in ("searched", "other", "alias", "dirlike"))
+    searched.mkdir()
+    other.mkdir()
+    (other / "bridge").write_text("")
+    alias.symlink_to(other)
+    dirlike.mkdir()
+    (dirlike / "bridge").mkdir()  # a directory named like the plugin is no plugin
+    known = [str(searched), str(other), str(dirlike), str(tmp_path / "absent")]
+    assert invoke.installed_elsewhere("bridge", [str(searched)], known) == (str(other),)
+    assert invoke.installed_elsewhere("bridge", [str(alias)], known) == ()
+    assert invoke.installed_elsewhere("macvlan", [str(searched)], known) == ()
+
+
 @pytest.mark.parametrize(
     ("plugin_type", "fragment"),
     [

@@ -46,8 +46,7 @@ def _verdict(entry: FileEntry, plugins: Mapping[str, PluginStatus]) -> FileVerdi
             status = plugins.get(sub)
             if status is not None and not status.path:
                 problems.append(
-                    f'plugin "{sub}" (run by {plugin.type}) MISSING (searched {":".join(status.searched)}): '
-                    f"{plugin.type} fails at ADD"
+                    f'plugin "{sub}" (run by {plugin.type}) {status.not_found()}: {plugin.type} fails at ADD'
                 )
     runnable = entry.unusable is None
     if validates is False or not runnable:

@@ -111,6 +111,9 @@ class PluginStatus(Value):
         path: the binary found, or "" (MISSING).
         searched: the directories searched.
         missing: why it was not found ("" when found).
+        elsewhere: directories outside ``searched`` where a binary of that
+            name is installed (a plugin path that misses the distribution's
+            plugin directory is a common cause of "MISSING").
         info: its VERSION answer, or None (not probed, or the probe failed).
         probe_error: why VERSION failed ("" when it did not).
         probed: whether VERSION was asked.
@@ -120,6 +123,7 @@ class PluginStatus(Value):
     path: str = ""
     searched: tuple[str, ...]
     missing: str = ""
+    elsewhere: tuple[str, ...] = ()
     info: PluginInfo | None = None
     probe_error: str = ""
     probed: bool = False
@@ -134,11 +138,19 @@ class PluginStatus(Value):
             return False
         return None
 
+    def not_found(self) -> str:
+        """``MISSING (searched …)``, and where the binary is instead when it is
+        installed in a directory that was not searched."""
+        text = f"MISSING (searched {':'.join(self.searched) or 'nothing'}"
+        if self.elsewhere:
+            text += f"; it is in {', '.join(self.elsewhere)}, which is not searched"
+        return text + ")"
+
     def problem(self, cni_version: str) -> str:
         """Why a list at ``cni_version`` cannot run it ("" when it can or
         when that is unknown)."""
         if not self.path:
-            return self.missing or f'plugin "{self.type}" MISSING (searched {":".join(self.searched) or "nothing"})'
+            return self.missing or f'plugin "{self.type}" {self.not_found()}'
         if self.probe_error:
             return f'plugin "{self.type}": VERSION failed: {self.probe_error}'
         if self.info is not None and not self.info.supports(cni_version):

@@ -57,6 +57,7 @@ def report_json(report: Report) -> dict[str, Any]:
                 "path": p.path or None,
                 "searched": list(p.searched),
                 "missing": p.missing or None,
+                "elsewhere": list(p.elsewhere),
                 "probed": p.probed,
                 "supportedVersions": list(p.info.supported_versions) if p.info is not None else None,
                 "probeError": p.probe_error or None,

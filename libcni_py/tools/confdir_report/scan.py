@@ -67,14 +67,23 @@ def scan(conf_dir: str) -> Listing:
 
 
 def resolve_plugins(types: Iterable[str], plugin_path: Sequence[str]) -> dict[str, PluginStatus]:
-    """Find each plugin type's binary (a ``stat`` per directory; nothing runs)."""
+    """Find each plugin type's binary (a ``stat`` per directory; nothing runs).
+
+    A plugin not on ``plugin_path`` is looked for where distributions install
+    plugins too, so that the report can say where it is instead.
+    """
     out: dict[str, PluginStatus] = {}
     for plugin_type in types:
         try:
             path = invoke.find_in_path(plugin_type, plugin_path)
         except PluginNotFoundError as exc:
             missing = exc.msg if exc.msg != f'plugin "{plugin_type}" not found in {":".join(plugin_path)}' else ""
-            out[plugin_type] = PluginStatus(type=plugin_type, searched=tuple(plugin_path), missing=missing)
+            out[plugin_type] = PluginStatus(
+                type=plugin_type,
+                searched=tuple(plugin_path),
+                missing=missing,
+                elsewhere=() if missing else exc.elsewhere,
+            )
             continue
         out[plugin_type] = PluginStatus(type=plugin_type, searched=tuple(plugin_path), path=path)
     return out

@@ -292,7 +292,13 @@ def _conf(problems: Iterable[str]) -> list[Finding]:
         subject = text.split(":", 1)[0] if ":" in text else "conf dir"
         if " does not exist: " in text or " has no .conf, .conflist or .json file" in text:
             subject = text.split(" ", 1)[0]
-        if "MISSING" in text:
+        if "MISSING" in text and ", which is not searched)" in text:
+            fix = (
+                "put that directory on the plugin path of whatever loads this file (cnitool: --plugin-path "
+                "or CNI_PATH; containerd: bin_dir; CRI-O: plugin_dirs; podman: cni_plugin_dirs), "
+                "or install the plugin into a searched directory"
+            )
+        elif "MISSING" in text:
             fix = "install the plugin into one of the plugin directories, or fix the plugin's type in the file"
         elif "does not support cniVersion" in text:
             fix = "set the file's cniVersion to one the plugin supports, or install a newer plugin"
