@@ -295,6 +295,19 @@ READ_ONLY: dict[str, tuple[Callable[[SharedNode], list[str]], bool]] = {
 }
 
 
+def test_doctor_calls_none_of_theirs_dead(shared: SharedNode, baseline: Snapshot) -> None:
+    """``cnitool doctor`` reads the whole node; their live attachments are
+    no finding of its, and reading changes nothing."""
+    proc = shared.cnitool("doctor", "--json", "--cri-socket", shared.socket)
+    _no_traceback(proc, "doctor")
+    assert proc.returncode in (0, 7), f"doctor: exit {proc.returncode}: {proc.stderr.strip()}"
+    findings = json.loads(proc.stdout)["findings"]
+    theirs = set(foreign_ids(shared))
+    blamed = [f for f in findings if any(cid in json.dumps(f) for cid in theirs)]
+    assert blamed == [], f"doctor reports a live attachment of podman's or containerd's: {blamed}"
+    assert_intact(shared, baseline, "cnitool doctor")
+
+
 @pytest.mark.parametrize("name", list(READ_ONLY))
 def test_looking_changes_nothing_of_theirs(shared: SharedNode, baseline: Snapshot, name: str) -> None:
     argv, must_succeed = READ_ONLY[name]
@@ -383,6 +396,8 @@ GC_COMMANDS: dict[str, Callable[[SharedNode, str], list[str]]] = {
     "gc NET --all": lambda n, live: ["gc", n.network, "--all"],
     "pod gc": lambda n, live: ["pod", "gc"],
     "pod gc --cri-socket": lambda n, live: ["pod", "gc", "--cri-socket", n.socket],
+    "doctor --fix": lambda n, live: ["doctor", "--fix", "--grace", "0"],
+    "doctor --fix --cri-socket": lambda n, live: ["doctor", "--fix", "--grace", "0", "--cri-socket", n.socket],
 }
 
 

@@ -113,6 +113,20 @@ def test_ignored_entries_and_plugin_folders(tmp_path: Path) -> None:
     assert report.listing.files[0].folder_plugins() == (str(tmp_path / "net" / "extra.conf"),)
 
 
+def test_podmans_lock_file_is_a_note_not_a_problem(tmp_path: Path) -> None:
+    """podman's CNI backend keeps ``cni.lock`` in the conf dir: saying it is
+    a problem (and that the fix is to remove it) would harm podman."""
+    write(tmp_path, "10-a.conflist", one("a", "bridge"))
+    (tmp_path / "cni.lock").write_text("")
+    (tmp_path / "10-a.conflist.bak").write_text("{}")
+    report = analyse(scan(str(tmp_path)), found("bridge"))
+    assert [p for p in report.problems if "cni.lock" in p] == []
+    assert '10-a.conflist.bak is ignored (extension ".bak")' in report.problems
+    assert [n for n in report.notes if n.startswith("cni.lock is podman's lock file")] != []
+    lock = next(i for i in report.ignored if i.name == "cni.lock")
+    assert lock.expected and "leave it" in lock.reason
+
+
 def test_a_fifo_is_not_read(tmp_path: Path) -> None:
     import os
 

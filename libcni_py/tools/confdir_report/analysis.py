@@ -9,6 +9,12 @@ from .chains import delegates
 from .consumers import cnitool_by_name, containerd_choice, skipping_choice
 from .model import LABELS, NOT_DEFAULT, Consumer, FileEntry, FileVerdict, Ignored, Listing, PluginStatus, Report
 
+#: Files other programs keep in a conf dir, by name, and whose they are: no
+#: consumer reads them, they break nothing, and removing one harms its owner.
+OTHER_PROGRAMS_FILES = {
+    "cni.lock": "podman's lock file (its CNI backend serialises network changes with it; leave it)",
+}
+
 __all__ = ["analyse"]
 
 
@@ -65,6 +71,9 @@ def _ignored(listing: Listing) -> list[Ignored]:
             by_network.setdefault(entry.conflist.name, []).append(entry)
     out: list[Ignored] = []
     for name, is_folder in listing.others:
+        if not is_folder and name in OTHER_PROGRAMS_FILES:
+            out.append(Ignored(name=name, reason=OTHER_PROGRAMS_FILES[name], expected=True))
+            continue
         if not is_folder:
             ext = os.path.splitext(name)[1]
             what = f'extension "{ext}"' if ext else "no extension"
@@ -152,10 +161,7 @@ def analyse(
         ),
     ]
     by_name = cnitool_by_name(listing)
-    found = _problems(listing, verdicts, ignored, consumers, by_name)
-    # which files are not the default network is worth saying, but no problem
-    problems = [p for p in found if not p.endswith(NOT_DEFAULT)]
-    notes = [p for p in found if p.endswith(NOT_DEFAULT)]
+    problems, notes = _findings(listing, verdicts, ignored, consumers, by_name)
     used = {
         t for e in listing.files if e.conflist is not None for p in e.conflist.plugins for t in (p.type, *delegates(p))
     }
@@ -171,14 +177,18 @@ def analyse(
     )
 
 
-def _problems(
+def _findings(
     listing: Listing,
     verdicts: Sequence[FileVerdict],
     ignored: Sequence[Ignored],
     consumers: Sequence[Consumer],
     by_name: Sequence[tuple[str, str, str, tuple[str, ...]]],
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """The report's problems, and its notes: what is worth saying but breaks
+    nothing (which files are not the default network; another program's
+    file that belongs in the conf dir)."""
     out: list[str] = []
+    notes: list[str] = []
     if not listing.exists:
         out.append(f"{listing.conf_dir} does not exist: every runtime reports the network as not ready")
     elif not listing.files:
@@ -237,12 +247,14 @@ def _problems(
         names = ", ".join(f"{e.name} ({e.conflist.name!r})" for e in rest[:3] if e.conflist is not None)
         more = f" and {len(rest) - 3} more" if len(rest) > 3 else ""
         default_takers = [LABELS[c.name] for c in consumers if c.networks and c.networks[0][:2] == default[:2]]
-        out.append(
+        notes.append(
             f"the default network of {', '.join(default_takers)} is {default[0]!r} from {default[1]} "
             f"(the first valid file in order); {names}{more} {'is' if len(rest) == 1 else 'are'} " + NOT_DEFAULT
         )
     for item in ignored:
-        if not item.network and not item.name.endswith("/"):
+        if item.expected:
+            notes.append(f"{item.name} is {item.reason}")
+        elif not item.network and not item.name.endswith("/"):
             out.append(f"{item.name} is ignored ({item.reason.split(':')[0]})")
     for consumer in consumers:
         if consumer.error:
@@ -256,4 +268,4 @@ def _problems(
     if len(takers) > 1:
         parts = "; ".join(f"{', '.join(LABELS[w] for w in who)} take {what}" for what, who in takers.items())
         out.append(f"the runtimes disagree: {parts}")
-    return out
+    return out, notes

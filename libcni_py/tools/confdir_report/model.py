@@ -80,11 +80,14 @@ class Ignored(Value):
         name: the entry's name (folders end with ``/``).
         reason: why it is ignored.
         network: for a plugin folder, the network whose plugins it adds.
+        expected: another program's file that belongs there (podman's
+            ``cni.lock``): a note, never a problem, and never to be removed.
     """
 
     name: str
     reason: str
     network: str = ""
+    expected: bool = False
 
 
 class Listing(Value):

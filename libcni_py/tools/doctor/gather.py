@@ -77,7 +77,7 @@ def read_conf(
     if version_info is not None:
         statuses = confdir_report.probe_versions(statuses, version_info)
     report = confdir_report.analyse(listing, statuses)
-    problems = [p for p in report.problems if not p.endswith("not the default network")]
+    problems = list(report.problems)  # the notes (not the default network, podman's lock file) are no problem
     loaded = [(e.name, e.conflist) for e in listing.files if e.conflist is not None]
     return problems, [n for _, n in loaded], loaded
 
