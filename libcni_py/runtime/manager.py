@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from ..core.effects import Plan
     from ..core.netconf import NetworkConfigList
     from ..core.plugin_call import ExecRequest
-    from ..core.record import CacheRecord
+    from ..core.record import CacheRecord, NetworkIfname
     from ..drivers.base import Tracer
     from .confdir import ConfDirState
     from .gc import PodGCReport
@@ -306,46 +306,56 @@ class _Calls:
 
     def setup(self, sandbox: PodSandbox, spec: PodSpec) -> _Call:
         m, opts = self.m, self.opts
+        started: list[NetworkIfname] = []  # what the rollback may delete: only what this setup started
 
         def main(state: ConfDirState) -> Plan[PodResult]:
-            return pod.setup(sandbox, m.attachments_for(sandbox, spec, state), opts, concurrent=m.concurrent)
+            attachments = m.attachments_for(sandbox, spec, state)
+            return pod.setup(sandbox, attachments, opts, concurrent=m.concurrent, started=started)
 
         def undo() -> Plan[tuple[tuple[str, str], ...]]:
-            return self._teardown(sandbox.container_id, sandbox.netns)
+            return self._teardown(sandbox.container_id, sandbox.netns, only=started)
 
         return _Call(main, prepare=self._state(required=True), undo=undo)
 
     def run_pod(self, sandbox: PodSandbox, spec: PodSpec) -> _Call:
         m, opts = self.m, self.opts
+        started: list[NetworkIfname] = []
 
         def main(state: ConfDirState) -> Plan[PodResult]:
             attachments = m.attachments_for(sandbox, spec, state)
-            return pod.run_pod(_in_setup(sandbox), attachments, opts, concurrent=m.concurrent)
+            return pod.run_pod(_in_setup(sandbox), attachments, opts, concurrent=m.concurrent, started=started)
 
         def undo() -> Plan[PodTeardown]:
-            return self._stop_pod(sandbox.container_id, only_if=sandbox)
+            return self._stop_pod(sandbox.container_id, only_if=sandbox, only=started)
 
         return _Call(main, prepare=self._state(required=True), undo=undo)
 
     def teardown(self, container_id: str) -> _Call:
         return _Call(lambda _: self._teardown(container_id, ""))
 
-    def _teardown(self, container_id: str, netns_hint: str) -> Plan[tuple[tuple[str, str], ...]]:
+    def _teardown(
+        self, container_id: str, netns_hint: str, only: Collection[NetworkIfname] | None = None
+    ) -> Plan[tuple[tuple[str, str], ...]]:
         m = self.m
         state = yield from self._state(required=False)
         removed = yield from pod.teardown(
-            container_id, state, m.loopback, self.opts, concurrent=m.concurrent, netns_hint=netns_hint
+            container_id, state, m.loopback, self.opts, concurrent=m.concurrent, netns_hint=netns_hint, only=only
         )
         return removed
 
     def stop_pod(self, container_id: str) -> _Call:
         return _Call(lambda _: self._stop_pod(container_id))
 
-    def _stop_pod(self, container_id: str, only_if: PodSandbox | None = None) -> Plan[PodTeardown]:
+    def _stop_pod(
+        self,
+        container_id: str,
+        only_if: PodSandbox | None = None,
+        only: Collection[NetworkIfname] | None = None,
+    ) -> Plan[PodTeardown]:
         m = self.m
         state = yield from self._state(required=False)
         report = yield from pod.stop_pod(
-            container_id, state, m.loopback, self.opts, concurrent=m.concurrent, only_if=only_if
+            container_id, state, m.loopback, self.opts, concurrent=m.concurrent, only_if=only_if, only=only
         )
         return report
 

@@ -59,12 +59,12 @@ from .sandbox import netns_name_for, same_pod
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
     from typing import Any
 
     from ..core.effects import Plan
     from ..core.netconf import NetworkConfigList
-    from ..core.record import CacheRecord
+    from ..core.record import CacheRecord, NetworkIfname
     from ..core.result import AnyResult, IPConfig, Route
     from .confdir import ConfDirState
     from .effects import Outcome
@@ -355,20 +355,46 @@ def _raise_failures(what: str, attachments: Sequence[Attachment], outcomes: Sequ
 
 
 def setup(
-    sandbox: PodSandbox, attachments: Sequence[Attachment], opts: Options, *, concurrent: bool
+    sandbox: PodSandbox,
+    attachments: Sequence[Attachment],
+    opts: Options,
+    *,
+    concurrent: bool,
+    started: list[NetworkIfname] | None = None,
 ) -> Plan[PodResult]:
     """ADD the pod's attachments: loopback first, then the others
     (concurrently if asked), under the pod's lock.
+
+    Args:
+        started: receives ``(network, ifname)`` of each attachment whose ADD
+            this call started, before it starts: exactly what a rollback may
+            delete.  An attachment already on record is refused before any
+            ADD, so a rollback never deletes what was there before (another
+            runtime's, with the same sandbox ID; or an earlier setup's).
 
     Returns:
         :class:`PodResult`.
 
     Raises:
+        ArgsError: one of the attachments is on record already (nothing ran).
         CNIError: the failure (one network), or MultiError (several).  What
             was added stays; the manager rolls it back.
     """
     yield from LockGC(exclusive=False)
     yield from LockPod(container_id=sandbox.container_id)
+    records, damaged = yield from ListAttachments(container_id=sandbox.container_id)
+    on_record = {(r.network, r.ifname) for r in records}
+    for filename, _problem in damaged:
+        key = cache.key_from_filename(filename, container_id=sandbox.container_id)
+        if key is not None:
+            on_record.add((key.network, key.ifname))
+    taken = [f"{a.network.name} ({a.rt.ifname})" for a in attachments if (a.network.name, a.rt.ifname) in on_record]
+    if taken:
+        raise ArgsError(
+            f"pod {sandbox.label}: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} on record already "
+            f"for container {sandbox.container_id}; nothing was run",
+            hint="tear the pod down first, or give another pod ID",
+        )
     values: list[Any] = []
     ordered: list[Attachment] = []
     for group, together in (
@@ -377,6 +403,8 @@ def setup(
     ):
         if not group:
             continue
+        if started is not None:
+            started.extend((a.network.name, a.rt.ifname) for a in group)
         outcomes = yield from Batch(plans=[ops.add(a.network, a.rt, opts) for a in group], concurrent=together)
         _raise_failures(f"pod {sandbox.label}: setup", group, outcomes)
         values.extend(o.value for o in outcomes)
@@ -385,7 +413,12 @@ def setup(
 
 
 def run_pod(
-    sandbox: PodSandbox, attachments: Sequence[Attachment], opts: Options, *, concurrent: bool
+    sandbox: PodSandbox,
+    attachments: Sequence[Attachment],
+    opts: Options,
+    *,
+    concurrent: bool,
+    started: list[NetworkIfname] | None = None,
 ) -> Plan[PodResult]:
     """Record the pod, create its namespace if it owns one, then :func:`setup`.
 
@@ -423,7 +456,7 @@ def run_pod(
             yield from ForgetPod(container_id=sandbox.container_id)
             yield from UnlockPod(container_id=sandbox.container_id, forget=True)
             raise
-    value = yield from setup(sandbox, attachments, opts, concurrent=concurrent)
+    value = yield from setup(sandbox, attachments, opts, concurrent=concurrent, started=started)
     if sandbox.setup_pid:
         yield from SavePod(sandbox=sandbox.replace(setup_pid=0, setup_start=0))
     return value
@@ -478,8 +511,13 @@ def teardown(
     *,
     concurrent: bool,
     netns_hint: str = "",
+    only: Collection[NetworkIfname] | None = None,
 ) -> Plan[tuple[tuple[str, str], ...]]:
     """DEL every cached attachment of the pod (loopback last), under its lock.
+
+    Args:
+        only: DEL just these ``(network, ifname)`` (a rollback: what its
+            setup started), and leave every other record alone.
 
     Returns:
         ``(network, ifname)`` of the attachments deleted.
@@ -490,7 +528,11 @@ def teardown(
     """
     yield from LockGC(exclusive=False)
     yield from LockPod(container_id=container_id)
+    if only is not None and not only:
+        return ()  # a rollback of a setup that started nothing
     attachments, errors = yield from _cached_attachments(container_id, state, loopback, netns_hint)
+    if only is not None:
+        attachments = [a for a in attachments if (a.network.name, a.rt.ifname) in only]
     removed: list[tuple[str, str]] = []
     for group, together in (
         ([a for a in attachments if not a.loopback], concurrent),
@@ -519,6 +561,7 @@ def stop_pod(
     *,
     concurrent: bool,
     only_if: PodSandbox | None = None,
+    only: Collection[NetworkIfname] | None = None,
 ) -> Plan[PodTeardown]:
     """:func:`teardown`, then delete the pod's namespace if the runtime layer
     made it, and its record.  A pod that is already gone is fine.
@@ -526,6 +569,7 @@ def stop_pod(
     Args:
         only_if: do nothing unless the pod's record is this one (a rollback
             must not stop another pod that has the same ID).
+        only: DEL just these attachments (see :func:`teardown`).
 
     Returns:
         :class:`PodTeardown`.
@@ -540,7 +584,9 @@ def stop_pod(
     if only_if is not None and not same_pod(sandbox, only_if):
         return PodTeardown(container_id=container_id)
     hint = sandbox.netns if sandbox is not None else ""
-    removed = yield from teardown(container_id, state, loopback, opts, concurrent=concurrent, netns_hint=hint)
+    removed = yield from teardown(
+        container_id, state, loopback, opts, concurrent=concurrent, netns_hint=hint, only=only
+    )
     netns_removed = ""
     if sandbox is not None and sandbox.netns_owned and (yield from DeleteNetns(path=sandbox.netns)):
         netns_removed = sandbox.netns

@@ -15,7 +15,8 @@ import trio
 from podkit import calls_of, make_pods, two_networks
 from support import CNITOOL, REPO, read_calls, write_conf
 
-from libcni_py import CNIError, ConfigError, NetworkNotReadyError, PluginError
+from libcni_py import CNIError, ConfigError, NetworkNotReadyError, PluginError, RuntimeConf
+from libcni_py.core import netconf
 from libcni_py.edges.recordstore import CacheStore
 from libcni_py.errors import ArgsError
 from libcni_py.runtime import AsyncPodNetworks, NetworkSelection, PodSpec, PortMapping
@@ -150,6 +151,33 @@ def test_failed_setup_is_rolled_back_completely(
         ("netb", "eth1"),
     ]
     assert pods.attachments() == [] and pods.sandboxes() == []
+
+
+@pytest.mark.parametrize("form", ["blocking", "trio"])
+def test_a_failed_setup_never_deletes_what_was_on_record_before(
+    conf_dir: Path, cache_dir: Path, plugin_dir: Path, record_file: Path, fake_netns: str, form: str
+) -> None:
+    """Another runtime (here a plain ADD) has neta/eth0 on record for the
+    sandbox ID a pod is then set up with: the setup is refused before any
+    plugin runs, and its rollback deletes nothing of what was there."""
+    two_networks(conf_dir)
+    pods = make_pods(conf_dir, cache_dir, plugin_dir, record_file, max_networks=2)
+    theirs = RuntimeConf(container_id="shared1", netns=fake_netns, ifname="eth0")
+    pods.cni.add(netconf.load_network(str(conf_dir), "neta"), theirs)
+    before = (cache_dir / "results" / "neta-shared1-eth0").read_bytes()
+    adds = len(calls_of(record_file, "ADD"))
+
+    with pytest.raises(ArgsError, match=r"neta \(eth0\) is on record already for container shared1; nothing was run"):
+        if form == "blocking":
+            pods.run_pod(PodSpec(name="web"), netns=fake_netns, container_id="shared1")
+        else:
+            apods = make_pods(conf_dir, cache_dir, plugin_dir, record_file, cls=AsyncPodNetworks, max_networks=2)
+            trio.run(lambda: apods.run_pod(PodSpec(name="web"), netns=fake_netns, container_id="shared1"))
+
+    assert len(calls_of(record_file, "ADD")) == adds, "a plugin ran"
+    assert calls_of(record_file, "DEL") == [], "the rollback deleted an attachment it did not make"
+    assert (cache_dir / "results" / "neta-shared1-eth0").read_bytes() == before
+    assert pods.sandboxes() == []
 
 
 def test_check_reports_the_plugin_that_failed(

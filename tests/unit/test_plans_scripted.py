@@ -332,9 +332,11 @@ def test_pod_setup_locks_then_adds_loopback_before_the_others() -> None:
         pod.Attachment(network=pod.loopback_network(), rt=RT.replace(container_id="pod1", ifname="lo")),
         pod.Attachment(network=_net("a", name="n1"), rt=RT.replace(container_id="pod1", ifname="eth0")),  # type: ignore[arg-type]
     ]
-    driver = ScriptedPodDriver(_script())
-    result = driver.run(pod.setup(sandbox, attachments, OPTS, concurrent=True))
+    driver = ScriptedPodDriver(_script(ListAttachments=([], [])))
+    started: list[tuple[str, str]] = []
+    result = driver.run(pod.setup(sandbox, attachments, OPTS, concurrent=True, started=started))
     assert [type(e) for e in driver.asked[:2]] == [LockGC, LockPod]
+    assert started == [("cni-loopback", "lo"), ("n1", "eth0")]
     assert [b.concurrent for b in driver.of(Batch)] == [False, True]
     assert [e.request.plugin_type for e in driver.of(Exec)] == ["loopback", "a"]
     assert [i.ifname for i in result.interfaces] == ["lo", "eth0"]
