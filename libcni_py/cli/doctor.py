@@ -115,6 +115,11 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
     grace = 60.0 if values.get("grace") is None else bounded_seconds(values["grace"], option="--grace", high=86400)
     sandboxes = cri_sandboxes(values)
     facts = _gather(ctx, values, sandboxes, grace)
+    if not facts.namespaces_read:
+        ctx.notice(
+            "not every live network namespace could be read (doctor needs root, and the host's PID "
+            "namespace to see every process's): nothing without a record is taken as dead"
+        )
     findings = analyse(facts)
     done: list[str] = []
     failed: list[str] = []
@@ -122,15 +127,15 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
         from ..tools.doctor.repair import repair
 
         cni = ctx.cni()
+        first_look = facts.conf_problems  # the conf findings need the VERSION probes: keep those of the first look
         for _ in range(2):  # a DEL may leave what only then shows as dead
             lines, errors = repair(findings, facts, cni, ctx.conf_dir, live_sandboxes=sandboxes)
             done += lines
             failed += errors
-            facts = _gather(ctx, {**values, "no_probe": True}, sandboxes, grace)
+            facts = _gather(ctx, {**values, "no_probe": True}, sandboxes, grace).replace(conf_problems=first_look)
             findings = analyse(facts)
             if errors or not any(f.dead for f in findings):
                 break
-        # the conf findings need the probes: keep those of the first look
     if values.get("json"):
         from ._out import print_json
 

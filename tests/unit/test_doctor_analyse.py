@@ -49,14 +49,49 @@ def test_a_record_is_dead_only_by_gcs_rules() -> None:
     assert unknown == []
 
 
-def test_a_dead_record_takes_its_host_veth_and_stale_file_along() -> None:
+def test_a_dead_record_takes_its_stale_file_along_but_not_its_host_veth() -> None:
+    """A host veth outlives its pod only while the pod's namespace is held
+    by some process: not proven dead, so advice, never an action."""
     facts = Facts(
         records=[_record(CID, "/run/netns/x", "stale")],
         host_links=[HostLink(name="veth1234", kind="veth", master="cni0", peer_netnsid=3)],
         cni_bridges=["cni0"],
     )
     (finding,) = analyse(facts)
-    assert finding.actions[1:] == (("run", "ip", "link", "del", "veth1234"), ("netns-del", "/run/netns/x"))
+    assert finding.actions[1:] == (("netns-del", "/run/netns/x"),)
+    assert not [a for a in finding.actions if "link" in a]
+    assert "its host veth veth1234 stays" in finding.fix and "ip link del veth1234" in finding.fix
+
+
+def test_a_damaged_record_keeps_what_may_be_its_containers() -> None:
+    """GC keeps an attachment whose cache file cannot be read; the doctor
+    must not release that container's reservation or rules either."""
+    damaged = [(f"net-{CID}-eth0", "not valid JSON")]
+    assert [f.kind for f in analyse(Facts(reservations=[_res(CID)], damaged=damaged))] == ["damaged-record"]
+    assert [f.kind for f in analyse(Facts(reservations=[_res(CID)]))] == ["reservation"]
+
+
+def test_iptables_rules_that_name_no_address_prove_nothing() -> None:
+    """A portmap rule names its container's address only as a DNAT target;
+    a rule that names none at all (a pod whose ADD is under way, before
+    its runtime writes the record, looks the same) is not proven dead."""
+    dnat_only = "\n".join(
+        [
+            "*nat",
+            ":CNI-HOSTPORT-DNAT - [0:0]",
+            ":CNI-DN-0123456789abcdef01234 - [0:0]",
+            f'-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"net\\" id: \\"{CID}\\"" '
+            "-m multiport --dports 8080 -j CNI-DN-0123456789abcdef01234",
+            "-A CNI-DN-0123456789abcdef01234 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.1.0.7:80",
+            "COMMIT",
+        ]
+    )
+    rules = parse_iptables_save(dnat_only, "4")
+    assert analyse(Facts(iptables=rules, live_addresses={"10.1.0.7": "eth0 in x"})) == []
+    (dead,) = analyse(Facts(iptables=rules))
+    assert dead.dead and "10.1.0.7" in dead.cause
+    no_target = [r for r in rules if r.chain != "CNI-DN-0123456789abcdef01234"]
+    assert analyse(Facts(iptables=no_target)) == []
 
 
 def test_a_reservation_is_leaked_only_when_nothing_lives_for_it() -> None:

@@ -97,6 +97,8 @@ class _Life:
         for fact in facts.records:
             self.by_cid.setdefault(fact.record.container_id, []).append(fact)
         self.dead_records = dead_records
+        #: cache files that cannot be read: the container they stand for may live (GC keeps them too)
+        self.damaged_names = [name for name, _problem in facts.damaged]
         self.recorded_ips: dict[str, str] = {}
         for fact in facts.records:
             for ip in _result_ips(fact.record.result):
@@ -118,6 +120,8 @@ class _Life:
             return f"its container's record {records[0].file} is dead: deleting that attachment releases it"
         if facts.live_sandboxes is not None and container_id in facts.live_sandboxes:
             return f"the CRI runtime says sandbox {container_id[:12]} is alive"
+        if any(f"-{container_id}-" in name for name in self.damaged_names):
+            return None  # a damaged record may be this container's: GC keeps it, so nothing is proven
         addresses = list(addresses)
         if container_id in facts.live_cnitool_ids:
             held = [f" ({a} is on {facts.live_addresses[a]})" for a in addresses if a in facts.live_addresses]
@@ -259,9 +263,14 @@ def _dead_record(fact: RecordFact, reason: str, host: list[str]) -> Finding:
     else:
         actions.append(("gc", r.network, r.container_id, r.ifname))
         fix = f"cnitool gc {r.network} --all (it DELs only attachments proven dead, with their recorded config)"
-        actions.extend(("run", "ip", "link", "del", name) for name in host)
         if host:
-            fix += f"; then ip link del {' '.join(host)} (its DEL cannot reach a namespace that is gone)"
+            # a veth lives as long as both its ends: its peer's namespace is still held by some process
+            # (or mount), so it is not proven dead and --fix leaves it
+            fix += (
+                f"; its host veth {' '.join(host)} stays: the pod's namespace is still held by a process "
+                f"(lsns -t net); end that process, which frees both ends, or ip link del {' '.join(host)} "
+                "if you know it is unused"
+            )
         if fact.netns_state == "stale":
             actions.append(("netns-del", fact.netns))
             fix += f"; then cnitool netns del {fact.netns}"
@@ -452,6 +461,20 @@ def _veths(facts: Facts, claimed: set[str]) -> list[Finding]:
     return out
 
 
+def rule_addresses(rule: IptRule) -> list[str]:
+    """The single addresses an iptables rule names: a ``/32`` or ``/128``
+    source or destination, a DNAT ``--to-destination`` (its port dropped)."""
+    out = [a.rsplit("/", 1)[0] for a in (rule.option("-s"), rule.option("-d")) if a.endswith(("/32", "/128"))]
+    target = rule.option("--to-destination")
+    if target.startswith("["):  # [fd00::7]:80
+        out.append(target[1 : target.find("]")])
+    elif target.count(":") == 1:  # 10.1.0.7:80
+        out.append(target.split(":")[0])
+    elif target:
+        out.append(target)
+    return [a for a in out if a and "-" not in a]  # not a range
+
+
 def _iptables(facts: Facts, life: _Life) -> list[Finding]:
     by_cid: dict[tuple[str, str, str], list[IptRule]] = {}
     chains: dict[tuple[str, str, str], IptRule] = {}
@@ -463,25 +486,33 @@ def _iptables(facts: Facts, life: _Life) -> list[Finding]:
         if found is not None:
             maker, network, cid = found
             by_cid.setdefault((cid, network, maker), []).append(rule)
-    # every address the rules of a container name (masquerade rules name it, DNAT rules do not)
+    in_chain: dict[tuple[str, str, str], list[IptRule]] = {}
+    for rule in facts.iptables:
+        if not rule.chain_only:
+            in_chain.setdefault((rule.family, rule.table, rule.chain), []).append(rule)
+    own_chains_of: dict[tuple[str, str, str], list[IptRule]] = {}
     addresses_of: dict[str, set[str]] = {}
-    for (cid, _, _), rules in by_cid.items():
-        addresses_of.setdefault(cid, set()).update(
-            a.split("/")[0] for r in rules for a in (r.option("-s"), r.option("-d")) if a.endswith("/32")
-        )
-    out = []
-    for (cid, network, maker), rules in sorted(by_cid.items()):
-        addresses = sorted(addresses_of[cid])
-        why = life.why_alive(cid, addresses)
-        if why is None or why:
-            continue
-        own_chains = []
+    for group, rules in by_cid.items():
+        own_chains = own_chains_of.setdefault(group, [])
         for rule in rules:
             target = rule.option("-j")
             if target.startswith("CNI-") and target not in SHARED_CHAINS:
                 key = (rule.family, rule.table, target)
                 if key in chains and chains[key] not in own_chains:
                     own_chains.append(chains[key])
+        # every address the container's rules name: masquerade rules as -s/-d, portmap's DNAT rules as
+        # --to-destination in the container's own chain
+        members = [r for c in own_chains for r in in_chain.get((c.family, c.table, c.chain), ())]
+        addresses_of.setdefault(group[0], set()).update(a for r in (*rules, *members) for a in rule_addresses(r))
+    out = []
+    for (cid, network, maker), rules in sorted(by_cid.items()):
+        own_chains = own_chains_of[(cid, network, maker)]
+        addresses = sorted(addresses_of[cid])
+        if not addresses and not life.by_cid.get(cid):
+            continue  # nothing to test for life (a pod whose ADD has not finished looks the same): not proven
+        why = life.why_alive(cid, addresses)
+        if why is None or why:
+            continue
         actions: list[tuple[str, ...]] = []
         for rule in rules:
             if (rule.family, rule.table, rule.chain) in {(c.family, c.table, c.chain) for c in own_chains}:

@@ -224,6 +224,19 @@ def _addresses_in(path: str) -> list[str] | None:
     ]
 
 
+#: The inode of the host's (initial) PID namespace: fixed by the kernel (``PROC_PID_INIT_INO``).
+HOST_PID_NAMESPACE = "pid:[4026531836]"
+
+
+def in_host_pid_namespace() -> bool:
+    """Whether this process sees every process of the node (a container
+    without ``hostPID`` does not, nor the namespaces only they hold)."""
+    try:
+        return os.readlink("/proc/self/ns/pid") == HOST_PID_NAMESPACE
+    except OSError:
+        return False
+
+
 def read_namespaces(
     netns_dir: str = netns_mod.NETNS_DIR,
 ) -> tuple[dict[str, str], bool, dict[str, str], list[str], dict[int, str]]:
@@ -258,6 +271,8 @@ def read_namespaces(
             found.setdefault(os.stat(path).st_ino, path)
         except OSError:
             complete = False
+    if not in_host_pid_namespace():
+        complete = False  # processes outside our PID namespace, and the namespaces they hold, are not seen
     try:
         # PID 1 is skipped: the init process is in the node's initial namespace,
         # where no pod lives (and some sandboxes refuse even root a look at it)
