@@ -914,13 +914,20 @@ def gc(
         # (they fail on it: "unknown FS magic"); DEL allows none
         stale.append(cache.runtime_conf(record, netns="" if found_state == "stale" else None))
     for filename, problem in damaged:
-        found = cache.key_from_filename(filename, network=name)
-        if found is None:
+        candidates = cache.keys_from_filename(filename, network=name)
+        if len(candidates) != 1:
             if filename.startswith(name + "-"):
+                # with several readings, each is kept valid: plugins must not release any of them
+                maybe = [(k.container_id, k.ifname) for k in candidates]
+                kept += maybe
+                why += [(*pair, f"its damaged record {filename} may be this attachment's") for pair in maybe]
                 yield from Notice(
-                    text=f"cache file {filename} {problem}; cannot tell which attachment it is, left alone"
+                    text=f"cache file {filename} {problem}; cannot tell which attachment it is"
+                    + (f" ({' or '.join(f'{c}/{i}' for c, i in maybe)})" if maybe else "")
+                    + ", left alone"
                 )
             continue
+        found = candidates[0]
         pair = (found.container_id, found.ifname)
         if pair in valid or not force:
             reason = "listed as valid" if pair in valid else "liveness unknown: its record cannot be read"

@@ -88,6 +88,7 @@ __all__ = [
     "encode_record",
     "cached_attachments",
     "key_from_filename",
+    "keys_from_filename",
     "owner",
     "record_netns",
     "runtime_conf",
@@ -409,8 +410,19 @@ def key_from_filename(filename: str, *, network: str = "", container_id: str = "
     else the shortest network name (networks rarely hold ``-``) and the
     longest container ID (cnitool's IDs do; interface names rarely do).
     Used only for files whose content cannot be trusted (a damaged record):
-    a usable record says whose it is itself.
+    a usable record says whose it is itself.  What must not act on a guess
+    (GC) asks :func:`keys_from_filename` for every split.
     """
+    keys = keys_from_filename(filename, network=network, container_id=container_id, first_only=True)
+    return keys[0] if keys else None
+
+
+def keys_from_filename(
+    filename: str, *, network: str = "", container_id: str = "", first_only: bool = False
+) -> list[AttachmentKey]:
+    """Every attachment a cache file's name can stand for, in the order
+    :func:`key_from_filename` prefers them (``first_only``: stop at the first)."""
+    found: list[AttachmentKey] = []
     dashes = [i for i, ch in enumerate(filename) if ch == "-"]
     firsts = dashes
     if network:
@@ -425,12 +437,15 @@ def key_from_filename(filename: str, *, network: str = "", container_id: str = "
             seconds = [i for i in reversed(dashes) if i > first + 1]
         for second in seconds:
             try:
-                return AttachmentKey(
+                key = AttachmentKey(
                     network=filename[:first], container_id=filename[first + 1 : second], ifname=filename[second + 1 :]
                 )
             except InvalidNameError:
                 continue
-    return None
+            found.append(key)
+            if first_only:
+                return found
+    return found
 
 
 def cached_attachments(

@@ -269,11 +269,29 @@ def test_gc_deletes_the_dead_keeps_the_alive_and_sends_plugins_gc() -> None:
 
 def test_gc_of_a_damaged_file_reads_the_attachment_from_its_name() -> None:
     net = _net("a")
-    script = _script(ListRecords=[("net-x-a-eth0", b"{", None)], Sweep=(0, 0))
+    script = _script(ListRecords=[("net-xa-eth0", b"{", None)], Sweep=(0, 0))
     driver = ScriptedDriver(script)
     report = driver.run(ops.gc(net, [], OPTS))  # type: ignore[arg-type]
-    assert report.kept == (("x-a", "eth0"),)  # the longest container ID (cnitool's hold '-')
+    assert report.kept == (("xa", "eth0"),)
     assert driver.of(Exec) == []
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_gc_never_acts_on_a_guess_about_a_damaged_files_name(force: bool) -> None:
+    """``net-x-a-eth0`` is x-a/eth0 or x/a-eth0: both are kept, and both
+    are listed as valid to the plugins (else host-local's GC would release
+    the address of whichever one it really is); even ``force`` deletes
+    neither."""
+    net = _net("a", version="1.1.0")
+    script = _script(ListRecords=[("net-x-a-eth0", b"{", None)], Sweep=(0, 0))
+    driver = ScriptedDriver(script)
+    report = driver.run(ops.gc(net, [], OPTS, force=force))  # type: ignore[arg-type]
+    assert set(report.kept) == {("x-a", "eth0"), ("x", "a-eth0")} and report.removed == ()
+    assert [e.request.command for e in driver.of(Exec)] == ["GC"]
+    valid = json.loads(driver.of(Exec)[0].request.stdin)["cni.dev/valid-attachments"]
+    assert {(v["containerID"], v["ifname"]) for v in valid} == {("x-a", "eth0"), ("x", "a-eth0")}
+    assert any("cannot tell which attachment it is (x-a/eth0 or x/a-eth0), left alone" in n.text
+               for n in driver.of(Notice))  # fmt: skip
 
 
 @pytest.mark.parametrize(
