@@ -21,6 +21,7 @@ Facts about these runtimes on Debian 12: ``../shared/thirdparty/README.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import networks
+import testnode
 from support import REPO, unique
 
 # ../shared/thirdparty of the checkout (one level more for a worktree under wt/)
@@ -120,15 +122,18 @@ def running_node() -> Iterator[SharedNode]:
 
 def sweep_stale_nodes() -> None:
     """Stop the nodes of earlier runs whose test process was killed before
-    its teardown (their temp dir names the owner; only a dead owner's node
-    is touched)."""
+    its teardown.  A node is touched only when its ownership record proves
+    its owner dead, by the rule that decides for the root tests' node
+    namespaces (:func:`testnode.why_not_dead`: same boot, same PID
+    namespace, the pid no longer that process); a node without such a record
+    (another checkout's, an older run's) is left alone."""
     for root in Path(tempfile.gettempdir()).glob("lcpy-sn*"):
         try:
-            owner = int((root / "owner.pid").read_text())
+            owner = testnode.Ownership(**json.loads((root / "owner.json").read_text()))
             pid = int((root / "node.pid").read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             continue
-        if Path(f"/proc/{owner}").exists():
+        if testnode.why_not_dead(owner) is not None:
             continue
         stale = SharedNode(root)
         try:  # the pid is that node's only if its mounts are that node's
@@ -326,7 +331,8 @@ class SharedNode:
         if problem:
             raise NodeError(f"the shared-node test needs {problem}: run scripts/setup")
         sweep_stale_nodes()
-        (self.root / "owner.pid").write_text(str(os.getpid()))
+        owner = testnode.Ownership.of_this_process(node=self.root.name)
+        (self.root / "owner.json").write_text(json.dumps(dataclasses.asdict(owner)))
         for sub in ("net.d", "containers-etc", "var-lib/cni", "var-lib/containerd", "var-lib/containers", "rootfs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         etc = self.root / "containers-etc"

@@ -123,3 +123,29 @@ def test_this_run_records_its_node_and_its_pods(node: str, make_netns: object) -
     doc = json.loads(path.read_text())
     assert doc["node"] == node and doc["pid"] == os.getpid() and pod in doc["pods"]
     assert node.startswith(f"lcpy-node-{os.getpid()}-")
+
+
+def test_the_shared_node_sweep_touches_no_node_it_cannot_prove_dead() -> None:
+    """The shared-node sweep leaves alone a node whose owner may run (this
+    process), and one with no ownership record (an older run's or another
+    checkout's ``owner.pid`` naming a pid that is gone): a pid that is gone
+    here may run in another PID namespace sharing /tmp."""
+    import shutil
+    import tempfile
+
+    import shared_node
+
+    alive = Path(tempfile.mkdtemp(prefix="lcpy-sn-own-"))
+    legacy = Path(tempfile.mkdtemp(prefix="lcpy-sn-old-"))
+    try:
+        owner = testnode.Ownership.of_this_process(node=alive.name)
+        (alive / "owner.json").write_text(json.dumps(testnode.asdict(owner)))
+        (alive / "node.pid").write_text(str(dead_pid()))
+        (legacy / "owner.pid").write_text(str(dead_pid()))
+        (legacy / "node.pid").write_text(str(dead_pid()))
+        shared_node.sweep_stale_nodes()
+        assert alive.is_dir() and (alive / "owner.json").exists()
+        assert legacy.is_dir() and (legacy / "owner.pid").exists()
+    finally:
+        shutil.rmtree(alive, ignore_errors=True)
+        shutil.rmtree(legacy, ignore_errors=True)
