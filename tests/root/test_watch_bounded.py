@@ -70,3 +70,31 @@ def test_watch_drops_finished_operations(make_netns, tmp_path: Path) -> None:
     assert summary["retained"] == {"operations": 0, "processes": 0, "netns": 0}
     assert summary["peakOpenOperations"] == 1, summary
     assert summary["peakProcesses"] == 1, summary
+
+
+def test_watch_output_cannot_drive_the_terminal(make_netns, tmp_path: Path) -> None:
+    """What the timeline prints comes from other programs (argv, file and
+    link names): an escape sequence in a plugin's child's argv is shown as
+    text, never sent to the terminal."""
+    host = make_netns("host")
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    watch = subprocess.Popen(
+        [
+            sys.executable, str(CNITOOL), "--cache-dir", str(cache_dir), "--conf-dir", str(tmp_path),
+            "watch", "--netns", f"/var/run/netns/{host}", "--count", "1", "--linger", "0.1", "--duration", "60",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert watch.stderr is not None and "watching" in watch.stderr.readline()
+    evil = "\x1b[2J\x1b[Hpwned"
+    subprocess.run(
+        ["ip", "netns", "exec", host, "sh", "-c", 'sh -c "sleep 0.3; true" "$0"', evil],
+        check=True, timeout=30,
+        env={"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "esc1", "CNI_IFNAME": "eth0", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    out, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0, err
+    assert "operation 1:" in out and "esc1" in out, out
+    assert "\x1b" not in out
+    assert "\\x1b[2J\\x1b[Hpwned" in out, out

@@ -13,7 +13,8 @@ from libcni_py.tools.trace import net_events as ne
 from libcni_py.tools.trace import observer
 from libcni_py.tools.trace import proc as pt
 from libcni_py.tools.trace import proc_events as pe
-from libcni_py.tools.trace.tracer import Event, _process_lines, format_event
+from libcni_py.tools.trace.text import _process_lines
+from libcni_py.tools.trace.tracer import Event, format_event
 
 SELF = os.getpid()
 MS = 1_000_000  # nanoseconds

@@ -141,7 +141,7 @@ def describe_writer(writer: Mapping[str, Any], removed: bool, kind: str) -> str:
     return text
 
 
-def _in_call(proc: Proc, top: Proc, top_name: str, action: str, basis: str) -> Writer | None:
+def in_call(proc: Proc, top: Proc, top_name: str, action: str, basis: str) -> Writer | None:
     """``proc`` as a writer of the call whose plugin is ``top``, or None if it
     is not ``top`` nor below it."""
     if proc is top:
@@ -186,7 +186,7 @@ def classify(
         return Writer(pid=pid, program="libcni_py", scope="runtime", action=action, exe="")
     proc = tree.find(pid) if tree is not None else None
     if proc is not None and top is not None:
-        writer = _in_call(proc, top, top_name, action, "event")
+        writer = in_call(proc, top, top_name, action, "event")
         if writer is not None:
             return writer
     if proc is not None:
@@ -204,7 +204,7 @@ def net_writer(events: Sequence[NetEvent], *, tree: ProcessTree, top: Proc, top_
     for event in events:
         requester = tree.find(event.pid) if event.pid > 0 else None
         if requester is not None:
-            writer = _in_call(requester, top, top_name, event.change, "requester")
+            writer = in_call(requester, top, top_name, event.change, "requester")
             if writer is not None:
                 return writer
     if not events:
@@ -218,7 +218,7 @@ def net_writer(events: Sequence[NetEvent], *, tree: ProcessTree, top: Proc, top_
     if not alive:
         return None
     _depth, _started, proc = max(alive, key=lambda item: (item[0], item[1]))
-    return _in_call(proc, top, top_name, first.change, "running")
+    return in_call(proc, top, top_name, first.change, "running")
 
 
 def processes_json(tree: ProcessTree, top: Proc, top_name: str, t0: float) -> list[dict[str, Any]]:

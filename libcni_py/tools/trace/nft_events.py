@@ -14,12 +14,13 @@ from __future__ import annotations
 import struct
 
 from ...core.value import Value
+from .net_events import _rtattrs
+from .proc_events import _NLMSGHDR
 
 NETLINK_NETFILTER = 12
 NFNLGRP_NFTABLES = 7
 NFNL_SUBSYS_NFTABLES = 10
 _NEWTABLE, _DELTABLE, _NEWCHAIN, _DELCHAIN, _NEWRULE, _DELRULE, _NEWGEN = 0, 2, 3, 5, 6, 8, 15
-_NLMSGHDR = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
 _FAMILIES = {1: "inet", 2: "ip", 7: "bridge", 10: "ip6"}
 
@@ -44,17 +45,6 @@ class NftEvent(Value):
     pid: int
 
 
-def _attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    while start + _NLA.size <= end:
-        length, kind = _NLA.unpack_from(data, start)
-        if length < _NLA.size:
-            break
-        out[kind & 0x3FFF] = data[start + _NLA.size : start + length]
-        start += (length + 3) & ~3
-    return out
-
-
 def _text(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
@@ -74,10 +64,10 @@ def _match_comment(expressions: bytes) -> str:
     """The comment of an ``xt`` ``comment`` match among a rule's expressions
     (how iptables-nft keeps ``-m comment``), or ""."""
     for elem in _list(expressions):
-        expr = _attrs(elem, 0, len(elem))
+        expr = _rtattrs(elem, 0, len(elem))
         if _text(expr.get(1, b"")) != "match":
             continue
-        data = _attrs(expr.get(2, b""), 0, len(expr.get(2, b"")))
+        data = _rtattrs(expr.get(2, b""), 0, len(expr.get(2, b"")))
         if _text(data.get(1, b"")) == "comment":
             return _text(data.get(3, b""))
     return ""
@@ -112,7 +102,7 @@ def parse_nft(data: bytes) -> list[NftEvent]:
         if msg_type >> 8 == NFNL_SUBSYS_NFTABLES and body + 4 <= end:
             sub = msg_type & 0xFF
             family = _FAMILIES.get(data[body], str(data[body]))
-            attrs = _attrs(data, body + 4, end)
+            attrs = _rtattrs(data, body + 4, end)
             change = "added" if sub in (_NEWTABLE, _NEWCHAIN, _NEWRULE) else "removed"
             if sub == _NEWGEN and len(attrs.get(2, b"")) == 4:
                 gen_pid = struct.unpack(">I", attrs[2])[0]

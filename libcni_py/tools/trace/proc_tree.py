@@ -12,7 +12,7 @@ from .proc_events import ProcEvent, wait_status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
 
@@ -176,13 +176,19 @@ class ProcessTree:
 
     def subtree(self, top: Proc) -> list[tuple[Proc, int]]:
         """``top`` and its descendants in the order they started, with their depth below ``top``."""
-        out: list[tuple[Proc, int]] = [(top, 0)]
-        depth: dict[int, int] = {id(top): 0}
-        for proc in self.order:
-            if proc.parent is not None and id(proc.parent) in depth and proc is not top:
-                depth[id(proc)] = depth[id(proc.parent)] + 1
-                out.append((proc, depth[id(proc)]))
-        return out
+        return subtree(self.order, top)
+
+
+def subtree(procs: Iterable[Proc], top: Proc) -> list[tuple[Proc, int]]:
+    """``top`` and those of ``procs`` (in the order they started) that
+    descend from it, with their depth below ``top``."""
+    out: list[tuple[Proc, int]] = [(top, 0)]
+    depth: dict[int, int] = {id(top): 0}
+    for proc in procs:
+        if proc.parent is not None and id(proc.parent) in depth and proc is not top:
+            depth[id(proc)] = depth[id(proc.parent)] + 1
+            out.append((proc, depth[id(proc)]))
+    return out
 
 
 def process_json(proc: Proc, *, depth: int, t0: float, program: str, plugin: bool) -> dict[str, Any]:

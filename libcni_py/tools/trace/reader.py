@@ -14,6 +14,7 @@ import threading
 from ...errors import CNIError
 from .filewatch import _RCVBUF, _SO_RCVBUFFORCE, _Unavailable
 from .net_events import NET_GROUPS, NETLINK_ROUTE, NetEvent, parse_rtnetlink
+from .nft_events import NETLINK_NETFILTER, NFNLGRP_NFTABLES
 from .proc_events import (
     CN_IDX_PROC,
     NETLINK_CONNECTOR,
@@ -94,6 +95,25 @@ def _read_proc(proc: Proc) -> None:
         proc.unread = "gone before it could be read" if gone else str(exc)
         return
     proc.unread = ""
+
+
+def _nft_socket() -> socket:
+    """A netfilter netlink socket subscribed to nf_tables changes (tables,
+    chains, rules: what iptables-nft does) of this thread's namespace."""
+    import socket as socketlib
+
+    flags = socketlib.SOCK_RAW | socketlib.SOCK_CLOEXEC | socketlib.SOCK_NONBLOCK
+    sock = socketlib.socket(socketlib.AF_NETLINK, flags, NETLINK_NETFILTER)
+    try:
+        try:
+            sock.setsockopt(socketlib.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
+        except OSError:
+            pass
+        sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _rtnl_socket() -> socket:

@@ -70,7 +70,7 @@ def _change_line(change: Change) -> str:
     return line
 
 
-def _process_label(proc: dict[str, Any]) -> str:
+def process_label(proc: dict[str, Any]) -> str:
     if proc.get("plugin"):
         label = f"{proc.get('program')} {proc.get('cniCommand') or '(CNI_COMMAND not read)'}"
         if proc.get("depth") and proc.get("path"):
@@ -85,7 +85,7 @@ def _process_label(proc: dict[str, Any]) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def _process_status(proc: dict[str, Any]) -> str:
+def process_status(proc: dict[str, Any]) -> str:
     status = proc.get("exitStatus")
     if status is None:
         return "exit not seen"
@@ -116,7 +116,7 @@ def _process_lines(processes: Sequence[dict[str, Any]]) -> list[str]:
 
     def show(proc: dict[str, Any], extra: str = "") -> None:
         indent = "      " + "  " * int(proc.get("depth") or 0)
-        lines.append(f"{indent}{_process_label(proc)}  [pid {proc.get('pid')}, {_process_status(proc)}]{extra}")
+        lines.append(f"{indent}{process_label(proc)}  [pid {proc.get('pid')}, {process_status(proc)}]{extra}")
 
     def walk(plugin: dict[str, Any]) -> None:
         show(plugin)
@@ -139,7 +139,7 @@ def _process_lines(processes: Sequence[dict[str, Any]]) -> list[str]:
             hidden = [p for member in run for p in below(member)]
             extra = ""
             if len(run) > 1:
-                statuses = Counter(_process_status(p) for p in run)
+                statuses = Counter(process_status(p) for p in run)
                 summary = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
                 more = len(run) - 1
                 extra += f"  + {more} more run{'s' if more > 1 else ''} of {kid.get('program')} ({summary})"

@@ -57,7 +57,7 @@ from ...drivers.describe import delegates, describe
 from ...edges import probes
 from ...edges.recordstore import DEFAULT_CACHE_DIR
 from ...errors import CNIError
-from .text import _process_lines, format_event, terminal_safe  # noqa: F401 - the renderer's names, kept importable here
+from .text import format_event, terminal_safe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

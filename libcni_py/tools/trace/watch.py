@@ -29,20 +29,26 @@ record (``results/<network>-<id>-<ifname>``), else guessed from the conf dir
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
+import select
 import signal
 import time
 
+from ...edges import spawn
 from ...errors import CNIError
+from .attribution import Writer, in_call
 from .fanotify_events import FAN_CLOSE_WRITE, FAN_CREATE, FAN_DELETE, FAN_MOVED_FROM, FAN_MOVED_TO, FAN_ONDIR
 from .filewatch import _FileWatch, _Unavailable, handle_key
 from .net_events import parse_rtnetlink
-from .nft_events import NETLINK_NETFILTER, NFNLGRP_NFTABLES, parse_nft
+from .nft_events import parse_nft
 from .observer import _note_dirs
 from .proc_events import parse_proc_events, subject, wait_status
-from .proc_tree import Proc, process_json, program_path
-from .reader import _open_connector, _read_proc, _rtnl_socket
+from .proc_tree import Proc, process_json, program_name, program_path, subtree
+from .reader import _nft_socket, _open_connector, _read_proc, _rtnl_socket
+from .text import process_label, process_status, terminal_safe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,27 +99,29 @@ class Operation:
         return any(p.exit_status is None and p.parent is None for p in self.procs)
 
 
+_CONF_CACHE: dict[str, tuple[object, list[tuple[str, str, list[str]]]]] = {}
+
+
 def _conf_networks(conf_dir: str) -> list[tuple[str, str, list[str]]]:
-    """``(file, network name, plugin types)`` of each conf file (unreadable ones skipped)."""
+    """``(file, network name, plugin types)`` of each conf file, loaded as
+    every command loads them (files that do not load skipped); read again
+    only when the conf dir changed (:func:`libcni_py.runtime.confdir.snapshot`)."""
+    from ...core import netconf
+    from ...errors import ConfigError
+    from ...runtime.confdir import snapshot
+
+    seen = snapshot(conf_dir)
+    cached = _CONF_CACHE.get(conf_dir)
+    if cached is not None and cached[0] == seen:
+        return cached[1]
     out: list[tuple[str, str, list[str]]] = []
-    try:
-        names = sorted(os.listdir(conf_dir))
-    except OSError:
-        return out
-    for name in names:
-        if not name.endswith((".conf", ".conflist", ".json")):
-            continue
+    for path in netconf.conf_files(conf_dir, netconf.CONF_EXTENSIONS) if seen else ():
         try:
-            with open(os.path.join(conf_dir, name), "rb") as fh:
-                doc = json.loads(fh.read())
-        except (OSError, ValueError):
+            netlist = netconf.load_any_file(path, strict=False)
+        except ConfigError:
             continue
-        if not isinstance(doc, dict):
-            continue
-        listed = doc.get("plugins")
-        plugins: list[Any] = listed if isinstance(listed, list) else [doc]
-        types = [str(p.get("type", "")) for p in plugins if isinstance(p, dict)]
-        out.append((name, str(doc.get("name", "")), types))
+        out.append((os.path.basename(path), netlist.name, [p.type for p in netlist.plugins]))
+    _CONF_CACHE[conf_dir] = (seen, out)
     return out
 
 
@@ -160,11 +168,13 @@ def guess_network(
 
 def _record_network(changes: Sequence[dict[str, Any]], cid: str, ifname: str) -> str:
     """The network a runtime's record file names (``results/<net>-<cid>-<ifname>``)."""
-    tail = f"-{cid}-{ifname}"
+    from ...core.record import RESULTS_FOLDER, key_from_filename
+
     for change in changes:
-        rel = str(change.get("rel", ""))
-        if rel.startswith("results/") and rel.endswith(tail):
-            return rel[len("results/") : -len(tail)]
+        folder, _, name = str(change.get("rel", "")).partition("/")
+        key = key_from_filename(name, container_id=cid) if (folder,) == RESULTS_FOLDER and cid else None
+        if key is not None and key.ifname == ifname:
+            return key.network
     return ""
 
 
@@ -176,18 +186,15 @@ def _runtime_info(pid: int) -> dict[str, Any]:
         out["argv"] = argv
         exe = os.readlink(f"/proc/{pid}/exe")
         out["exe"] = exe
-        out["program"] = os.path.basename(program_path(argv, exe)) or "?"
+        out["program"] = program_name(argv, exe) or "?"
     except OSError:
         pass
     return out
 
 
 def _ppid(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+    stat = spawn.proc_stat(str(pid))
+    return stat[0] if stat is not None else 0
 
 
 def _in_root(root: str, path: str) -> str:
@@ -215,6 +222,12 @@ def _netns_ino(path: str) -> int:
         return os.stat(path).st_ino
     except OSError:
         return -1
+
+
+def _top(proc: Proc) -> Proc:
+    """The call's own process: the plugin the runtime ran (the last ancestor)."""
+    chain = proc.ancestors()
+    return chain[-1] if chain else proc
 
 
 def _has_cni_command(pid: int) -> bool:
@@ -269,7 +282,9 @@ class Watcher:
         self.event_seq = 0
         self._first_event = True
         self._stop = False
+        self.poller = select.poll()  # every socket and the file watch, registered as they open
         self.conn = _open_connector()
+        self.poller.register(self.conn.fileno(), select.POLLIN)
         self.net_socks: dict[int, tuple[str, socket]] = {}
         self.ns_socks: dict[str, int] = {}  # container netns path -> fd
         self.nft: socket | None = None
@@ -281,6 +296,7 @@ class Watcher:
         self.dirs: dict[Any, str] = {}
         try:
             self.files = _FileWatch(list(self.roots.values()), mode="dfid", unlimited=True)
+            self.poller.register(self.files.fd, select.POLLIN)
             self.dirs = {key: path for path, key in _note_dirs(list(self.roots.values())).items()}
         except (_Unavailable, OSError) as exc:
             self.unprobed.append(f"file changes: {getattr(exc, 'msg', exc)}")
@@ -304,21 +320,15 @@ class Watcher:
     def _open_node_net(self, netns: str) -> None:
         from ... import netns as netnslib
 
-        def nft_socket() -> socket:
-            import socket as socketlib
-
-            flags = socketlib.SOCK_RAW | socketlib.SOCK_CLOEXEC | socketlib.SOCK_NONBLOCK
-            sock = socketlib.socket(socketlib.AF_NETLINK, flags, NETLINK_NETFILTER)
-            sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
-            return sock
-
         try:
             rtnl = netnslib.run_in(netns, _rtnl_socket) if netns else _rtnl_socket()
             self.net_socks[rtnl.fileno()] = ("node", rtnl)
+            self.poller.register(rtnl.fileno(), select.POLLIN)
         except (OSError, CNIError) as exc:
             self.unprobed.append(f"links, addresses and routes of the node: {exc}")
         try:
-            self.nft = netnslib.run_in(netns, nft_socket) if netns else nft_socket()
+            self.nft = netnslib.run_in(netns, _nft_socket) if netns else _nft_socket()
+            self.poller.register(self.nft.fileno(), select.POLLIN)
         except (OSError, CNIError) as exc:
             self.unprobed.append(f"iptables changes (nf_tables): {exc}")
 
@@ -335,6 +345,7 @@ class Watcher:
                 continue
             self.net_socks[sock.fileno()] = ("container", sock)
             self.ns_socks[path] = sock.fileno()
+            self.poller.register(sock.fileno(), select.POLLIN)
             return
 
     def _close_container_netns(self, path: str) -> None:
@@ -343,6 +354,7 @@ class Watcher:
         fd = self.ns_socks.pop(path, None)
         if fd is not None:
             _where, sock = self.net_socks.pop(fd)
+            self.poller.unregister(fd)
             sock.close()
 
     # ------------------------------------------------------------ events
@@ -416,26 +428,13 @@ class Watcher:
         self.peak_procs = max(self.peak_procs, len(self.procs))
         self._watch_container_netns(proc)
 
-    def _writer(self, proc: Proc, op: Operation, action: str, basis: str) -> dict[str, Any]:
-        top = proc
-        run_by: list[str] = []
-        while top.parent is not None:
-            top = top.parent
-            run_by.append(self._program(top))
-        return {
-            "pid": proc.pid,
-            "program": self._program(proc),
-            "exe": proc.exe or None,
-            "cniCommand": proc.cni_env.get("CNI_COMMAND") if proc.is_plugin or proc.parent is None else None,
-            "scope": "call",
-            "runBy": run_by,
-            "action": action,
-            "basis": basis,
-        }
-
     @staticmethod
-    def _program(proc: Proc) -> str:
-        return proc.program
+    def _writer(proc: Proc, action: str, basis: str) -> dict[str, Any]:
+        """``proc`` as the writer of a change: the call whose plugin is its top process."""
+        top = _top(proc)
+        writer = in_call(proc, top, top.program, action, basis)
+        assert writer is not None  # proc is top or below it
+        return writer.to_json()
 
     def _runtime_op(self, pid: int, path: str = "") -> Operation | None:
         mine = [op for op in self.open_ops.values() if op.key[0] == pid][::-1]  # the latest first
@@ -451,7 +450,7 @@ class Watcher:
         proc = self.procs.get(pid)
         if proc is not None:
             op = self.op_of[pid]
-            change["writer"] = self._writer(proc, op, action, basis)
+            change["writer"] = self._writer(proc, action, basis)
         else:
             op_ = self._runtime_op(pid, str(change.get("where", "")))
             if op_ is None:
@@ -461,19 +460,18 @@ class Watcher:
                 if proc is None or op_ is None:
                     self.ignored += 1
                     return
-                change["writer"] = self._writer(proc, op_, action, "running")
+                change["writer"] = self._writer(proc, action, "running")
             else:
                 info = op_.runtime
-                change["writer"] = {
-                    "pid": pid,
-                    "program": info["program"],
-                    "exe": info.get("exe"),
-                    "cniCommand": None,
-                    "scope": "runtime",
-                    "runBy": [],
-                    "action": action,
-                    "basis": basis,
-                }
+                runtime = Writer(
+                    pid=pid,
+                    program=info["program"],
+                    scope="runtime",
+                    action=action,
+                    exe=info.get("exe") or "",
+                    basis=basis,
+                )
+                change["writer"] = runtime.to_json()
             op = op_
         for seen in op.changes[-50:]:
             fields = ("kind", "change", "where", "text")
@@ -508,23 +506,16 @@ class Watcher:
             if where == "container" and name:
                 plugins = [p for p in plugins if self.op_of[p.pid].ifname == name] or plugins
             if where != "container":
-                plugins = [p for p in plugins if self._top(p).program != "loopback"] or plugins
+                plugins = [p for p in plugins if _top(p).program != "loopback"] or plugins
             if plugins:
                 best = max(plugins, key=lambda p: p.started_ns)
                 return best, self.op_of.get(best.pid)
         return None, None
 
-    @staticmethod
-    def _top(proc: Proc) -> Proc:
-        while proc.parent is not None:
-            proc = proc.parent
-        return proc
-
     def _on_net(self, where: str, data: bytes) -> None:
         now = self._now()
         for ev in parse_rtnetlink(data, where, now):
-            text = ev.key if ev.kind != "link" else f"{ev.key}"
-            change = {"kind": ev.kind, "change": ev.change, "where": where, "text": text}
+            change = {"kind": ev.kind, "change": ev.change, "where": where, "text": ev.key}
             self._attach(ev.pid, change, ev.change, "requester" if ev.pid else "running", now)
 
     def _on_nft(self, data: bytes) -> None:
@@ -596,15 +587,6 @@ class Watcher:
             proc, depth=depth, t0=self.t0, program=proc.program, plugin=proc.parent is None or proc.is_plugin
         )
 
-    def _subtree(self, op: Operation, top: Proc) -> list[tuple[Proc, int]]:
-        out: list[tuple[Proc, int]] = [(top, 0)]
-        depth = {id(top): 0}
-        for proc in op.procs:
-            if proc.parent is not None and id(proc.parent) in depth:
-                depth[id(proc)] = depth[id(proc.parent)] + 1
-                out.append((proc, depth[id(proc)]))
-        return out
-
     def operation_json(self, op: Operation) -> dict[str, Any]:
         """The operation's own fields (on each of its events, as ``operation``)."""
         return {
@@ -629,7 +611,7 @@ class Watcher:
             f"because {op.network.get('why')}"
         ]
         for index, top in enumerate(p for p in op.procs if p.parent is None):
-            tree = self._subtree(op, top)
+            tree = subtree(op.procs, top)
             pids = {p.pid for p, _ in tree}
             self.event_seq += 1
             took = (top.ended_ns - top.started_ns) / 1e9 if top.ended_ns and top.started_ns else None
@@ -700,19 +682,19 @@ class Watcher:
                     lines.append(f"{indent}{sign} {c['kind']} {where}{text}  by {writer.get('program')}")
 
         for top in (p for p in op.procs if p.parent is None):
-            for proc, depth in self._subtree(op, top):
-                status = "exit not seen" if proc.exit_status is None else f"exit {proc.exit_status}"
+            for proc, depth in subtree(op.procs, top):
+                shown = self._proc_json(proc, depth)
                 took = f" {(proc.ended_ns - proc.started_ns) / 1e6:.1f} ms" if proc.ended_ns and proc.started_ns else ""
-                plugin = proc.parent is None or proc.is_plugin
-                what = f"{proc.program} {proc.cni_env.get('CNI_COMMAND', '')}" if plugin else " ".join(proc.argv)[:70]
                 at = (proc.started_ns / 1e9 - self.t0) if proc.started_ns else 0.0
-                lines.append(f"    {'  ' * depth}[{at:9.3f}s] {what}  pid {proc.pid} {status}{took}")
+                label, status = process_label(shown), process_status(shown)
+                lines.append(f"    {'  ' * depth}[{at:9.3f}s] {label}  pid {proc.pid} {status}{took}")
                 changes_of({proc.pid}, "    " + "  " * depth + "    ")
         runtime_pids = {c["writer"]["pid"] for c in op.changes if c["writer"].get("scope") == "runtime"}
         if runtime_pids:
             lines.append(f"    {rt.get('program')} itself:")
             changes_of(runtime_pids, "        ")
-        return "\n".join(lines)
+        # names, argv and paths come from other programs: none may move the cursor or fake a line
+        return "\n".join(terminal_safe(line, one_line=True) for line in lines)
 
     # ------------------------------------------------------------ loop
 
@@ -729,49 +711,36 @@ class Watcher:
         """How many operations and processes are held now (bounded: finished ones are dropped)."""
         return {"operations": len(self.open_ops), "processes": len(self.procs), "netns": len(self.ns_socks)}
 
+    def _drain(self, sock: socket, handler: Callable[[bytes], None], what: str) -> None:
+        """Hand every datagram waiting on ``sock`` to ``handler``; a queue the
+        kernel overflowed (ENOBUFS) is said once, never silently lost."""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                self._note(f"{what}: the kernel dropped some (ENOBUFS)")
+                continue
+            handler(data)
+
     def run(self, *, duration: float = 0.0, count: int = 0) -> dict[str, Any]:
         """Watch until :meth:`stop`, ``duration`` seconds or ``count`` finished operations."""
-        import errno
-        import select
-
         try:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
         except (OSError, AttributeError):
             pass
         deadline = time.monotonic() + duration if duration else 0.0
         while not self._stop:
-            poller = select.poll()
-            poller.register(self.conn.fileno(), select.POLLIN)
-            for fd in self.net_socks:
-                poller.register(fd, select.POLLIN)
-            if self.nft is not None:
-                poller.register(self.nft.fileno(), select.POLLIN)
-            if self.files is not None:
-                poller.register(self.files.fd, select.POLLIN)
-            ready = {fd for fd, _ in poller.poll(100)}
-            for sock, handler in [(self.conn, self._on_proc_data)]:
-                while True:
-                    try:
-                        handler(sock.recv(65536))
-                    except BlockingIOError:
-                        break
-                    except OSError as exc:
-                        if exc.errno != errno.ENOBUFS:
-                            raise
-                        self._note("process events: the kernel dropped some (ENOBUFS)")
+            ready = {fd for fd, _ in self.poller.poll(100)}
+            self._drain(self.conn, self._on_proc_data, "process events")
             for fd in ready & set(self.net_socks):
                 where, sock = self.net_socks[fd]
-                while True:
-                    try:
-                        self._on_net(where, sock.recv(65536))
-                    except (BlockingIOError, OSError):
-                        break
+                self._drain(sock, functools.partial(self._on_net, where), f"link changes ({where})")
             if self.nft is not None:
-                while True:
-                    try:
-                        self._on_nft(self.nft.recv(65536))
-                    except (BlockingIOError, OSError):
-                        break
+                self._drain(self.nft, self._on_nft, "iptables changes")
             self._on_files()
             now = self._now()
             for op in list(self.open_ops.values()):
