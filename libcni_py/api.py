@@ -24,8 +24,8 @@ from __future__ import annotations
 import os
 
 from .core import operations as ops
-from .core import record, result
 from .core import record as cache
+from .core import result
 from .core.defaults import DEFAULT_PLUGIN_PATH, DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .core.inputs import Options
 from .drivers.base import stderr_to_terminal
@@ -175,7 +175,7 @@ class _Base:
     def cached_attachments(self, container_id: str = "") -> list[CacheRecord]:
         """Every usable cached attachment, optionally of one container (Go's
         ``GetCachedAttachments``: sorted by file, unusable files skipped)."""
-        records, _ = record.cached_attachments(self.store.iter_files(container_id), container_id)
+        records, _ = cache.cached_attachments(self.store.iter_files(container_id), container_id)
         return records
 
 

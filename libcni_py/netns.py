@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 
 from .edges.nsfs import ALIVE, CLONE_NEWNET, GONE, NS_GET_NSTYPE, STALE, UNKNOWN, is_netns, state
 from .errors import NetnsError
@@ -152,8 +153,6 @@ def _on_thread(func: Callable[[], T]) -> T:
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
 
-    import threading  # here: a CLI ADD or DEL only asks state(), and threading costs it ~0.5 ms
-
     thread = threading.Thread(target=worker, name="libcni_py-netns")
     thread.start()
     thread.join()
@@ -203,8 +202,6 @@ def create(name: str, *, exist_ok: bool = False) -> str:
             if err == errno.EPERM:
                 raise _not_root(f"cannot create network namespace {name!r}")
             raise NetnsError(f"cannot create network namespace {name!r}: {os.strerror(err)}")
-        import threading
-
         source = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
         if libc.mount(source, path.encode(), b"none", _MS_BIND, None) != 0:
             raise NetnsError(f"cannot bind-mount the new namespace on {path}: {os.strerror(_errno())}")
@@ -454,8 +451,6 @@ def run_command(
         raise NetnsError("no command given")
     environment = dict(os.environ if env is None else env)
     program = find_command(argv[0], environment)
-    import threading
-
     if forward_signals and threading.current_thread() is not threading.main_thread():
         raise NetnsError("run_command(forward_signals=True) must be called from the main thread")
 

@@ -233,7 +233,7 @@ def _add(ctx: Context, values: dict[str, object], pos: list[str]) -> int:
     from ..core.result import to_json_bytes
 
     netlist = _network(ctx, pos[0])
-    rt = runtime_conf(ctx, values, pos[1], must_exist=True)
+    rt = runtime_conf(ctx, values, pos[1], must_exist=False)  # CNI.add probes the namespace itself, first
     res = ctx.cni().add(netlist, rt)
     sys.stdout.buffer.write(to_json_bytes(res, indent="    ") + b"\n")
     sys.stdout.flush()

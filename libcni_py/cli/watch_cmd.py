@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._argv import Command, Opt, UsageError
+from ._argv import Command, Opt, UsageError, bounded_int, bounded_seconds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,22 +54,13 @@ SPEC = Command(
 )
 
 
+#: The longest --duration: a week (run without it to watch until stopped).
+MAX_WATCH_SECONDS = 7 * 86400.0
+
+
 def spec(command: str) -> Command:
     """The declaration of ``watch``."""
     return SPEC
-
-
-def _number(values: dict[str, object], key: str, kind: type[float] | type[int]) -> float:
-    raw = values.get(key)
-    if raw is None:
-        return 0
-    try:
-        value = kind(str(raw))
-    except ValueError:
-        raise UsageError(f"--{key}: expected a number, got {raw!r}") from None
-    if value < 0:
-        raise UsageError(f"--{key}: expected a number >= 0, got {raw!r}")
-    return value
 
 
 def run(ctx: Context, command: str, values: dict[str, object], positionals: list[str]) -> int:
@@ -78,9 +69,9 @@ def run(ctx: Context, command: str, values: dict[str, object], positionals: list
 
     if positionals:
         raise UsageError(f"watch takes no arguments, got {' '.join(positionals)}")
-    duration = _number(values, "duration", float)
-    count = int(_number(values, "count", int))
-    linger = _number(values, "linger", float) if values.get("linger") is not None else 1.0
+    duration = bounded_seconds(values.get("duration") or 0, option="--duration", high=MAX_WATCH_SECONDS)
+    count = bounded_int(values.get("count") or 0, option="--count", low=0, high=10**9)
+    linger = 1.0 if values.get("linger") is None else bounded_seconds(values["linger"], option="--linger", high=3600)
     if os.geteuid() != 0:
         from ..tools.trace.watch import NEEDS_ROOT
 

@@ -97,7 +97,7 @@ def read_records(
             conf dir's flannel networks (records of others are read from
             their cached config).
     """
-    from ...core.plan import cached_attachments
+    from ...core.record import PODS_FOLDER, cached_attachments
     from ...edges.recordstore import CacheStore
     from ...errors import CacheError
 
@@ -107,7 +107,7 @@ def read_records(
     except CacheError as exc:
         return [], [("results/", exc.problem)], []
     try:
-        pods = store.names(folder=("libcni_py", "pods"))
+        pods = store.names(folder=PODS_FOLDER)
     except CacheError:
         pods = []
     pod_ids = set(pods)

@@ -63,7 +63,7 @@ def _gc(
     """GC each network with every attachment but the targets as valid.
     Returns ``(lines, removed triples, errors)``."""
     from ...core.netconf import load_network
-    from ...core.plan import GCReport
+    from ...core.reports import GCReport
     from ...errors import MultiError
 
     lines: list[str] = []
